@@ -1,0 +1,57 @@
+"""nox sessions: tests (both backends), opt-in corpus tests, benchmarks, TF parity, wheels.
+
+Heavy sessions are not run by default (``nox -s bench``, ``nox -s compare_tf``, ...).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["tests"]
+nox.options.reuse_existing_virtualenvs = True
+ROOT = Path(__file__).resolve().parent
+DATA = os.environ.get("MUSGEN_DATA", str(ROOT.parent / "shared" / "data"))
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite on the C++ build, then again on the pure-Python backend."""
+    session.install(".[test,train]")
+    session.run("pytest", *session.posargs)
+    session.run("pytest", "-m", "not slow", *session.posargs, env={"MUSGEN_BACKEND": "python"})
+
+
+@nox.session
+def tests_pure(session: nox.Session) -> None:
+    """A pure-Python install (no C++ build) passes the suite."""
+    session.install(".[test,train]", env={"MUSGEN_BUILD_EXTENSION": "OFF"})
+    session.run("pytest", "-m", "not slow", *session.posargs)
+
+
+@nox.session(default=False)
+def corpus(session: nox.Session) -> None:
+    """Opt-in tests on the big corpora (MUSGEN_DATA, default ../shared/data)."""
+    session.install(".[test,train]")
+    session.run("pytest", "-m", "corpus", *session.posargs, env={"MUSGEN_DATA": DATA})
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Every benchmark in bench/ (prints ratios against the tools users would otherwise pick)."""
+    session.install(".[bench,train]")
+    scripts = sorted((ROOT / "bench").glob("bench_*.py"))
+    only = set(session.posargs)
+    for script in scripts:
+        if only and script.stem not in only:
+            continue
+        session.run("python", str(script), env={"MUSGEN_DATA": DATA})
+
+
+@nox.session(default=False)
+def compare_tf(session: nox.Session) -> None:
+    """Train a small model with TensorFlow, export it, and compare Keras with the C++/NumPy engines."""
+    session.install(".[test,train]")
+    session.run("python", str(ROOT / "bench" / "compare_tf.py"), *session.posargs)

@@ -1,0 +1,62 @@
+"""musgen: train LSTM music generators on MIDI collections and generate new music, fast.
+
+Public entry points (imported lazily so ``import musgen`` stays cheap and TensorFlow-free):
+``musgen.midi`` (read/read_many/write), ``musgen.codec``, ``musgen.prepare``, ``musgen.train``,
+``musgen.evaluate``, ``musgen.engine`` and ``musgen.generate``.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from ._version import __version__
+from .errors import (
+    BackendUnavailableError,
+    CodecError,
+    MidiError,
+    MidiWarning,
+    ModelFormatError,
+    MusgenError,
+)
+from .score import Score
+
+__all__ = [
+    "__version__",
+    "BackendUnavailableError",
+    "CodecError",
+    "MidiError",
+    "MidiWarning",
+    "ModelFormatError",
+    "MusgenError",
+    "Score",
+    "generate",
+    "prepare",
+    "train",
+    "evaluate",
+]
+
+# name -> (module, attribute); attribute None means the module itself
+_LAZY = {
+    "midi": ("musgen.midi", None),
+    "codec": ("musgen.codec", None),
+    "engine": ("musgen.engine", None),
+    "generate": ("musgen.generation", "generate"),
+    "prepare": ("musgen.dataset", "prepare"),
+    "train": ("musgen.training", "train"),
+    "evaluate": ("musgen.evaluation", "evaluate"),
+}
+
+
+def __getattr__(name: str):
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'musgen' has no attribute {name!r}") from None
+    mod = import_module(module)
+    value = mod if attr is None else getattr(mod, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

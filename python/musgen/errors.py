@@ -1,0 +1,60 @@
+"""The exceptions and warnings musgen raises, shared by every backend (C++, CUDA, Python)."""
+
+from __future__ import annotations
+
+__all__ = [
+    "MusgenError",
+    "MidiError",
+    "MidiWarning",
+    "CodecError",
+    "ModelFormatError",
+    "BackendUnavailableError",
+]
+
+
+class MusgenError(Exception):
+    """Base class of every musgen error."""
+
+
+class MidiError(MusgenError, ValueError):
+    """A MIDI file could not be read: names the file, the byte offset and what was wrong.
+
+    Attributes
+    ----------
+    path : str or None
+        The file that was being read (None for bytes read from memory).
+    offset : int or None
+        Byte offset in the file where the problem was found.
+    reason : str
+        What was wrong and what was expected.
+    """
+
+    def __init__(self, message: str, path: str | None = None, offset: int | None = None):
+        self.path = path
+        self.offset = offset
+        self.reason = message
+        where = []
+        if path is not None:
+            where.append(str(path))
+        if offset is not None:
+            where.append(f"byte {offset}")
+        super().__init__(": ".join(where + [message]) if where else message)
+
+    def __reduce__(self):  # keep path/offset across pickling (read_many workers, multiprocessing)
+        return (type(self), (self.reason, self.path, self.offset))
+
+
+class MidiWarning(UserWarning):
+    """A damaged MIDI file was recovered (truncated track, missing End-of-Track, ...)."""
+
+
+class CodecError(MusgenError, ValueError):
+    """Tokens or a codec configuration are invalid."""
+
+
+class ModelFormatError(MusgenError, ValueError):
+    """A model directory (config.json / weights.safetensors) is missing, damaged or mismatched."""
+
+
+class BackendUnavailableError(MusgenError, RuntimeError):
+    """The requested backend (cpp, cuda) is not available in this build or on this machine."""

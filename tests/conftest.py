@@ -1,0 +1,45 @@
+"""Shared fixtures: every behaviour test runs on every available backend.
+
+Opt-in corpus tests read MUSGEN_DATA (the folder holding ``corpora/`` and ``torture/``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from musgen import _backend
+
+TESTS = Path(__file__).resolve().parent
+DATA = TESTS / "data"
+
+
+def available_backends() -> list[str]:
+    """Backends to test: python always, cpp when built; MUSGEN_BACKEND=python forces python only."""
+    if os.environ.get("MUSGEN_BACKEND", "").lower() == "python" or not _backend.has_cpp():
+        return ["python"]
+    return ["cpp", "python"]
+
+
+@pytest.fixture(params=available_backends())
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def corpus_root() -> Path:
+    """The big shared data folder; tests using it are opt-in via MUSGEN_DATA."""
+    root = os.environ.get("MUSGEN_DATA")
+    if not root:
+        pytest.skip("opt-in: set MUSGEN_DATA to the folder holding corpora/ and torture/")
+    path = Path(root)
+    if not (path / "corpora").is_dir():
+        pytest.fail(f"MUSGEN_DATA={root} has no corpora/ folder")
+    return path
