@@ -677,7 +677,9 @@ def decode(tokens, config: CodecConfig | None = None, *, backend: str | None = N
                          f"{tok.shape} dtype {tok.dtype}")
     tok = np.ascontiguousarray(tok, dtype=np.int64)
     if tok.size and (tok.min() < -(1 << 31) or tok.max() >= (1 << 31)):
+        # not an int32: report it, unless an earlier token already breaks the grammar
         bad = int(np.flatnonzero((tok < -(1 << 31)) | (tok >= (1 << 31)))[0])
+        grammar(config).walk(tok[:bad])
         raise CodecError(_violation_message(config, grammar(config).table, 0, bad, int(tok[bad])))
     tok = tok.astype(np.int32)
     g = grammar(config)
