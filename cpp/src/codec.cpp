@@ -28,10 +28,53 @@ bool item_less(const EncodeScratch::Item& a, const EncodeScratch::Item& b) {
 // Greedy spelling of `value` steps: full tokens of `largest`, then the remainder.
 inline void push_span(std::vector<std::int32_t>& out, std::int64_t value, std::int32_t largest,
                       std::int32_t base) {
+  if (value <= largest) {  // the common case: one token, no division
+    out.push_back(base + static_cast<std::int32_t>(value) - 1);
+    return;
+  }
   const std::int32_t full = base + largest - 1;
   for (std::int64_t q = value / largest; q > 0; --q) out.push_back(full);
   const std::int64_t r = value % largest;
   if (r > 0) out.push_back(base + static_cast<std::int32_t>(r) - 1);
+}
+
+// Select the notes the stream keeps, quantize and bin them into `items` (stream order not yet
+// established). Returns whether the onsets came out non-decreasing (the usual case: the Score
+// is sorted by start).
+template <class ToSteps>
+bool select_notes(const Note* notes, std::size_t n, const Vocab& v,
+                  std::vector<EncodeScratch::Item>& items, ToSteps to_steps) {
+  bool sorted = true;
+  std::int64_t last_onset = 0;
+  const int shift = v.velocity_shift;
+  // Written through a pointer, field by field: building an Item on the stack and copying it in
+  // (push_back) made the store forwarding stall the hot loop.
+  items.resize(n);
+  EncodeScratch::Item* out = items.data();
+  std::size_t m = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const Note& nt = notes[i];
+    std::int32_t code;
+    if (nt.channel == kDrumChannel) {
+      if (!v.keep_drums || nt.pitch < v.drum_lo || nt.pitch > v.drum_hi) continue;
+      code = v.n_pitches + nt.pitch - v.drum_lo;
+    } else {
+      if (nt.pitch < v.pitch_lo || nt.pitch > v.pitch_hi) continue;
+      code = nt.pitch - v.pitch_lo;
+    }
+    const std::int64_t on = to_steps(nt.start);
+    const std::int64_t off = to_steps(nt.end);
+    const std::int32_t vel = std::max<std::int32_t>(nt.velocity, 1) >> shift;
+    sorted &= on >= last_onset;
+    last_onset = on;
+    EncodeScratch::Item& it = out[m++];
+    it.onset = on;
+    it.duration = std::max<std::int64_t>(off - on, 1);
+    it.code = code;
+    it.velocity = vel;
+  }
+  items.resize(m);
+  return sorted;
 }
 
 }  // namespace
@@ -139,41 +182,33 @@ void encode_score(const ScoreView& score, const Vocab& v, std::vector<std::int32
   cum.assign(n_seg, 0);
   for (std::size_t s = 1; s < n_seg; ++s)
     cum[s] = cum[s - 1] + (tb.seg_ticks[s] - tb.seg_ticks[s - 1]) * tb.seg_rates[s - 1];
-  const std::int64_t two_div = 2 * tb.divisor;
   const std::int64_t* seg_ticks = tb.seg_ticks;
   const std::int64_t* seg_rates = tb.seg_rates;
-  auto to_steps = [&](std::int64_t t) -> std::int64_t {
-    std::size_t i = 0;
-    if (n_seg > 1)
-      i = static_cast<std::size_t>(std::upper_bound(seg_ticks, seg_ticks + n_seg, t) -
-                                   seg_ticks) - 1;
-    const std::int64_t units = cum[i] + (t - seg_ticks[i]) * seg_rates[i];
-    return (2 * units + tb.divisor) / two_div;  // units >= 0: '/' is floor division
-  };
-
-  // Select, quantize and bin; the input is usually sorted by start, hence by onset step.
+  const std::int64_t divisor = tb.divisor;
   std::vector<EncodeScratch::Item>& items = scratch.items;
-  items.clear();
-  items.reserve(n);
   bool sorted = true;
-  std::int64_t last_onset = 0;
-  const int shift = v.velocity_shift;
-  for (std::size_t i = 0; i < n; ++i) {
-    const Note& nt = notes[i];
-    std::int32_t code;
-    if (nt.channel == kDrumChannel) {
-      if (!v.keep_drums || nt.pitch < v.drum_lo || nt.pitch > v.drum_hi) continue;
-      code = v.n_pitches + nt.pitch - v.drum_lo;
-    } else {
-      if (nt.pitch < v.pitch_lo || nt.pitch > v.pitch_hi) continue;
-      code = nt.pitch - v.pitch_lo;
-    }
-    const std::int64_t on = to_steps(nt.start);
-    const std::int64_t off = to_steps(nt.end);
-    const std::int32_t vel = std::max<std::int32_t>(nt.velocity, 1) >> shift;
-    if (on < last_onset) sorted = false;
-    last_onset = on;
-    items.push_back({on, std::max<std::int64_t>(off - on, 1), code, vel});
+  // One segment (every beat grid) whose largest 2 U + divisor fits 32 bits: a 32-bit division
+  // is several times cheaper than a 64-bit one and gives the same quotient.
+  // (hi * max_rate <= 2^61 was checked above, so this bound is computed without overflow.)
+  constexpr std::int64_t k32 = std::int64_t{1} << 32;
+  const bool narrow = n_seg == 1 && 2 * hi * max_rate + divisor < k32 && 2 * divisor < k32;
+  if (narrow) {
+    const auto rate = static_cast<std::uint32_t>(seg_rates[0]);
+    const auto half = static_cast<std::uint32_t>(divisor);
+    const auto two_div = 2 * half;
+    sorted = select_notes(notes, n, v, items, [=](std::int64_t t) -> std::int64_t {
+      return (2 * static_cast<std::uint32_t>(t) * rate + half) / two_div;
+    });
+  } else {
+    const std::int64_t two_div = 2 * divisor;
+    sorted = select_notes(notes, n, v, items, [&](std::int64_t t) -> std::int64_t {
+      std::size_t i = 0;
+      if (n_seg > 1)
+        i = static_cast<std::size_t>(std::upper_bound(seg_ticks, seg_ticks + n_seg, t) -
+                                     seg_ticks) - 1;
+      const std::int64_t units = cum[i] + (t - seg_ticks[i]) * seg_rates[i];
+      return (2 * units + divisor) / two_div;  // units >= 0: '/' is floor division
+    });
   }
   if (!sorted) {
     std::sort(items.begin(), items.end(), item_less);
