@@ -367,7 +367,9 @@ def encode(score) -> bytes:
         _check(0 < int(score.ticks_per_beat) < 0x8000, "ticks_per_beat must be 1..32767")
         division = int(score.ticks_per_beat)
 
-    n_tracks = max([1, len(score.track_names)]
+    # An empty score (no tracks at all) is written with no track, so it reads back unchanged.
+    conductor = 1 if (score.tempos.size or score.time_signatures.size) else 0
+    n_tracks = max([conductor, len(score.track_names)]
                    + [int(a["track"].max()) + 1 for a in (notes, programs, keys) if a.size])
     _check(n_tracks <= 65535, "at most 65535 tracks")
     names = list(score.track_names) + [""] * (n_tracks - len(score.track_names))
