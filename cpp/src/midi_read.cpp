@@ -43,27 +43,25 @@ unsigned be16(const std::uint8_t* p) { return (unsigned(p[0]) << 8) | p[1]; }
 // Thrown inside a track whose chunk was cut short by the end of the file: stop the track there.
 struct Truncated {};
 
-// Open notes of one track: a FIFO of (start, velocity) per (channel, pitch), storage reused.
+// Open notes of one track: per (channel, pitch) a FIFO of indices into the note array (the
+// note is stored at its note-on, so each track's notes come out in start order). Storage is
+// reused across tracks and files (one instance per thread).
 class OpenNotes {
  public:
-  struct Pending {
-    std::int64_t start;
-    std::uint8_t velocity;
-  };
-  void push(unsigned key, std::int64_t start, std::uint8_t velocity) {
+  void push(unsigned key, std::uint32_t slot) {
     Queue& q = queues_[key];
-    if (q.items.empty() || q.head == q.items.size()) {
+    if (q.head == q.items.size()) {
       if (q.items.empty()) used_.push_back(static_cast<std::uint16_t>(key));
       q.items.clear();
       q.head = 0;
     }
-    q.items.push_back({start, velocity});
+    q.items.push_back(slot);
   }
-  // Pops the earliest open note of `key` into `out`; false when none is open.
-  bool pop(unsigned key, Pending& out) {
+  // Pops the earliest open note of `key` into `slot`; false when none is open.
+  bool pop(unsigned key, std::uint32_t& slot) {
     Queue& q = queues_[key];
     if (q.head >= q.items.size()) return false;
-    out = q.items[q.head++];
+    slot = q.items[q.head++];
     return true;
   }
   // Visit every note still open, then empty all queues for the next track.
@@ -71,7 +69,7 @@ class OpenNotes {
   void drain(F&& f) {
     for (std::uint16_t key : used_) {
       Queue& q = queues_[key];
-      for (std::size_t i = q.head; i < q.items.size(); ++i) f(key, q.items[i]);
+      for (std::size_t i = q.head; i < q.items.size(); ++i) f(q.items[i]);
       q.items.clear();
       q.head = 0;
     }
@@ -80,7 +78,7 @@ class OpenNotes {
 
  private:
   struct Queue {
-    std::vector<Pending> items;
+    std::vector<std::uint32_t> items;
     std::size_t head = 0;
   };
   Queue queues_[16 * 128];
@@ -89,7 +87,8 @@ class OpenNotes {
 
 class Reader {
  public:
-  Reader(const std::uint8_t* data, ScoreData& out) : d_(data), out_(out) {}
+  Reader(const std::uint8_t* data, ScoreData& out, OpenNotes& open)
+      : d_(data), out_(out), open_(open) {}
 
   void track(std::size_t pos, std::size_t end, bool truncated, unsigned track) {
     pos_ = pos;
@@ -136,14 +135,13 @@ class Reader {
                    pos_ + i);
           const unsigned kind = status & 0xF0, ch = status & 0x0F, d0 = d_[pos_];
           if (kind == 0x90 && d_[pos_ + 1] > 0) {
-            open_.push((ch << 7) | d0, tick, d_[pos_ + 1]);
+            open_.push((ch << 7) | d0, static_cast<std::uint32_t>(out_.notes.size()));
+            out_.notes.push_back(Note{static_cast<std::uint16_t>(track_),
+                                      static_cast<std::uint8_t>(ch),
+                                      static_cast<std::uint8_t>(d0), d_[pos_ + 1], tick, tick});
           } else if (kind == 0x80 || kind == 0x90) {
-            OpenNotes::Pending p;
-            if (open_.pop((ch << 7) | d0, p))
-              out_.notes.push_back(Note{static_cast<std::uint16_t>(track_),
-                                        static_cast<std::uint8_t>(ch),
-                                        static_cast<std::uint8_t>(d0), p.velocity, p.start,
-                                        tick});
+            std::uint32_t slot;
+            if (open_.pop((ch << 7) | d0, slot)) out_.notes[slot].end = tick;
           } else if (kind == 0xC0) {
             out_.programs.push_back(Program{tick, static_cast<std::uint16_t>(track_),
                                             static_cast<std::uint8_t>(ch),
@@ -204,12 +202,7 @@ class Reader {
     } catch (const Truncated&) {
     }
     // Notes still sounding end at the track's last tick.
-    open_.drain([&](std::uint16_t key, const OpenNotes::Pending& p) {
-      out_.notes.push_back(Note{static_cast<std::uint16_t>(track_),
-                                static_cast<std::uint8_t>(key >> 7),
-                                static_cast<std::uint8_t>(key & 0x7F), p.velocity, p.start,
-                                last_tick});
-    });
+    open_.drain([&](std::uint32_t slot) { out_.notes[slot].end = last_tick; });
     out_.track_names.push_back(std::move(name));
   }
 
@@ -242,11 +235,56 @@ class Reader {
 
   const std::uint8_t* d_;
   ScoreData& out_;
-  OpenNotes open_;
+  OpenNotes& open_;
   std::size_t pos_ = 0, end_ = 0;
   bool truncated_ = false;
   unsigned track_ = 0;
 };
+
+// Each track's notes are already in start order (stored at their note-on). Order the notes of
+// equal start within a track by (channel, pitch, end, velocity), then merge the tracks by
+// (start, track): the full order (start, track, channel, pitch, end, velocity) in O(n log k).
+void sort_notes(std::vector<Note>& notes, const std::vector<std::size_t>& segments) {
+  auto tie_less = [](const Note& a, const Note& b) {
+    const unsigned ka = (unsigned(a.channel) << 7) | a.pitch, kb = (unsigned(b.channel) << 7) | b.pitch;
+    if (ka != kb) return ka < kb;
+    if (a.end != b.end) return a.end < b.end;
+    return a.velocity < b.velocity;
+  };
+  for (std::size_t i = 0; i < notes.size();) {
+    std::size_t j = i + 1;
+    while (j < notes.size() && notes[j].start == notes[i].start && notes[j].track == notes[i].track)
+      ++j;
+    if (j - i > 1) {  // chord-sized runs: insertion sort
+      for (std::size_t a = i + 1; a < j; ++a) {
+        Note x = notes[a];
+        std::size_t b = a;
+        for (; b > i && tie_less(x, notes[b - 1]); --b) notes[b] = notes[b - 1];
+        notes[b] = x;
+      }
+    }
+    i = j;
+  }
+  // Merge adjacent track segments pairwise until one remains (stable: track order kept).
+  std::vector<std::size_t> bounds;
+  for (std::size_t b : segments)
+    if (bounds.empty() || b != bounds.back()) bounds.push_back(b);
+  if (bounds.size() <= 2) return;
+  std::vector<Note> buf(notes.size());
+  auto by_start = [](const Note& a, const Note& b) { return a.start < b.start; };
+  while (bounds.size() > 2) {
+    std::vector<std::size_t> next{0};
+    for (std::size_t k = 0; k + 1 < bounds.size(); k += 2) {
+      const std::size_t lo = bounds[k], mid = bounds[k + 1];
+      const std::size_t hi = k + 2 < bounds.size() ? bounds[k + 2] : mid;
+      std::merge(notes.begin() + lo, notes.begin() + mid, notes.begin() + mid,
+                 notes.begin() + hi, buf.begin() + lo, by_start);
+      next.push_back(hi);
+    }
+    notes.swap(buf);
+    bounds.swap(next);
+  }
+}
 
 }  // namespace
 
@@ -308,7 +346,9 @@ ScoreData read_midi_bytes(const std::uint8_t* data, std::size_t n) {
   // At most one note per 3 bytes (note-on + note-off take >= 6 bytes with running status):
   // reserve from the bytes present, never from declared counts.
   out.notes.reserve(size / 6 + 16);
-  Reader reader(d, out);
+  static thread_local OpenNotes open;
+  Reader reader(d, out, open);
+  std::vector<std::size_t> segments{0};  // note index where each track's notes begin
   std::size_t pos = base + 8 + hlen;
   const std::size_t first_chunk = pos;
   unsigned track = 0;
@@ -326,7 +366,13 @@ ScoreData read_midi_bytes(const std::uint8_t* data, std::size_t n) {
             static_cast<unsigned long long>(n - body)));
         end = n;
       }
-      reader.track(body, end, truncated, track);
+      try {
+        reader.track(body, end, truncated, track);
+      } catch (...) {
+        open.drain([](std::uint32_t) {});  // leave the per-thread queues empty for the next file
+        throw;
+      }
+      segments.push_back(out.notes.size());
       ++track;
     } else if (end > n) {
       break;  // an unknown chunk cut short by the end of the file: nothing more to read
@@ -336,14 +382,7 @@ ScoreData read_midi_bytes(const std::uint8_t* data, std::size_t n) {
   if (track == 0 && ntrks > 0)
     fail(format("no 'MTrk' track chunk found (the header declares %u)", ntrks), first_chunk);
 
-  std::sort(out.notes.begin(), out.notes.end(), [](const Note& a, const Note& b) {
-    if (a.start != b.start) return a.start < b.start;
-    const std::uint32_t ka = (std::uint32_t(a.track) << 16) | (a.channel << 8) | a.pitch;
-    const std::uint32_t kb = (std::uint32_t(b.track) << 16) | (b.channel << 8) | b.pitch;
-    if (ka != kb) return ka < kb;
-    if (a.end != b.end) return a.end < b.end;
-    return a.velocity < b.velocity;
-  });
+  sort_notes(out.notes, segments);
   std::stable_sort(out.tempos.begin(), out.tempos.end(),
                    [](const Tempo& a, const Tempo& b) { return a.tick < b.tick; });
   std::stable_sort(out.time_signatures.begin(), out.time_signatures.end(),
