@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import _backend
-from ..modeldir import load_model_dir
+from ..errors import ModelFormatError
+from ..modeldir import CONFIG_NAME, load_model_dir
 from ._numpy import NumpyModel
 
 __all__ = ["Engine", "load"]
@@ -37,7 +38,11 @@ def load(model_dir: str | os.PathLike, *, backend: str | None = None) -> "Engine
 
         if not has_cpp_engine():  # a core built without the engine: auto means "best available"
             name = "python"
-    config, tensors = load_model_dir(model_dir)
+    try:
+        config, tensors = load_model_dir(model_dir)
+    except UnicodeDecodeError as exc:  # a config.json that is not UTF-8 text
+        raise ModelFormatError(f"{Path(model_dir) / CONFIG_NAME}: not UTF-8 text ({exc})"
+                               ) from exc
     return Engine(config, tensors, name, Path(model_dir))
 
 
@@ -88,8 +93,6 @@ class Engine:
             from ..codec import CodecConfig
 
             if "codec" not in self.config:
-                from ..errors import ModelFormatError
-
                 raise ModelFormatError(f"{self.path}: config.json has no 'codec' section")
             self._codec = CodecConfig.from_dict(self.config["codec"])
         return self._codec
