@@ -25,7 +25,7 @@ CONFIGS = {
                                            max_duration=5),
 }
 
-HYP = settings(max_examples=60, deadline=None,
+HYP = settings(max_examples=40, deadline=None,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                       HealthCheck.function_scoped_fixture])
 
