@@ -150,7 +150,8 @@ void bind_codec(py::module_& m) {
                                        g, vocab, num, den);
         }
         py::array out = zeros_notes(notes.size());
-        if (!notes.empty()) std::memcpy(out.mutable_data(), notes.data(), notes.size() * sizeof(Note));
+        if (!notes.empty())
+          std::memcpy(out.mutable_data(), notes.data(), notes.size() * sizeof(Note));
         return out;
       },
       py::arg("tokens"), py::arg("table"), py::arg("start_state"), py::arg("params"),

@@ -345,7 +345,8 @@ std::vector<Note> decode_tokens(const std::int32_t* tokens, std::size_t n_tokens
       throw CodecError("decode: token " + std::to_string(t) + " (" + v.token_name(t) +
                        ") at position " + std::to_string(pos) + " is not allowed here; allowed: " +
                        allowed_runs(v, row));
-    if (nxt >= g.n_states) throw CodecError("decode_tokens: bad grammar table (state out of range)");
+    if (nxt >= g.n_states)
+      throw CodecError("decode_tokens: bad grammar table (state out of range)");
     state = nxt;
     if (t >= v.duration_base) {
       const std::int64_t d = t - v.duration_base + 1;

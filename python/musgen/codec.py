@@ -43,11 +43,10 @@ Representation choices (why):
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass, field, fields
 from functools import cached_property
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -383,9 +382,10 @@ class Grammar:
     start_state : int
         The state before the first token (only BOS is allowed there).
     can_end : np.bool_ [n_states]
-        EOS is allowed: the tokens so far decode to a complete score.
+        EOS is allowed: the tokens so far decode to a complete score. After EOS (state
+        ``S_END``) only PAD may follow, and can_end is False there.
     state_names : list of str
-        For messages ("note", "chord after Pitch_60", ...).
+        One per state, for debugging ("onset 0", "after Pitch_60 Velocity", ...).
 
     Every sequence the automaton accepts, and every prefix of one, decodes without error; and
     a complete sequence is a fixed point: ``encode(decode(tokens)) == tokens``.
