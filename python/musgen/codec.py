@@ -35,6 +35,8 @@ Representation choices (why):
 * Tempo is not tokenized: ``decode`` writes one tempo, the ``tempo=`` argument or the config's
   ``tempo`` (microseconds per beat, 120 BPM by default). ``quantize`` keeps the piece's first
   tempo, so a round trip is ``decode(encode(s), tempo=first tempo) == quantize(s)``.
+* An encoding longer than ``MAX_TOKENS`` (2**25) tokens is refused with CodecError: only a
+  damaged file (a tick far beyond the music) gets there, and it must not allocate without bound.
 * Decoding a prefix that stops before EOS (generation hit its length limit) works: a trailing
   note without a Duration token is dropped; a note whose last Duration token is the longest one
   keeps the duration read so far.
@@ -51,6 +53,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import _backend
+from ._pycodec import MAX_TOKENS
 from .errors import CodecError
 from .score import DEFAULT_TEMPO, NOTE_DTYPE, TEMPO_DTYPE, Score
 
@@ -72,6 +75,7 @@ __all__ = [
     "quantize",
     "paper_features",
     "paper_decode",
+    "MAX_TOKENS",
 ]
 
 #: Token types (``CodecConfig.token_types``). Drum pitches have their own type so that
