@@ -73,7 +73,7 @@ def window_starts(lengths: np.ndarray, window: int, stride: int) -> tuple[np.nda
     lengths = np.asarray(lengths, dtype=np.int64)
     n = 1 + -(-np.maximum(lengths - 1 - window, 0) // stride)
     piece = np.repeat(np.arange(lengths.shape[0], dtype=np.int64), n)
-    first = np.concatenate([[0], np.cumsum(n)[:-1]]).astype(np.int64)
+    first = np.cumsum(n) - n
     k = np.arange(piece.shape[0], dtype=np.int64) - np.repeat(first, n)
     return piece, k * stride
 
