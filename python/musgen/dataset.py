@@ -62,6 +62,8 @@ __all__ = [
     "prepare",
     "find_midi_files",
     "folder_split",
+    "seeded_split",
+    "format_summary",
 ]
 
 FORMAT = "musgen.dataset"
@@ -150,6 +152,19 @@ def _split_counts(n: int, ratios: Sequence[float]) -> list[int]:
                 counts[donor] -= 1
                 counts[i] += 1
     return counts
+
+
+def seeded_split(keys: Sequence[str], seed: int,
+                 ratios: Sequence[float] = (0.8, 0.1, 0.1)) -> list[str]:
+    """The split of each piece, from its key (the file's sha1) and ``seed``: pieces ordered by
+    a keyed hash, cut at exact counts (see the module docstring for why)."""
+    ratios = _check_split(ratios)
+    order = sorted(range(len(keys)), key=lambda i: (_split_key(seed, keys[i]), i))
+    bounds = np.cumsum(_split_counts(len(keys), ratios))
+    out = [""] * len(keys)
+    for rank, i in enumerate(order):
+        out[i] = SPLITS[int(np.searchsorted(bounds, rank, side="right"))]
+    return out
 
 
 def _check_split(split) -> tuple[float, float, float]:
@@ -588,11 +603,8 @@ def prepare(
 
         # Seeded split of the pieces no folder placed (by piece: windows never straddle splits).
         free = [p for p in kept if p["split"] is None]
-        free.sort(key=lambda p: _split_key(seed, p["sha1"]))
-        counts = _split_counts(len(free), ratios)
-        bounds = np.cumsum(counts)
-        for rank, piece in enumerate(free):
-            piece["split"] = SPLITS[int(np.searchsorted(bounds, rank, side="right"))]
+        for piece, name in zip(free, seeded_split([p["sha1"] for p in free], seed, ratios)):
+            piece["split"] = name
 
         splits = {s: {"pieces": 0, "tokens": 0, "notes": 0} for s in SPLITS}
         for p in kept:
