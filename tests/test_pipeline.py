@@ -126,3 +126,71 @@ def test_tf_dataset_matches_numpy_batches(tmp_path):
     assert len(got) == len(ref) > 4
     for (x0, y0), (x1, y1) in zip(ref, got):
         assert x1.dtype == np.int32 and np.array_equal(x0, x1) and np.array_equal(y0, y1)
+
+
+# ----------------------------------------------------------------------------- transposition
+def codec_dataset(tmp_path, backend):
+    """Real codec tokens of random little scores in a narrow pitch range (so that some
+    transpositions leave it)."""
+    from musgen import codec
+    from musgen.score import NOTE_DTYPE, Score
+
+    config = codec.default_config(pitch_range=(55, 79))
+    rng = np.random.default_rng(0)
+    pieces = []
+    for i in range(12):
+        n = int(rng.integers(3, 40))
+        notes = np.zeros(n, dtype=NOTE_DTYPE)
+        notes["pitch"] = rng.integers(55, 80, n)
+        notes["velocity"] = rng.integers(1, 128, n)
+        notes["start"] = np.sort(rng.integers(0, 480 * 16, n))
+        notes["end"] = notes["start"] + rng.integers(1, 960, n)
+        order = np.lexsort((notes["end"], notes["pitch"], notes["start"]))
+        pieces.append(codec.encode(Score(notes=notes[order]), config, backend=backend))
+    return Dataset.open(write_tiny(tmp_path / "ds", pieces, codec=config.to_dict())), config
+
+
+def test_pipeline_pad_is_the_codec_pad(tmp_path, backend):
+    ds, config = codec_dataset(tmp_path, backend)
+    assert ds.codec == config
+    assert config.pad_id == pipeline.PAD_ID
+
+
+def test_numpy_batches_transposition_stays_in_range(tmp_path, backend):
+    ds, config = codec_dataset(tmp_path, backend)
+    kw = dict(window=16, stride=16, batch_size=64, shuffle=False, seed=5, transpose=6)
+    plain = np.concatenate([x for x, _ in pipeline.numpy_batches(ds, **{**kw, "transpose": 0})])
+    plain_y = np.concatenate([y for _, y in pipeline.numpy_batches(ds, **{**kw, "transpose": 0})])
+    got = list(pipeline.numpy_batches(ds, **kw))
+    x = np.concatenate([b[0] for b in got])
+    y = np.concatenate([b[1] for b in got])
+    plan = pipeline.plan_epoch(ds, "train", **{k: v for k, v in kw.items()})
+    shifts = plan.shift_rows - 6
+    pitch = config.token_types == 2  # TYPE_PITCH
+    kept = moved = 0
+    for row in range(x.shape[0]):
+        span = np.concatenate([plain[row], plain_y[row, -1:]])
+        want = config.transpose(span, int(shifts[row]))
+        if want is None:  # would leave the range: kept as it was
+            want = span
+            kept += 1
+        elif shifts[row] != 0:
+            moved += 1
+        assert np.array_equal(x[row], want[:-1]) and np.array_equal(y[row], want[1:])
+        # still in range: every pitch token is a pitch token of the vocabulary
+        assert np.array_equal(pitch[x[row]], pitch[plain[row]])
+    assert kept > 0 and moved > 0
+    # the PAD positions are untouched
+    assert np.array_equal(x == 0, plain == 0)
+
+
+@pytest.mark.tf
+def test_tf_dataset_matches_numpy_batches_with_transposition(tmp_path, backend):
+    pytest.importorskip("tensorflow")
+    ds, _ = codec_dataset(tmp_path, backend)
+    kw = dict(window=8, stride=5, batch_size=16, seed=2, epoch=0, epochs=2, transpose=5)
+    ref = list(pipeline.numpy_batches(ds, **kw))
+    got = [(x.numpy(), y.numpy()) for x, y in pipeline.tf_dataset(ds, **kw)]
+    assert len(got) == len(ref) > 2
+    for (x0, y0), (x1, y1) in zip(ref, got):
+        assert np.array_equal(x0, x1) and np.array_equal(y0, y1)

@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-notes", type=int, default=1,
                         help="quarantine files with fewer notes (default 1)")
     parser.add_argument("--keep-drums", action="store_true",
-                        help="keep channel-10 percussion (dropped by default)")
+                        help="keep channel-10 percussion as DrumPitch tokens (dropped by default)")
     parser.add_argument("--backend", default=None, choices=["auto", "cpp", "cuda", "python"],
                         help="reader/codec implementation (default: $MUSGEN_BACKEND or auto)")
     parser.add_argument("-q", "--quiet", action="store_true",
@@ -53,10 +53,12 @@ def run(args: argparse.Namespace) -> int:
         if args.steps_per_beat < 1:
             raise DatasetError(f"--steps-per-beat {args.steps_per_beat}: expected >= 1")
         overrides["steps_per_beat"] = args.steps_per_beat
+    if args.keep_drums:
+        overrides["keep_drums"] = True
     config = codec.default_config(**overrides)
     summary = prepare(args.corpora, args.output, config=config, seed=args.seed, split=args.split,
                       threads=args.threads, max_tokens=args.max_tokens,
-                      min_notes=args.min_notes, keep_drums=args.keep_drums, quiet=args.quiet,
+                      min_notes=args.min_notes, quiet=args.quiet,
                       backend=args.backend)
     if not args.quiet:
         print(format_summary(summary))

@@ -479,7 +479,7 @@ def prepare(
     threads: int | None = None,
     max_tokens: int | None = None,
     min_notes: int = 1,
-    keep_drums: bool = False,
+    keep_drums: bool | None = None,
     quiet: bool = False,
     backend: str | None = None,
 ) -> dict:
@@ -503,8 +503,9 @@ def prepare(
         Files encoding to more tokens are quarantined (``too_long``).
     min_notes : int
         Files with fewer notes (after drums are removed) are quarantined (``no_notes``).
-    keep_drums : bool
-        Keep channel-10 percussion notes (dropped by default: they have no pitch to learn).
+    keep_drums : bool, optional
+        Keep channel-10 percussion as DrumPitch tokens; None follows ``config.keep_drums``
+        (False by default: drums are dropped before anything is counted or encoded).
     quiet : bool
         No progress bar.
     backend : str, optional
@@ -531,6 +532,9 @@ def prepare(
     if threads is not None and int(threads) < 1:
         raise DatasetError(f"threads={threads!r}: expected a positive number or None")
     config = config if config is not None else codec_mod.default_config()
+    if keep_drums is not None and bool(keep_drums) != config.keep_drums:
+        config = dataclasses.replace(config, keep_drums=bool(keep_drums))
+    keep_drums = config.keep_drums
     names = _source_names(roots)
 
     # (source name, root, file path, relative POSIX path), corpus order then sorted path order
@@ -589,6 +593,10 @@ def prepare(
                 token_lists = _encode_all(codec_mod, [g[1] for g in good], config, threads,
                                           backend)
                 for ((name, rel, sha1, label), score), tokens in zip(good, token_lists):
+                    if tokens.shape[0] <= 2:  # BOS, EOS: every note was outside pitch_range
+                        skip(label, "no_notes", f"none of the {score.n_notes} notes is in the "
+                             f"codec's pitch range {tuple(config.pitch_range)}")
+                        continue
                     if max_tokens is not None and tokens.shape[0] > max_tokens:
                         skip(label, "too_long", f"{tokens.shape[0]} tokens > max_tokens "
                              f"{max_tokens}")
@@ -598,7 +606,8 @@ def prepare(
                     meta = {"source": name, "path": rel, "sha1": sha1,
                             "split": split_name, "split_by": "folder" if split_name else "seed"}
                     kept.append(writer.add(meta, np.asarray(tokens, dtype=np.int32),
-                                           codec_mod.paper_features(score)))
+                                           codec_mod.paper_features(
+                                               score, keep_drums=keep_drums)))
                 bar.update(len(chunk))
 
         # Seeded split of the pieces no folder placed (by piece: windows never straddle splits).
