@@ -18,7 +18,9 @@ NO_NOTES = (b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x01\xe0"
             b"MTrk\x00\x00\x00\x04\x00\xff\x2f\x00")
 NOT_MIDI = b"this is a text file, not a standard MIDI file\n"
 BAD_HEADER = b"MThd\x00\x00\x00\x02\x00"
-TRUNCATED_CHUNK = b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x01\xe0MTrk\x00\x00\x10\x00\x00\x90"
+# One note, then the file ends long before the 4096 bytes the track chunk announces.
+TRUNCATED_CHUNK = (b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x01\xe0"
+                   b"MTrk\x00\x00\x10\x00\x00\x90\x3c\x40\x60\x80\x3c\x40")
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +66,13 @@ def test_prepare_quarantines_broken_files_and_keeps_the_rest(tmp_path, small, ba
     # the reader may reject or recover a truncated chunk; either way it is accounted for
     ds = Dataset.open(tmp_path / "ds")
     kept = {f"flat/{p.path}" for p in ds.pieces}
-    assert ("flat/truncated.mid" in q) != ("flat/truncated.mid" in kept)
+    recovered = (tmp_path / "ds" / "recovered.tsv").read_text().splitlines()
+    assert recovered[0] == "path\twarning"
+    if "flat/truncated.mid" in kept:
+        assert recovered[1].startswith("flat/truncated.mid\t") and len(recovered) >= 2
+        assert summary["files"]["recovered"] == 1
+    else:
+        assert q["flat/truncated.mid"].startswith("unreadable: ") and len(recovered) == 1
     good = {f"flat/{p.relative_to(root).as_posix()}" for p in root.rglob("*")
             if p.stem.startswith(("train_", "valid_", "test_"))}
     assert good <= kept and len(good) == 6

@@ -14,6 +14,8 @@ A dataset folder holds (one definition of the format, read by training and evalu
 * ``paper.npy``     -- float32 [total_notes, 3], the paper preset's per-note features (pitch,
   velocity, seconds since the previous onset), pieces concatenated in the same order.
 * ``quarantine.tsv`` -- ``path<TAB>reason`` for every file found but not kept (header row first).
+* ``recovered.tsv`` -- ``path<TAB>warning`` for kept files the reader recovered from damage
+  (truncated track, missing End-of-Track, ...): one row per MidiWarning.
 
 Splits. A file under a folder named ``train``, ``valid``/``validation`` or ``test`` (any
 component of its path below the corpus root, or the corpus root's own name; the innermost one
@@ -41,6 +43,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -49,7 +52,7 @@ from typing import Iterable, NamedTuple, Sequence
 import numpy as np
 
 from ._progress import Progress
-from .errors import MusgenError
+from .errors import MidiWarning, MusgenError
 
 __all__ = [
     "FORMAT",
@@ -77,6 +80,7 @@ TOKENS_NAME = "tokens.npy"
 PIECES_NAME = "pieces.jsonl"
 PAPER_NAME = "paper.npy"
 QUARANTINE_NAME = "quarantine.tsv"
+RECOVERED_NAME = "recovered.tsv"
 DRUM_CHANNEL = 9  # MIDI channel 10, General MIDI percussion
 _CHUNK_FILES = 256  # files read and encoded per round: bounds memory on big corpora
 
@@ -248,6 +252,8 @@ class _DatasetWriter:
         self._pieces = open(self.tmp / PIECES_NAME, "w", encoding="utf-8")
         self._quarantine = open(self.tmp / QUARANTINE_NAME, "w", encoding="utf-8")
         self._quarantine.write("path\treason\n")
+        self._recovered = open(self.tmp / RECOVERED_NAME, "w", encoding="utf-8")
+        self._recovered.write("path\twarning\n")
         self.pieces: list[dict] = []
 
     def add(self, meta: dict, tokens: np.ndarray, paper: np.ndarray) -> dict:
@@ -269,10 +275,14 @@ class _DatasetWriter:
     def quarantine(self, path: str, reason: str) -> None:
         self._quarantine.write(f"{_clean_field(path)}\t{_clean_field(reason)}\n")
 
+    def recovered(self, path: str, warning: str) -> None:
+        self._recovered.write(f"{_clean_field(path)}\t{_clean_field(warning)}\n")
+
     def finish(self, info: dict) -> Path:
         self._tokens.close()
         self._paper.close()
         self._quarantine.close()
+        self._recovered.close()
         keys = ("index", "source", "path", "sha1", "split", "split_by", "offset", "length",
                 "n_notes", "note_offset")
         for row in self.pieces:
@@ -293,7 +303,8 @@ class _DatasetWriter:
         return self.output
 
     def abort(self) -> None:
-        for f in (self._tokens._file, self._paper._file, self._pieces, self._quarantine):
+        for f in (self._tokens._file, self._paper._file, self._pieces, self._quarantine,
+                  self._recovered):
             try:
                 f.close()
             except Exception:  # pragma: no cover - best effort cleanup
@@ -443,6 +454,23 @@ def _sha1_file(path: Path) -> tuple[str, str | None]:
         return "", f"cannot read the file ({exc.strerror or exc})"
 
 
+def _warnings_by_file(caught, paths: list[str]) -> dict[str, list[str]]:
+    """MidiWarning texts (``"<path>: <what>"``) grouped by file; other warnings re-emitted."""
+    out: dict[str, list[str]] = {}
+    known = set(paths)
+    for w in caught:
+        text = str(w.message)
+        if issubclass(w.category, MidiWarning):
+            # paths may themselves hold ": "; take the longest known prefix
+            match = [p for p in known if text.startswith(p + ": ")]
+            if match:
+                p = max(match, key=len)
+                out.setdefault(p, []).append(text[len(p) + 2:])
+                continue
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return out
+
+
 def _without_drums(score):
     notes = score.notes
     drums = notes["channel"] == DRUM_CHANNEL
@@ -554,6 +582,7 @@ def prepare(
             writer.quarantine(label, f"{reason}: {detail}")
 
         seen: dict[str, str] = {}
+        n_recovered = 0
         with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool, \
                 Progress(n_found, "prepare", quiet=quiet, unit="files") as bar:
             for lo in range(0, n_found, _CHUNK_FILES):
@@ -569,8 +598,12 @@ def prepare(
                     else:
                         seen[sha1] = label
                         todo.append((name, root, f, rel, sha1))
-                result = midi.read_many([str(t[2]) for t in todo], threads=threads,
-                                        backend=backend, on_error="skip")
+                with warnings.catch_warnings(record=True) as caught:
+                    # damage the reader recovered from: recorded per file, not printed
+                    warnings.simplefilter("always", MidiWarning)
+                    result = midi.read_many([str(t[2]) for t in todo], threads=threads,
+                                            backend=backend, on_error="skip")
+                recovered = _warnings_by_file(caught, [str(t[2]) for t in todo])
                 by_path = dict(zip(result.paths, result.scores))
                 errors = {str(p): e for p, e in result.errors}
                 good = []
@@ -581,6 +614,9 @@ def prepare(
                         exc = errors.get(str(f))
                         skip(label, "unreadable", getattr(exc, "reason", None) or str(exc))
                         continue
+                    for text in recovered.get(str(f), ()):
+                        writer.recovered(label, text)
+                    n_recovered += bool(recovered.get(str(f)))
                     if not keep_drums:
                         score = _without_drums(score)
                     if score.n_notes < max(1, min_notes):
@@ -620,7 +656,8 @@ def prepare(
             splits[p["split"]]["pieces"] += 1
             splits[p["split"]]["tokens"] += p["length"]
             splits[p["split"]]["notes"] += p["n_notes"]
-        files = {"found": n_found, "kept": len(kept), "skipped": dict(sorted(reasons.items()))}
+        files = {"found": n_found, "kept": len(kept), "skipped": dict(sorted(reasons.items())),
+                 "recovered": n_recovered}
         from . import __version__
 
         info = {
