@@ -180,7 +180,7 @@ def test_cli_prepare_writes_dataset_and_summary(tmp_path, small, capsys):
 def test_prepare_jsb_chorales_keeps_the_standard_split(tmp_path, corpus_root):
     summary = prepare(corpus_root / "corpora" / "jsb_chorales" / "quarter", tmp_path / "ds",
                       quiet=True)
-    assert summary["files"] == {"found": 382, "kept": 382, "skipped": {}}
+    assert summary["files"] == {"found": 382, "kept": 382, "skipped": {}, "recovered": 0}
     assert [summary["splits"][s]["pieces"] for s in ("train", "valid", "test")] == [229, 76, 77]
     ds = Dataset.open(tmp_path / "ds")
     assert all(p.split_by == "folder" for p in ds.pieces)
