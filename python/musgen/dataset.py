@@ -564,6 +564,8 @@ def prepare(
         config = dataclasses.replace(config, keep_drums=bool(keep_drums))
     keep_drums = config.keep_drums
     names = _source_names(roots)
+    # a corpus root named train/valid/test puts all its files there (a file given alone: no)
+    root_names = {n: "" if r.is_file() else r.resolve().name for n, r in zip(names, roots)}
 
     # (source name, root, file path, relative POSIX path), corpus order then sorted path order
     entries = []
@@ -637,8 +639,7 @@ def prepare(
                         skip(label, "too_long", f"{tokens.shape[0]} tokens > max_tokens "
                              f"{max_tokens}")
                         continue
-                    split_name = folder_split(rel, "" if roots[names.index(name)].is_file()
-                                              else roots[names.index(name)].resolve().name)
+                    split_name = folder_split(rel, root_names[name])
                     meta = {"source": name, "path": rel, "sha1": sha1,
                             "split": split_name, "split_by": "folder" if split_name else "seed"}
                     kept.append(writer.add(meta, np.asarray(tokens, dtype=np.int32),
@@ -692,6 +693,8 @@ def format_summary(summary: dict) -> str:
              f"{sum(f['skipped'].values())} skipped"]
     for reason, n in f["skipped"].items():
         lines.append(f"  skipped {reason}: {n}")
+    if f.get("recovered"):
+        lines.append(f"  kept after recovering from damage: {f['recovered']} (recovered.tsv)")
     for name, s in summary["splits"].items():
         lines.append(f"{name:>6}: {s['pieces']} pieces, {s['tokens']} tokens, {s['notes']} notes")
     lines.append(f"time: {summary['seconds']:.2f} s")
