@@ -36,7 +36,6 @@ def rate(batches, n_batches: int) -> float:
 def lstm_rate(vocab: int, ds) -> float:
     """Tokens per second of a 2 x 256 LSTM language model's train step (Keras, this CPU)."""
     import tensorflow as tf
-
     from musgen import pipeline
 
     inputs = tf.keras.Input((WINDOW,), dtype="int32")

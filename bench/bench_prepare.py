@@ -23,7 +23,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-
 from musgen import codec, midi
 from musgen.dataset import find_midi_files, prepare
 from musgen.score import NOTE_DTYPE, TEMPO_DTYPE, Score
@@ -150,7 +149,7 @@ def bench_corpus(name: str, root: Path, tmp: Path) -> dict:
           f"(skipped: {summary['files']['skipped']})")
     for threads in (1, 2):
         res[f"musgen_t{threads}"] = median_seconds(
-            lambda: prepare(root, tmp / name, quiet=True, threads=threads))
+            lambda t=threads: prepare(root, tmp / name, quiet=True, threads=t))
         print(f"musgen prepare (C++, {threads} thread{'s' * (threads > 1)}): "
               f"{res[f'musgen_t{threads}']:.3f} s  ({len(files) / res[f'musgen_t{threads}']:,.0f} "
               "files/s)")

@@ -8,7 +8,6 @@ import shutil
 
 import numpy as np
 import pytest
-
 from musgen import codec, midi
 from musgen.cli import main
 from musgen.dataset import Dataset, DatasetError, prepare

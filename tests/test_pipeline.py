@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from musgen import pipeline
 from musgen.dataset import Dataset, DatasetError, _DatasetWriter
 
@@ -138,7 +137,7 @@ def codec_dataset(tmp_path, backend):
     config = codec.default_config(pitch_range=(55, 79))
     rng = np.random.default_rng(0)
     pieces = []
-    for i in range(12):
+    for _ in range(12):
         n = int(rng.integers(3, 40))
         notes = np.zeros(n, dtype=NOTE_DTYPE)
         notes["pitch"] = rng.integers(55, 80, n)

@@ -1,4 +1,5 @@
-"""Tokenized datasets: ``prepare`` turns MIDI corpora into a dataset folder, ``Dataset.open`` maps it.
+"""Tokenized datasets: ``prepare`` turns MIDI corpora into a dataset folder; ``Dataset.open``
+maps one into memory.
 
 A dataset folder holds (one definition of the format, read by training and evaluation):
 
@@ -127,7 +128,7 @@ def find_midi_files(root: str | os.PathLike) -> list[Path]:
 
 
 def folder_split(relpath: str, root_name: str = "") -> str | None:
-    """The split named by a folder in ``relpath`` (innermost wins) or by the corpus root, or None."""
+    """The split a folder in ``relpath`` names (innermost wins), else the corpus root, else None."""
     parts = [root_name] + relpath.split("/")[:-1]
     for part in reversed(parts):
         split = SPLIT_FOLDERS.get(part.lower())
@@ -175,7 +176,8 @@ def _check_split(split) -> tuple[float, float, float]:
     try:
         ratios = tuple(float(x) for x in split)
     except (TypeError, ValueError):
-        raise DatasetError(f"split={split!r}: expected three numbers (train, valid, test)") from None
+        raise DatasetError(f"split={split!r}: expected three numbers (train, valid, test)"
+                           ) from None
     if len(ratios) != 3 or any(not np.isfinite(r) or r < 0 for r in ratios) or sum(ratios) <= 0:
         raise DatasetError(f"split={split!r}: expected three non-negative numbers (train, valid, "
                            "test) with a positive sum")
@@ -363,8 +365,9 @@ class Dataset:
             raise DatasetError(f"{path}: not a musgen dataset (no {INFO_NAME}); make one with "
                                "`musgen prepare`")
         info = _read_json(path / INFO_NAME)
-        if not isinstance(info, dict) or info.get("format") != FORMAT:
-            raise DatasetError(f"{path / INFO_NAME}: format is {info.get('format') if isinstance(info, dict) else None!r}, expected {FORMAT!r}")
+        found = info.get("format") if isinstance(info, dict) else type(info).__name__
+        if found != FORMAT:
+            raise DatasetError(f"{path / INFO_NAME}: format is {found!r}, expected {FORMAT!r}")
         if info.get("format_version") != FORMAT_VERSION:
             raise DatasetError(f"{path / INFO_NAME}: format_version {info.get('format_version')!r}"
                                f", this musgen reads version {FORMAT_VERSION}")
@@ -376,7 +379,8 @@ class Dataset:
         try:
             lines = (path / PIECES_NAME).read_text(encoding="utf-8").splitlines()
         except OSError as exc:
-            raise DatasetError(f"{path / PIECES_NAME}: cannot read ({exc.strerror or exc})") from exc
+            raise DatasetError(f"{path / PIECES_NAME}: cannot read ({exc.strerror or exc})"
+                               ) from exc
         tok_end = note_end = 0
         for lineno, line in enumerate(lines, 1):
             try:
@@ -609,7 +613,7 @@ def prepare(
                 by_path = dict(zip(result.paths, result.scores))
                 errors = {str(p): e for p, e in result.errors}
                 good = []
-                for name, root, f, rel, sha1 in todo:
+                for name, _root, f, rel, sha1 in todo:
                     label = f"{name}/{rel}"
                     score = by_path.get(str(f))
                     if score is None:
