@@ -106,25 +106,42 @@ class Piece(NamedTuple):
 
 
 # ----------------------------------------------------------------------------- file discovery
+def _midi_relpaths(root: str) -> list[str]:
+    """POSIX paths, relative to the folder ``root``, of every MIDI file below it, sorted.
+
+    A plain scandir walk on strings: corpora have hundreds of thousands of files and Path
+    objects per entry cost more than the listing itself. Hidden entries are skipped; symlinked
+    folders are not followed (no cycles), symlinked files are.
+    """
+    found: list[str] = []
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        with os.scandir(os.path.join(root, rel) if rel else root) as it:
+            for entry in it:
+                if entry.name.startswith("."):
+                    continue
+                sub = f"{rel}/{entry.name}" if rel else entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(sub)
+                elif entry.name.lower().endswith(MIDI_SUFFIXES) and entry.is_file():
+                    found.append(sub)
+    found.sort()
+    return found
+
+
 def find_midi_files(root: str | os.PathLike) -> list[Path]:
     """Every MIDI file (.mid .midi .rmi .kar, any case) under ``root``, sorted by relative path.
 
-    Sorting by the POSIX relative path (not by ``os.walk`` order) makes the result the same on
-    every file system. A file given as ``root`` is returned alone.
+    Sorting by the POSIX relative path (not by directory listing order) makes the result the
+    same on every file system. A file given as ``root`` is returned alone.
     """
     root = Path(root)
     if root.is_file():
         return [root]
     if not root.is_dir():
         raise DatasetError(f"corpus {str(root)!r}: no such folder or file")
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for name in filenames:
-            if name.lower().endswith(MIDI_SUFFIXES) and not name.startswith("."):
-                found.append(Path(dirpath) / name)
-    found.sort(key=lambda p: p.relative_to(root).as_posix())
-    return found
+    return [root / rel for rel in _midi_relpaths(str(root))]
 
 
 def folder_split(relpath: str, root_name: str = "") -> str | None:
@@ -450,10 +467,11 @@ class Dataset:
 
 
 # ----------------------------------------------------------------------------- prepare
-def _sha1_file(path: Path) -> tuple[str, str | None]:
+def _sha1_file(path: str) -> tuple[str, str | None]:
     """(sha1 hex, None) or ("", error text) when the file cannot be read at all."""
     try:
-        return hashlib.sha1(path.read_bytes()).hexdigest(), None
+        with open(path, "rb") as f:
+            return hashlib.sha1(f.read()).hexdigest(), None
     except OSError as exc:
         return "", f"cannot read the file ({exc.strerror or exc})"
 
@@ -574,9 +592,13 @@ def prepare(
     # (source name, root, file path, relative POSIX path), corpus order then sorted path order
     entries = []
     for name, root in zip(names, roots):
-        for f in find_midi_files(root):
-            rel = f.name if root.is_file() else f.relative_to(root).as_posix()
-            entries.append((name, root, f, rel))
+        if root.is_file():
+            entries.append((name, root, str(root), root.name))
+        elif root.is_dir():
+            entries.extend((name, root, os.path.join(root, rel), rel)
+                           for rel in _midi_relpaths(str(root)))
+        else:
+            raise DatasetError(f"corpus {str(root)!r}: no such folder or file")
     n_found = len(entries)
 
     writer = _DatasetWriter(output)
@@ -607,22 +629,22 @@ def prepare(
                 with warnings.catch_warnings(record=True) as caught:
                     # damage the reader recovered from: recorded per file, not printed
                     warnings.simplefilter("always", MidiWarning)
-                    result = midi.read_many([str(t[2]) for t in todo], threads=threads,
+                    result = midi.read_many([t[2] for t in todo], threads=threads,
                                             backend=backend, on_error="skip")
-                recovered = _warnings_by_file(caught, [str(t[2]) for t in todo])
+                recovered = _warnings_by_file(caught, [t[2] for t in todo])
                 by_path = dict(zip(result.paths, result.scores))
                 errors = {str(p): e for p, e in result.errors}
                 good = []
                 for name, _root, f, rel, sha1 in todo:
                     label = f"{name}/{rel}"
-                    score = by_path.get(str(f))
+                    score = by_path.get(f)
                     if score is None:
-                        exc = errors.get(str(f))
+                        exc = errors.get(f)
                         skip(label, "unreadable", getattr(exc, "reason", None) or str(exc))
                         continue
-                    for text in recovered.get(str(f), ()):
+                    for text in recovered.get(f, ()):
                         writer.recovered(label, text)
-                    n_recovered += bool(recovered.get(str(f)))
+                    n_recovered += bool(recovered.get(f))
                     if not keep_drums:
                         score = _without_drums(score)
                     if score.n_notes < max(1, min_notes):
