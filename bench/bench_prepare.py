@@ -23,7 +23,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from musgen import codec, midi
+from musgen import _backend, codec, midi
 from musgen.dataset import find_midi_files, prepare
 from musgen.score import NOTE_DTYPE, TEMPO_DTYPE, Score
 
@@ -143,6 +143,7 @@ def bench_corpus(name: str, root: Path, tmp: Path) -> dict:
         p.read_bytes()
     print(f"\n== {name}: {len(files)} files, {mb:.1f} MB")
     res: dict = {}
+    backend = _backend.resolve()
     summary = prepare(root, tmp / name, quiet=True)
     n_tokens = sum(s["tokens"] for s in summary["splits"].values())
     print(f"musgen prepare keeps {summary['files']['kept']} files, {n_tokens} tokens "
@@ -150,7 +151,7 @@ def bench_corpus(name: str, root: Path, tmp: Path) -> dict:
     for threads in (1, 2):
         res[f"musgen_t{threads}"] = median_seconds(
             lambda t=threads: prepare(root, tmp / name, quiet=True, threads=t))
-        print(f"musgen prepare (C++, {threads} thread{'s' * (threads > 1)}): "
+        print(f"musgen prepare ({backend}, {threads} thread{'s' * (threads > 1)}): "
               f"{res[f'musgen_t{threads}']:.3f} s  ({len(files) / res[f'musgen_t{threads}']:,.0f} "
               "files/s)")
 
@@ -208,7 +209,7 @@ def bench_corpus(name: str, root: Path, tmp: Path) -> dict:
           f"{res['miditok_p1'] / res['musgen_t1']:.0f}x (target >= 50x); "
           f"MidiTok(2 procs) / musgen(2 threads) = {res['miditok_p2'] / res['musgen_t2']:.0f}x; "
           f"mido+Python codec / musgen = {res['mido_python'] / res['musgen_t1']:.0f}x; "
-          f"musgen Python backend / C++ = {res['musgen_python'] / res['musgen_t1']:.0f}x")
+          f"musgen Python backend / {backend} = {res['musgen_python'] / res['musgen_t1']:.0f}x")
     print(f"ratios: musgen read+encode / symusic parse = "
           f"{res['read_encode'] / res['symusic_parse']:.2f} (target <= 1.5); "
           f"musgen read / symusic parse = {res['read_only'] / res['symusic_parse']:.2f}; "
@@ -221,7 +222,8 @@ def main() -> int:
     if missing:
         print(f"bench_prepare: {DATA} lacks {', '.join(missing)}; set MUSGEN_DATA", file=sys.stderr)
         return 1
-    print(f"bench_prepare: medians of {REPEATS} runs, {os.cpu_count()} cores")
+    print(f"bench_prepare: medians of {REPEATS} runs, {os.cpu_count()} cores, load average "
+          f"{os.getloadavg()[0]:.1f}, backend {_backend.resolve()}")
     with tempfile.TemporaryDirectory(prefix="musgen-bench-") as tmp:
         for name, rel in CORPORA:
             bench_corpus(name, DATA / rel, Path(tmp))

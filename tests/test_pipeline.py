@@ -193,3 +193,17 @@ def test_tf_dataset_matches_numpy_batches_with_transposition(tmp_path, backend):
     assert len(got) == len(ref) > 2
     for (x0, y0), (x1, y1) in zip(ref, got):
         assert np.array_equal(x0, x1) and np.array_equal(y0, y1)
+
+
+def test_numpy_batches_order_does_not_depend_on_batch_size(tmp_path):
+    pieces = [[1] + list(range(10 + 6 * i, 16 + 6 * i)) + [2] for i in range(10)]
+    ds = Dataset.open(write_tiny(tmp_path / "ds", pieces))
+
+    def windows(batch_size):
+        got = list(pipeline.numpy_batches(ds, window=4, stride=2, batch_size=batch_size, seed=4))
+        return np.concatenate([x for x, _ in got]), np.concatenate([y for _, y in got])
+
+    x3, y3 = windows(3)
+    x64, y64 = windows(64)
+    assert np.array_equal(x3, x64) and np.array_equal(y3, y64)
+    assert x3.shape[0] == pipeline.count_windows(ds, "train", window=4, stride=2) == 30
