@@ -187,12 +187,16 @@ def test_numpy_batches_transposition_stays_in_range(tmp_path, backend):
 def test_tf_dataset_matches_numpy_batches_with_transposition(tmp_path, backend):
     pytest.importorskip("tensorflow")
     ds, _ = codec_dataset(tmp_path, backend)
-    kw = dict(window=8, stride=5, batch_size=16, seed=2, epoch=0, epochs=2, transpose=5)
+    kw = dict(window=8, stride=5, batch_size=16, seed=2, epoch=0, epochs=2, transpose=5,
+              weights=True)
     ref = list(pipeline.numpy_batches(ds, **kw))
-    got = [(x.numpy(), y.numpy()) for x, y in pipeline.tf_dataset(ds, **kw)]
+    got = [tuple(t.numpy() for t in batch) for batch in pipeline.tf_dataset(ds, **kw)]
     assert len(got) == len(ref) > 2
-    for (x0, y0), (x1, y1) in zip(ref, got):
+    for (x0, y0, w0), (x1, y1, w1) in zip(ref, got):
         assert np.array_equal(x0, x1) and np.array_equal(y0, y1)
+        assert w1.dtype == np.float32 and np.array_equal(w0, w1)
+        assert np.array_equal(w0, (y0 != 0).astype(np.float32))
+    assert min(w.min() for _, _, w in got) == 0  # the padded piece ends are masked
 
 
 def test_numpy_batches_order_does_not_depend_on_batch_size(tmp_path):
