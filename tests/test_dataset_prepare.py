@@ -183,3 +183,52 @@ def test_prepare_jsb_chorales_keeps_the_standard_split(tmp_path, corpus_root):
     assert [summary["splits"][s]["pieces"] for s in ("train", "valid", "test")] == [229, 76, 77]
     ds = Dataset.open(tmp_path / "ds")
     assert all(p.split_by == "folder" for p in ds.pieces)
+
+
+def write_song(path, channels):
+    """A little MIDI file with four notes on each of ``channels`` (9 = percussion)."""
+    from musgen.score import NOTE_DTYPE, Score
+
+    rows = [(0, ch, 36 + 2 * k + ch, 90, 480 * k, 480 * k + 240)
+            for ch in channels for k in range(4)]
+    notes = np.array(rows, dtype=NOTE_DTYPE)
+    notes.sort(order=["start", "track", "channel", "pitch", "end"])
+    midi.write(Score(notes=notes), path)
+
+
+def test_prepare_drums_dropped_unless_kept(tmp_path, backend):
+    root = tmp_path / "songs"
+    root.mkdir()
+    write_song(root / "band.mid", [0, 9])
+    write_song(root / "drums_only.mid", [9])
+    summary = prepare(root, tmp_path / "ds", backend=backend, quiet=True)
+    q = read_quarantine(tmp_path / "ds")
+    assert q == {"songs/drums_only.mid": "no_notes: 0 notes without drums, need at least 1"}
+    ds = Dataset.open(tmp_path / "ds")
+    assert summary["files"]["kept"] == 1 and ds.pieces[0].n_notes == 4
+    assert not ds.codec.keep_drums
+    assert not (ds.codec.token_types[ds.tokens] == codec.TYPE_DRUM_PITCH).any()
+
+    summary = prepare(root, tmp_path / "ds", backend=backend, quiet=True, keep_drums=True)
+    ds = Dataset.open(tmp_path / "ds")
+    assert summary["files"]["kept"] == 2 and ds.codec.keep_drums
+    assert [p.n_notes for p in ds.pieces] == [8, 4]
+    assert (ds.codec.token_types[ds.piece_tokens(1)] == codec.TYPE_DRUM_PITCH).sum() == 4
+    assert ds.piece_paper_features(1)[:, 0].tolist() == [45, 47, 49, 51]
+
+
+def test_prepare_several_corpora_named_apart(tmp_path, small, backend):
+    a, b = tmp_path / "a" / "songs", tmp_path / "b" / "songs"
+    for root, files in ((a, ["train/train_000.mid"]), (b, ["train/train_001.mid",
+                                                           "test/test_000.mid"])):
+        for f in files:
+            (root / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(small / f, root / f)
+    summary = prepare([a, b], tmp_path / "ds", backend=backend, quiet=True)
+    ds = Dataset.open(tmp_path / "ds")
+    assert [(p.source, p.path, p.split) for p in ds.pieces] == [
+        ("songs", "train/train_000.mid", "train"),
+        ("songs-2", "test/test_000.mid", "test"),
+        ("songs-2", "train/train_001.mid", "train")]
+    assert [s["name"] for s in ds.info["sources"]] == ["songs", "songs-2"]
+    assert summary["files"]["found"] == 3
