@@ -398,3 +398,18 @@ def test_write_is_atomic_replace(tmp_path):
 def test_midi_module_exported():
     assert musgen.midi is midi
     assert issubclass(MidiError, ValueError)
+
+
+def test_read_undecodable_and_bytes_paths(backend, tmp_path):
+    src = (JAZZ / "test-c-major-scale.mid").read_bytes()
+    odd = os.fsencode(tmp_path) + b"/caf\xe9.mid"  # not valid UTF-8
+    with open(odd, "wb") as f:
+        f.write(src)
+    expected = midi.read(JAZZ / "test-c-major-scale.mid", backend=backend)
+    assert midi.read(odd, backend=backend).equals(expected)
+    (score,) = midi.read_many([odd], backend=backend)
+    assert score.equals(expected)
+    missing = os.fsencode(tmp_path) + b"/gone\xe9.mid"
+    with pytest.raises(MidiError) as info:
+        midi.read(missing, backend=backend)
+    assert info.value.path == os.fsdecode(missing) and info.value.offset is None
