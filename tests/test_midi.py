@@ -413,3 +413,12 @@ def test_read_undecodable_and_bytes_paths(backend, tmp_path):
     with pytest.raises(MidiError) as info:
         midi.read(missing, backend=backend)
     assert info.value.path == os.fsdecode(missing) and info.value.offset is None
+
+
+def test_write_accepts_unsorted_notes(backend, tmp_path):
+    rows = [(0, 0, 60, 10, 0, 96), (0, 0, 60, 20, 96, 96), (0, 0, 60, 30, 96, 200),
+            (1, 2, 40, 50, 10, 20)]
+    notes = np.array(rows[::-1], dtype=NOTE_DTYPE)  # reversed: not in Score order
+    midi.write(Score(notes=notes), tmp_path / "u.mid")
+    back = midi.read(tmp_path / "u.mid", backend=backend)
+    assert note_rows(back) == [rows[0], rows[3], rows[1], rows[2]]
