@@ -398,3 +398,27 @@ def test_write_is_atomic_replace(tmp_path):
 def test_midi_module_exported():
     assert musgen.midi is midi
     assert issubclass(MidiError, ValueError)
+
+
+def test_read_undecodable_and_bytes_paths(backend, tmp_path):
+    src = (JAZZ / "test-c-major-scale.mid").read_bytes()
+    odd = os.fsencode(tmp_path) + b"/caf\xe9.mid"  # not valid UTF-8
+    with open(odd, "wb") as f:
+        f.write(src)
+    expected = midi.read(JAZZ / "test-c-major-scale.mid", backend=backend)
+    assert midi.read(odd, backend=backend).equals(expected)
+    (score,) = midi.read_many([odd], backend=backend)
+    assert score.equals(expected)
+    missing = os.fsencode(tmp_path) + b"/gone\xe9.mid"
+    with pytest.raises(MidiError) as info:
+        midi.read(missing, backend=backend)
+    assert info.value.path == os.fsdecode(missing) and info.value.offset is None
+
+
+def test_write_accepts_unsorted_notes(backend, tmp_path):
+    rows = [(0, 0, 60, 10, 0, 96), (0, 0, 60, 20, 96, 96), (0, 0, 60, 30, 96, 200),
+            (1, 2, 40, 50, 10, 20)]
+    notes = np.array(rows[::-1], dtype=NOTE_DTYPE)  # reversed: not in Score order
+    midi.write(Score(notes=notes), tmp_path / "u.mid")
+    back = midi.read(tmp_path / "u.mid", backend=backend)
+    assert note_rows(back) == [rows[0], rows[3], rows[1], rows[2]]

@@ -381,6 +381,10 @@ def encode(score) -> bytes:
         bounds = np.searchsorted(arr["track"], np.arange(n_tracks + 1))
         return arr, bounds
 
+    # Notes in canonical order (whatever order the caller's array has), so each key's note-offs
+    # at a tick follow their note-ons' order, as FIFO pairing needs.
+    notes = notes[np.lexsort((notes["velocity"], notes["end"], notes["pitch"], notes["channel"],
+                              notes["start"]))] if notes.size else notes
     notes_t, nb = by_track(notes)
     progs_t, pb = by_track(programs)
     keys_t, kb = by_track(keys)
