@@ -7,7 +7,8 @@ starts at ``s`` has inputs ``tokens[s:s+T]`` and targets ``tokens[s+1:s+T+1]``; 
 target is in at least one window (exactly one when ``stride == window``). The part of a window
 past the end of its piece (a piece shorter than a window, or the last window of a piece) is
 filled with PAD (id 0) in both inputs and targets. PAD is never a real target, so the loss mask
-is ``targets != PAD_ID`` (``target_weights``): padded positions carry no loss and no accuracy.
+is ``targets != PAD_ID`` (``target_weights``, or ``weights=True`` to get it with every batch):
+padded positions carry no loss and no accuracy.
 
 Order. The windows of an epoch are shuffled with ``np.random.default_rng([seed, epoch])`` (when
 ``shuffle``), and each window's transposition is drawn from the same generator, so ``seed`` and
