@@ -60,6 +60,11 @@ def test_prepare_quarantines_broken_files_and_keeps_the_rest(tmp_path, small, ba
     assert bad <= set(q)
     for label in bad:
         assert q[label].startswith("unreadable: ")
+    # the reader's own message, with the byte offset, without the path the row already names
+    with pytest.raises(midi.MidiError) as exc:
+        midi.read(root / "not_midi.mid", backend=backend)
+    assert exc.value.offset is not None
+    assert q["flat/not_midi.mid"] == f"unreadable: byte {exc.value.offset}: {exc.value.reason}"
     assert q["flat/no_notes.mid"].startswith("no_notes: 0 notes")
     assert q["flat/zz_copy.mid"] == "duplicate: same bytes as flat/sub/test_001.mid"
     # the reader may reject or recover a truncated chunk; either way it is accounted for

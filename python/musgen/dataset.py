@@ -493,6 +493,13 @@ def _warnings_by_file(caught, paths: list[str]) -> dict[str, list[str]]:
     return out
 
 
+def _midi_error_text(exc) -> str:
+    """A MidiError without its path (the row names the file): ``byte N: what was wrong``."""
+    reason = getattr(exc, "reason", None) or str(exc)
+    offset = getattr(exc, "offset", None)
+    return reason if offset is None else f"byte {offset}: {reason}"
+
+
 def _without_drums(score):
     notes = score.notes
     drums = notes["channel"] == DRUM_CHANNEL
@@ -640,7 +647,7 @@ def prepare(
                     score = by_path.get(f)
                     if score is None:
                         exc = errors.get(f)
-                        skip(label, "unreadable", getattr(exc, "reason", None) or str(exc))
+                        skip(label, "unreadable", _midi_error_text(exc))
                         continue
                     for text in recovered.get(f, ()):
                         writer.recovered(label, text)
