@@ -169,8 +169,9 @@ def test_cli_prepare_writes_dataset_and_summary(tmp_path, small, capsys):
     rc = main(["prepare", str(small), "-o", str(tmp_path / "ds"), "--seed", "3",
                "--steps-per-beat", "4", "--threads", "1"])
     assert rc == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "files: 30 found, 30 kept, 0 skipped" in out
+    assert "prepare [" in err and "30/30 files" in err  # the progress bar
     assert " train: 20 pieces" in out and " valid: 5 pieces" in out and "  test: 5 pieces" in out
     info = json.loads((tmp_path / "ds" / "dataset.json").read_text())
     assert info["codec"]["steps_per_beat"] == 4 and info["seed"] == 3
