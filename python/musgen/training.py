@@ -96,50 +96,22 @@ def _field(piece, name):
         return getattr(piece, name)
 
 
-def _piece_tokens(dataset, i) -> np.ndarray:
-    return np.asarray(dataset.piece_tokens(int(i)), dtype=np.int32)
-
-
 def epoch_windows(dataset, split: str, *, window: int, stride: int, seed: int, epoch: int,
                   shuffle: bool = True, transpose: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """All training windows of one epoch -> ``(inputs, targets)``, int32 ``[N, window]``.
+    """All windows of one epoch, in training order -> ``(inputs, targets)`` int32 ``[N, window]``.
 
-    Each piece (BOS ... EOS) is cut into windows of ``window + 1`` tokens starting every
-    ``stride`` tokens (the last one may be short and is padded with PAD; PAD targets are
-    ignored by the loss). Inputs are tokens ``[s, s+window)``, targets ``[s+1, s+window]``.
-    With ``transpose > 0`` each piece is shifted by a random number of semitones in
-    ``[-transpose, transpose]`` (0 when the shift leaves the pitch range). The order (and the
-    transpositions) depend only on ``(seed, epoch)``: a resumed epoch sees the same data.
+    The batches of ``musgen.pipeline.numpy_batches`` concatenated (PAD-filled tails; the loss
+    ignores PAD targets). Their order and transpositions depend only on ``(seed, epoch)``, so a
+    resumed epoch sees exactly the data the uninterrupted run saw.
     """
-    codec = dataset.codec
-    pad = int(codec.pad_id)
-    rng = np.random.default_rng([int(seed), int(epoch)])
-    rows = []
-    for i in dataset.split_indices(split):
-        toks = _piece_tokens(dataset, i)
-        if transpose:
-            shift = int(rng.integers(-transpose, transpose + 1))
-            if shift:
-                moved = codec.transpose(toks, shift)
-                if moved is not None:
-                    toks = np.asarray(moved, dtype=np.int32)
-        n = len(toks)
-        if n < 2:
-            continue
-        for s in range(0, n - 1, stride):
-            w = toks[s:s + window + 1]
-            if len(w) < window + 1:
-                w = np.concatenate([w, np.full(window + 1 - len(w), pad, np.int32)])
-            rows.append(w)
-            if s + window + 1 >= n:
-                break
-    if not rows:
-        raise MusgenError(f"dataset {getattr(dataset, 'path', '?')}: split {split!r} has no "
-                          "piece with at least 2 tokens")
-    arr = np.stack(rows)
-    if shuffle:
-        arr = arr[rng.permutation(len(arr))]
-    return np.ascontiguousarray(arr[:, :-1]), np.ascontiguousarray(arr[:, 1:])
+    from .pipeline import numpy_batches
+
+    xs, ys = [], []
+    for x, y in numpy_batches(dataset, split, window=window, stride=stride, batch_size=4096,
+                              shuffle=shuffle, seed=seed, epoch=epoch, transpose=transpose):
+        xs.append(x)
+        ys.append(y)
+    return np.concatenate(xs), np.concatenate(ys)
 
 
 def _paper_piece(dataset, i) -> np.ndarray:
