@@ -246,11 +246,15 @@ def evaluate(model_dir, dataset, *, split: str = "test", backend: str | None = N
     idx = _split_pieces(dataset, split)
     eng = _engine.load(model_dir, backend=backend)
     codec = dataset.codec
-    if eng.config["model"].get("vocab_size") != codec.vocab_size:
+    saved = eng.config.get("codec")
+    if saved != codec.to_dict():
         from .errors import ModelFormatError
 
-        raise ModelFormatError(f"{model_dir}: vocab_size {eng.config['model'].get('vocab_size')}"
-                               f" does not match the dataset's codec ({codec.vocab_size})")
+        diff = sorted(k for k in set(saved or {}) | set(codec.to_dict())
+                      if (saved or {}).get(k) != codec.to_dict().get(k))
+        raise ModelFormatError(f"{model_dir}: the model's codec differs from the dataset's "
+                               f"(fields {diff}); evaluate on a dataset prepared with the "
+                               "model's codec")
     types = np.asarray(codec.token_types)
     pieces = [np.asarray(dataset.piece_tokens(i), np.int32) for i in idx]
     pieces = [p for p in pieces if len(p) >= 2]
