@@ -56,8 +56,8 @@ def make_dataset(path: Path, n_pieces: int = 40, seed: int = 0) -> Dataset:
                "split": split, "split_by": "seed"},
               mcodec.encode(score, config, backend="python"), mcodec.paper_features(score))
     w.finish({"codec": config.to_dict(), "seed": seed,
-              "split_counts": {"train": 3 * n_pieces // 5, "valid": n_pieces // 5,
-                               "test": n_pieces // 5}})
+              "splits": {"train": {"pieces": 3 * n_pieces // 5},
+                         "valid": {"pieces": n_pieces // 5}, "test": {"pieces": n_pieces // 5}}})
     return Dataset.open(path)
 
 
@@ -104,7 +104,7 @@ def test_train_lowers_validation_loss(trained, dataset):
     assert tr["epochs_run"] == 4 and tr["seed"] == 3
     assert tr["best_epoch"] == 1 + int(np.argmin([h["val_loss"] for h in hist]))
     assert tr["valid_loss"] == pytest.approx(min(h["val_loss"] for h in hist))
-    assert tr["dataset"]["seed"] == 0 and tr["dataset"]["split_counts"]["train"] == 24
+    assert tr["dataset"]["seed"] == 0 and tr["dataset"]["splits"]["train"]["pieces"] == 24
     assert tr["musgen_version"] == musgen.__version__
     assert sorted(p.name for p in (trained / "checkpoints").iterdir()) == [
         "best.npz", "epoch-0004.npz", "state.json"]
@@ -265,3 +265,58 @@ def test_train_paper_preset_exports_a_regression_model(dataset, tmp_path, backen
         int(dataset.pieces[i].n_notes) - 1 for i in dataset.split_indices("test"))
     assert 0 < res["mse_normalized"] < 2.0
     assert np.isfinite(res["nll_per_note"]) and res["nll_per_note"] > 0
+
+
+@pytest.mark.tf
+def test_train_mirrored_strategy_uses_the_distributed_loop(dataset, tmp_path):
+    from musgen import training
+    from musgen.modeldir import load_model_dir
+
+    out = training.train(dataset, tmp_path / "mirrored", epochs=3, seed=2,
+                         strategy="mirrored", **TINY)
+    hist = json.loads((out / "checkpoints" / "state.json").read_text())["history"]
+    assert hist[-1]["val_loss"] < hist[0]["val_loss"] < np.log(dataset.codec.vocab_size)
+    config, tensors = load_model_dir(out)
+    assert config["training"]["epochs_run"] == 3 and "head/kernel" in tensors
+
+
+def _free_ports(n: int) -> list:
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+@pytest.mark.tf
+def test_train_multiworker_two_processes_on_loopback(dataset, tmp_path):
+    from musgen import engine
+
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    out = tmp_path / "mw"
+    kw = dict(TINY, epochs=2, seed=0, strategy="multiworker")
+    procs = []
+    for i in range(2):
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
+                   TF_CONFIG=json.dumps({"cluster": cluster,
+                                         "task": {"type": "worker", "index": i}}))
+        procs.append(subprocess.Popen(
+            [sys.executable, "-c", RUN, str(dataset.path), str(out), json.dumps(kw)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+    errs = [p.communicate(timeout=400)[1].decode() for p in procs]
+    for p, err in zip(procs, errs):
+        assert p.returncode == 0, err[-3000:]
+    # Only the chief (worker 0) wrote: one history of 2 epochs, one exported model.
+    state = json.loads((out / "checkpoints" / "state.json").read_text())
+    assert [h["epoch"] for h in state["history"]] == [1, 2]
+    assert state["history"][-1]["val_loss"] < np.log(dataset.codec.vocab_size)
+    toks = np.asarray(dataset.piece_tokens(int(dataset.split_indices("test")[0])))
+    logits = engine.load(out, backend="python").logits(toks)
+    assert logits.shape == (1, len(toks), dataset.codec.vocab_size)
+    assert np.all(np.isfinite(logits))
