@@ -544,8 +544,7 @@ def _time_base(score: Score, config: CodecConfig):
     """
     if config.timing == "beats":
         if score.smpte is None:
-            return (np.zeros(1, np.int64), np.array([config.steps_per_beat], np.int64),
-                    int(score.ticks_per_beat))
+            return (*_beat_segments(config.steps_per_beat), int(score.ticks_per_beat))
         # SMPTE files have no beat: count one beat per half second (120 BPM).
         fps100, tpf = _smpte(score)
         return (np.zeros(1, np.int64), np.array([config.steps_per_beat * 200], np.int64),
@@ -566,18 +565,35 @@ def _time_base(score: Score, config: CodecConfig):
     return ticks[last], rates[last], int(score.ticks_per_beat) * unit
 
 
+_BEAT_SEGMENTS: dict = {}
+
+
+def _beat_segments(steps_per_beat: int):
+    """(seg_ticks, seg_rates) of a beat grid: one segment, made once (read-only)."""
+    seg = _BEAT_SEGMENTS.get(steps_per_beat)
+    if seg is None:
+        seg = (np.zeros(1, np.int64), np.array([steps_per_beat], np.int64))
+        for a in seg:
+            a.setflags(write=False)
+        _BEAT_SEGMENTS[steps_per_beat] = seg
+    return seg
+
+
 def _smpte(score: Score):
     fps, tpf = score.smpte
     return int(round(float(fps) * 100)), int(tpf)
 
 
-def _prepare(score: Score, config: CodecConfig, where: str = "encode"):
-    """(notes in the C layout, seg_ticks, seg_rates, divisor) after the checks both backends
-    rely on: no negative tick, no int64 overflow. Tempo segments after the last note are cut."""
+def _prepare(score: Score, config: CodecConfig, where: str = "encode", check: bool = True):
+    """(notes in the C layout, seg_ticks, seg_rates, divisor) after the checks the encoder relies
+    on: no negative tick, no int64 overflow; tempo segments after the last note are cut. The C++
+    encoder makes the same checks with the same messages itself (``check=False``)."""
     if not isinstance(score, Score):
         raise CodecError(f"{where}: expected a musgen.Score, got {type(score).__name__}")
     seg_ticks, seg_rates, divisor = _time_base(score, config)
     notes = np.ascontiguousarray(score.notes, dtype=NOTE_DTYPE)
+    if not check:
+        return notes, seg_ticks, seg_rates, int(divisor)
     if divisor <= 0:
         raise CodecError(f"{where}: the score's time division gives {divisor} units per step "
                          "(ticks_per_beat must be positive)")
@@ -614,10 +630,11 @@ def encode(score: Score, config: CodecConfig | None = None, *,
     backend : "cpp", "python", "auto" or None (MUSGEN_BACKEND)
     """
     config = config or default_config()
-    notes, seg_ticks, seg_rates, divisor = _prepare(score, config)
     if _backend.resolve(backend) == "cpp":
+        notes, seg_ticks, seg_rates, divisor = _prepare(score, config, check=False)
         return _backend.core().codec_encode(notes, seg_ticks, seg_rates, divisor,
                                             _c_params(config))
+    notes, seg_ticks, seg_rates, divisor = _prepare(score, config)
     from . import _pycodec
 
     return _pycodec.encode_notes(notes, seg_ticks, seg_rates, divisor, config)
@@ -631,15 +648,16 @@ def encode_many(scores: Sequence[Score], config: CodecConfig | None = None, *,
     with the GIL released.
     """
     config = config or default_config()
+    if threads is not None and (not _is_int(threads) or threads < 1):
+        raise ValueError(f"encode_many: threads must be a positive int or None, got {threads!r}")
+    cpp = _backend.resolve(backend) == "cpp"
     prepared = []
     for i, s in enumerate(scores):
         try:
-            prepared.append(_prepare(s, config))
+            prepared.append(_prepare(s, config, check=not cpp))
         except CodecError as exc:
             raise CodecError(f"encode_many: score {i}: {exc}") from None
-    if threads is not None and (not _is_int(threads) or threads < 1):
-        raise ValueError(f"encode_many: threads must be a positive int or None, got {threads!r}")
-    if _backend.resolve(backend) == "cpp":
+    if cpp:
         n = threads if threads is not None else (os.cpu_count() or 1)
         return _backend.core().codec_encode_many(prepared, _c_params(config), int(n))
     from . import _pycodec
@@ -677,7 +695,9 @@ def decode(tokens, config: CodecConfig | None = None, *, backend: str | None = N
                          f"{tok.shape} dtype {tok.dtype}")
     tok = np.ascontiguousarray(tok, dtype=np.int64)
     if tok.size and (tok.min() < -(1 << 31) or tok.max() >= (1 << 31)):
+        # not an int32: report it, unless an earlier token already breaks the grammar
         bad = int(np.flatnonzero((tok < -(1 << 31)) | (tok >= (1 << 31)))[0])
+        grammar(config).walk(tok[:bad])
         raise CodecError(_violation_message(config, grammar(config).table, 0, bad, int(tok[bad])))
     tok = tok.astype(np.int32)
     g = grammar(config)
