@@ -320,3 +320,21 @@ def test_train_multiworker_two_processes_on_loopback(dataset, tmp_path):
     logits = engine.load(out, backend="python").logits(toks)
     assert logits.shape == (1, len(toks), dataset.codec.vocab_size)
     assert np.all(np.isfinite(logits))
+
+
+@pytest.mark.tf
+def test_train_cli_trains_quietly_and_resumes_to_more_epochs(dataset, tmp_path, capsys):
+    from musgen import cli
+
+    out = tmp_path / "cli"
+    common = ["train", str(dataset.path), "-o", str(out), "--units", "16", "--layers", "1",
+              "--embedding-dim", "8", "--window", "16", "--batch-size", "16",
+              "--max-minutes", "none", "--quiet"]
+    assert cli.main(common + ["--epochs", "2"]) == 0
+    assert capsys.readouterr().out == ""
+    state = json.loads((out / "checkpoints" / "state.json").read_text())
+    assert [h["epoch"] for h in state["history"]] == [1, 2]
+    assert cli.main(common + ["--epochs", "3", "--resume"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["training"]["epochs_run"] == 3
+    assert config["model"]["lstm_units"] == [16]
