@@ -15,9 +15,6 @@ from musgen.codec import TYPE_DURATION, TYPE_PITCH, TYPE_TIME
 from musgen.evaluation import evaluate, format_report
 from musgen.ngram import KneserNey, best_order
 
-# The model under test is trained with Keras once per module; evaluation itself never needs TF.
-pytestmark = pytest.mark.tf
-
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
@@ -50,6 +47,8 @@ def _by_hand(model_dir, dataset, split, backend):
     return total, count, correct, by_type
 
 
+# The model is trained with Keras once per module; evaluating it never needs TF.
+@pytest.mark.tf
 def test_evaluate_matches_metrics_computed_by_hand(model_dir, dataset, backend):
     res = evaluate(model_dir, dataset, split="test", backend=backend)
     total, count, correct, by_type = _by_hand(model_dir, dataset, "test", backend)
@@ -70,6 +69,8 @@ def test_evaluate_matches_metrics_computed_by_hand(model_dir, dataset, backend):
     assert sum(m["targets_per_token_type"].values()) == count
 
 
+# The model is trained with Keras once per module; evaluating it never needs TF.
+@pytest.mark.tf
 def test_evaluate_ngram_baseline_is_the_best_order_kneser_ney(model_dir, dataset):
     res = evaluate(model_dir, dataset, split="test", backend="python")
     seqs = {s: [np.asarray(dataset.piece_tokens(i)) for i in dataset.split_indices(s)]
@@ -87,6 +88,8 @@ def test_evaluate_ngram_baseline_is_the_best_order_kneser_ney(model_dir, dataset
     assert f"{order}-gram KN" in text and f"{res['model']['nll_per_token']:.4f}" in text
 
 
+# The model is trained with Keras once per module; evaluating it never needs TF.
+@pytest.mark.tf
 def test_evaluate_cli_writes_json_and_skips_baselines(model_dir, dataset, tmp_path, capsys):
     out = tmp_path / "eval.json"
     rc = cli.main(["evaluate", str(model_dir), str(dataset.path), "--split", "valid",
@@ -99,6 +102,8 @@ def test_evaluate_cli_writes_json_and_skips_baselines(model_dir, dataset, tmp_pa
     assert "NLL/token" in capsys.readouterr().out
 
 
+# The model is trained with Keras once per module; evaluating it never needs TF.
+@pytest.mark.tf
 def test_evaluate_rejects_a_model_of_another_vocabulary(model_dir, dataset, tmp_path):
     import shutil
 
@@ -116,3 +121,14 @@ def test_evaluate_rejects_a_model_of_another_vocabulary(model_dir, dataset, tmp_
     (other / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(musgen.ModelFormatError, match="codec"):
         evaluate(other, dataset, backend="python", baselines=False)
+
+
+def test_evaluate_and_export_modules_never_import_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, musgen.evaluation, musgen.training, musgen.ngram, musgen.cli_evaluate, "
+            "musgen.cli_export, musgen.cli_train; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
