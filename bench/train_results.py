@@ -28,6 +28,18 @@ CORPORA = {
 }
 
 
+def _scrub(obj, work: Path):
+    """Paths inside the work folder written relative to it (results must not name a machine)."""
+    if isinstance(obj, dict):
+        return {k: _scrub(v, work) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_scrub(v, work) for v in obj]
+    if isinstance(obj, str):
+        for prefix in (str(work.resolve()) + "/", str(work) + "/"):
+            obj = obj.replace(prefix, "")
+    return obj
+
+
 def _done(model_dir: Path) -> bool:
     state = model_dir / "checkpoints" / "state.json"
     return (model_dir / "config.json").exists() and state.exists() and (
@@ -59,7 +71,15 @@ def main(argv=None) -> int:
                     help="time budget of each paper-preset training")
     ap.add_argument("--only", choices=sorted(CORPORA), action="append", default=None)
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    ap.add_argument("--render-only", action="store_true",
+                    help="rewrite training.md from an existing training.json")
     args = ap.parse_args(argv)
+    json_path = args.out / "training.json"
+    if args.render_only:
+        results = _scrub(json.loads(json_path.read_text()), args.work)
+        json_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+        (args.out / "training.md").write_text(render(results))
+        return 0
 
     import musgen
     from musgen import dataset as mds
@@ -72,7 +92,6 @@ def main(argv=None) -> int:
 
     results = {"musgen_version": musgen.__version__, "machine": platform.platform(),
                "cpu_count": os.cpu_count(), "corpora": {}}
-    json_path = args.out / "training.json"
     if json_path.exists():  # keep the other corpus when only one is rerun
         results["corpora"] = json.loads(json_path.read_text()).get("corpora", {})
     for key in args.only or sorted(CORPORA):
@@ -96,6 +115,7 @@ def main(argv=None) -> int:
         results["corpora"][key] = res
         log(format_report(res))
     args.out.mkdir(parents=True, exist_ok=True)
+    results = _scrub(results, args.work)
     json_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     (args.out / "training.md").write_text(render(results))
     log(f"wrote {json_path} and {args.out / 'training.md'}")
