@@ -338,3 +338,20 @@ def test_train_cli_trains_quietly_and_resumes_to_more_epochs(dataset, tmp_path, 
     config = json.loads((out / "config.json").read_text())
     assert config["training"]["epochs_run"] == 3
     assert config["model"]["lstm_units"] == [16]
+
+
+@pytest.mark.tf
+def test_train_tensorboard_logs_or_a_clear_error(dataset, tmp_path):
+    from importlib.util import find_spec
+
+    from musgen import training
+
+    kw = dict(TINY, epochs=1, tensorboard=tmp_path / "tb")
+    if find_spec("tensorboard") is None:
+        with pytest.raises(musgen.MusgenError, match="pip install tensorboard"):
+            training.train(dataset, tmp_path / "m", **kw)
+        assert not (tmp_path / "m").exists()
+    else:
+        training.train(dataset, tmp_path / "m", **kw)
+        assert any(p.name.startswith("events.out.tfevents")
+                   for p in (tmp_path / "tb").rglob("*"))

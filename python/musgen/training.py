@@ -460,6 +460,13 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
         if int(getattr(cfg, name)) <= 0:
             raise ValueError(f"{name}={getattr(cfg, name)!r}: expected a positive integer")
 
+    if tensorboard:
+        from importlib.util import find_spec
+
+        if find_spec("tensorboard") is None:  # fail now, not after the first epoch
+            raise MusgenError(f"tensorboard={str(tensorboard)!r}: TensorBoard logs need the "
+                              "'tensorboard' package (pip install tensorboard)")
+
     import keras
     import tensorflow as tf
 
