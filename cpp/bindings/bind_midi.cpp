@@ -148,21 +148,25 @@ void bind_midi(py::module_& m) {
       py::arg("path"), "Read a MIDI file -> (Score fields dict, warnings). Raises MidiError.");
   m.def(
       "midi_read_many",
-      [](const std::vector<std::string>& paths, int threads) {
-        std::vector<musgen::midi::ReadResult> results;
-        {
-          py::gil_scoped_release release;
-          results = musgen::midi::read_midi_many(paths, threads);
-        }
+      [](std::vector<std::string> paths, int threads) {
+        // Workers read ahead with the GIL released; this thread converts each result as it
+        // arrives (in input order), so results are still in cache and memory stays bounded.
+        musgen::midi::ReadManyStream stream(std::move(paths), threads);
         py::list out;
-        for (std::size_t i = 0; i < results.size(); ++i) {
-          const auto& r = results[i];
+        for (std::size_t i = 0;; ++i) {
+          musgen::midi::ReadResult r;
+          bool more;
+          {
+            py::gil_scoped_release release;
+            more = stream.next(r);
+          }
+          if (!more) break;
           if (r.ok) {
             py::tuple t = to_python(r.score);
             out.append(py::make_tuple(t[0], t[1], py::none()));
           } else {
             out.append(py::make_tuple(py::none(), py::list(),
-                                      py::make_tuple(r.reason, r.offset, paths[i])));
+                                      py::make_tuple(r.reason, r.offset, stream.path(i))));
           }
         }
         return out;

@@ -99,6 +99,8 @@ class Reader {
     std::string name;
     std::int64_t tick = 0, last_tick = 0;
     unsigned running = 0;
+    unsigned cancelled = 0;  // the channel status a meta/sysex event cancelled (for recovery)
+    bool warned_cancelled = false;
     try {
       for (;;) {
         if (pos_ >= end_) {
@@ -119,6 +121,17 @@ class Reader {
           ++pos_;
         } else if (running) {
           status = running;
+        } else if (cancelled) {
+          // Running status after a meta/sysex event, which cancels it (SMF 1.0). Real files do
+          // this; recover as the best readers do, reusing the cancelled status.
+          status = running = cancelled;
+          if (!warned_cancelled) {
+            warned_cancelled = true;
+            out_.warnings.push_back(format(
+                "track %u: running status used after a meta or sysex event, which cancels it "
+                "(byte %llu); reusing status 0x%02x",
+                track_, static_cast<unsigned long long>(pos_), status));
+          }
         } else {
           fail(format("data byte 0x%02x without a running status (expected a status byte)",
                       status),
@@ -150,6 +163,7 @@ class Reader {
           pos_ += nd;
           last_tick = tick;
         } else if (status == 0xFF) {
+          if (running) cancelled = running;
           running = 0;
           need(pos_, 1, "a meta event type");
           const unsigned mtype = d_[pos_++];
@@ -181,6 +195,7 @@ class Reader {
             name.assign(reinterpret_cast<const char*>(p), length);
           }
         } else if (status == 0xF0 || status == 0xF7) {
+          if (running) cancelled = running;
           running = 0;
           const std::uint32_t length = vlq("a sysex length");
           if (length > end_ - pos_) {

@@ -2,7 +2,8 @@
 
 The C++ reader (cpp/src/midi_read.cpp) is a port of ``parse`` below and must agree with it on
 every file: same notes, tempo map, metadata, warnings, and the same MidiError text and offset.
-Rules (SMF 1.0): running status is cancelled by meta and sysex events; a note-on with velocity 0
+Rules (SMF 1.0): running status is cancelled by meta and sysex events (a file that relies on it
+anyway is recovered, reusing the cancelled status, with a MidiWarning); a note-on with velocity 0
 is a note-off; note-offs close the earliest open note of the same (track, channel, pitch) (FIFO);
 notes still open when a track ends end at that track's last tick; End-of-Track ends a track.
 """
@@ -173,6 +174,8 @@ def _parse_track(data: bytes, pos: int, end: int, truncated: bool, track: int,
     tick = 0
     last_tick = 0  # tick of the last complete event
     running = 0
+    cancelled = 0  # the channel status a meta/sysex event cancelled (for recovery)
+    warned_cancelled = False
 
     def need(p: int, k: int, what: str) -> None:
         if end - p < k:
@@ -210,6 +213,15 @@ def _parse_track(data: bytes, pos: int, end: int, truncated: bool, track: int,
                 pos += 1
             elif running:
                 status = running
+            elif cancelled:
+                # Running status after a meta/sysex event, which cancels it (SMF 1.0). Real
+                # files do this; recover as the best readers do, reusing the cancelled status.
+                status = running = cancelled
+                if not warned_cancelled:
+                    warned_cancelled = True
+                    warnings.append(f"track {track}: running status used after a meta or sysex "
+                                    f"event, which cancels it (byte {pos}); reusing status "
+                                    f"0x{status:02x}")
             else:
                 raise MidiError(f"data byte 0x{b:02x} without a running status (expected a "
                                 "status byte)", None, pos)
@@ -239,7 +251,7 @@ def _parse_track(data: bytes, pos: int, end: int, truncated: bool, track: int,
                 pos += nd
                 last_tick = tick
             elif status == 0xFF:
-                running = 0
+                cancelled, running = running or cancelled, 0
                 need(pos, 1, "a meta event type")
                 mtype = data[pos]
                 length, pos = vlq(pos + 1, "a meta event length")
@@ -265,7 +277,7 @@ def _parse_track(data: bytes, pos: int, end: int, truncated: bool, track: int,
                 elif mtype == 0x03 and name is None:
                     name = payload.decode("latin-1")
             elif status == 0xF0 or status == 0xF7:
-                running = 0
+                cancelled, running = running or cancelled, 0
                 length, pos = vlq(pos, "a sysex length")
                 if length > end - pos:
                     if truncated:
@@ -381,6 +393,10 @@ def encode(score) -> bytes:
         bounds = np.searchsorted(arr["track"], np.arange(n_tracks + 1))
         return arr, bounds
 
+    # Notes in canonical order (whatever order the caller's array has), so each key's note-offs
+    # at a tick follow their note-ons' order, as FIFO pairing needs.
+    notes = notes[np.lexsort((notes["velocity"], notes["end"], notes["pitch"], notes["channel"],
+                              notes["start"]))] if notes.size else notes
     notes_t, nb = by_track(notes)
     progs_t, pb = by_track(programs)
     keys_t, kb = by_track(keys)

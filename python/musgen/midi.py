@@ -49,13 +49,32 @@ def _read_file_bytes(path: str) -> bytes:
         raise MidiError(f"cannot read the file: {exc.strerror or exc}", path, None) from None
 
 
+def _utf8_ok(name: str) -> bool:
+    """The C++ reader takes UTF-8 paths; undecodable names (surrogate escapes) are read here."""
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _cpp_read(name: str):
+    core = _backend.core()
+    if _utf8_ok(name):
+        return core.midi_read_file(name)
+    try:
+        return core.midi_read_bytes(_read_file_bytes(name), "")
+    except MidiError as exc:
+        raise MidiError(exc.reason, name, exc.offset) from None
+
+
 def read_bytes(data: bytes, *, path: str | os.PathLike | None = None,
                backend: str | None = None) -> Score:
     """Parse a MIDI file held in memory.
 
     ``path`` only names the data in errors and warnings. See ``read``.
     """
-    name = None if path is None else os.fspath(path)
+    name = None if path is None else os.fsdecode(path)
     data = bytes(data)
     if _backend.resolve(backend) == "cpp":
         fields, warns = _backend.core().midi_read_bytes(data, name or "")
@@ -79,9 +98,9 @@ def read(path: str | os.PathLike, *, backend: str | None = None) -> Score:
     MidiWarning
         Damage that was recovered (a truncated last track, a missing End-of-Track).
     """
-    name = os.fspath(path)
+    name = os.fsdecode(path)
     if _backend.resolve(backend) == "cpp":
-        fields, warns = _backend.core().midi_read_file(name)
+        fields, warns = _cpp_read(name)
         score = Score(**fields)
     else:
         score, warns = _python_parse(_read_file_bytes(name), name)
@@ -99,14 +118,24 @@ def read_many(paths: Iterable[str | os.PathLike], *, threads: int | None = None,
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error={on_error!r}: expected 'raise' or 'skip'")
-    names = [os.fspath(p) for p in paths]
+    names = [os.fsdecode(p) for p in paths]
     if threads is None:
         threads = os.cpu_count() or 1
     if int(threads) < 1:
         raise ValueError(f"threads={threads}: expected >= 1")
     results: list = []  # per file: (Score, warnings) or MidiError
     if _backend.resolve(backend) == "cpp":
-        for fields, warns, err in _backend.core().midi_read_many(names, int(threads)):
+        ok = [n for n in names if _utf8_ok(n)]
+        many = iter(_backend.core().midi_read_many(ok, int(threads)))
+        for name in names:
+            if not _utf8_ok(name):  # rare: read on its own
+                try:
+                    fields, warns = _cpp_read(name)
+                    results.append((Score(**fields), warns))
+                except MidiError as exc:
+                    results.append(exc)
+                continue
+            fields, warns, err = next(many)
             if err is not None:
                 reason, offset, path = err
                 results.append(MidiError(reason, path, None if offset < 0 else offset))

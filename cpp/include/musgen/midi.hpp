@@ -72,4 +72,25 @@ struct ReadResult {
 };
 std::vector<ReadResult> read_midi_many(const std::vector<std::string>& paths, int threads);
 
+// Streaming form of read_midi_many: `threads` workers read ahead (at most a small window of
+// files beyond the consumer) while the consumer takes results in input order with next().
+// Keeps memory bounded and each result hot in cache when it is consumed.
+class ReadManyStream {
+ public:
+  ReadManyStream(std::vector<std::string> paths, int threads);
+  ~ReadManyStream();
+  ReadManyStream(const ReadManyStream&) = delete;
+  ReadManyStream& operator=(const ReadManyStream&) = delete;
+  // Blocks until the next file (in input order) is read; false when all were consumed.
+  bool next(ReadResult& out);
+  const std::string& path(std::size_t i) const { return paths_[i]; }
+
+ private:
+  void work();
+  void shutdown();
+  struct Impl;
+  std::vector<std::string> paths_;
+  Impl* impl_;
+};
+
 }  // namespace musgen::midi

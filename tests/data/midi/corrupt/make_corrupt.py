@@ -29,9 +29,9 @@ FILES = {
     "MidiError_unexpected_end_of_chunk.mid": header() + mtrk(b"\x00\x90\x3c"),
     "MidiError_vlq_too_long.mid": header() + mtrk(b"\xff\xff\xff\xff\x00\x90\x3c\x40" + EOT),
     "MidiError_data_byte_without_running_status.mid": header() + mtrk(b"\x00\x3c\x40" + EOT),
-    # the SMF spec: a meta event cancels running status
+    # the SMF spec: a meta event cancels running status, and no channel status came before
     "MidiError_running_status_after_meta.mid": header() + mtrk(
-        b"\x00\x90\x3c\x40\x00\xff\x01\x01x\x60\x3c\x00" + EOT),
+        b"\x00\xff\x01\x01x\x60\x3c\x00" + EOT),
     "MidiError_meta_length_past_chunk.mid": header() + mtrk(b"\x00\xff\x01\x7fabc"),
     "MidiError_sysex_length_past_chunk.mid": header() + mtrk(
         NOTE + b"\x00\xf0\x8f\xff\xff\x7f\xf7" + EOT),
@@ -49,6 +49,9 @@ FILES = {
     # 4-byte VLQ delta times of 0x0FFFFFFF: fine; a 5-byte one is the error above
     "MidiWarning_truncated_last_track.mid": header(ntrks=2) + mtrk(NOTE + EOT)
                                             + mtrk(NOTE + NOTE + EOT, length=400)[:-6],
+    # running status used across a meta event that cancelled it: recovered with a warning
+    "MidiWarning_running_status_after_meta.mid": header() + mtrk(
+        b"\x00\x90\x3c\x40\x00\xff\x01\x01x\x60\x3c\x00" + EOT),
     "MidiWarning_missing_end_of_track.mid": header() + mtrk(NOTE + b"\x00\x90\x40\x50"),
 }
 
