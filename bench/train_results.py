@@ -128,7 +128,10 @@ def render(results: dict) -> str:
              "token after BOS of every test piece (EOS included), each counted once; the LSTM "
              "reads each piece whole from its BOS. NLL per note = total NLL / notes.", "",
              f"musgen {results['musgen_version']}, {results['machine']}, "
-             f"{results['cpu_count']} CPU cores (shared), CPU-only TensorFlow.", ""]
+             f"{results['cpu_count']} CPU cores (shared), CPU-only TensorFlow. The default "
+             "models are `musgen train DATASET -o MODEL` with only a time budget "
+             "(`--max-minutes`, shown below) and every other setting at its default; the "
+             "runs shared the cores with other jobs, so epoch times vary.", ""]
     for key, r in results["corpora"].items():
         m, ng, tr = r["model"], r["ngram"], r["training"]
         hp = tr["hyperparameters"]
