@@ -754,17 +754,18 @@ def paper_features(score: Score, *, keep_drums: bool = False) -> np.ndarray:
     the previous note's onset, 0 for the first). Notes in (onset, pitch) order; drums excluded
     unless ``keep_drums``."""
     notes = np.asarray(score.notes)
+    # Index the three fields separately: reordering whole padded rows costs twice as much.
+    start, pitch, velocity = notes["start"], notes["pitch"], notes["velocity"]
     if not keep_drums:
-        notes = notes[notes["channel"] != DRUM_CHANNEL]
-    order = np.lexsort((notes["pitch"], notes["start"]))
-    notes = notes[order]
-    out = np.zeros((notes.shape[0], 3), dtype=np.float32)
-    if notes.shape[0] == 0:
+        keep = notes["channel"] != DRUM_CHANNEL
+        start, pitch, velocity = start[keep], pitch[keep], velocity[keep]
+    order = np.lexsort((pitch, start))
+    out = np.zeros((start.shape[0], 3), dtype=np.float32)
+    if start.shape[0] == 0:
         return out
-    sec = score.ticks_to_seconds(notes["start"])
-    out[:, 0] = notes["pitch"]
-    out[:, 1] = notes["velocity"]
-    out[1:, 2] = np.diff(sec)
+    out[:, 0] = pitch[order]
+    out[:, 1] = velocity[order]
+    out[1:, 2] = np.diff(score.ticks_to_seconds(start[order]))
     return out
 
 
