@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-
 from musgen import dataset as D
 from musgen.dataset import Dataset, DatasetError
 

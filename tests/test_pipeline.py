@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from musgen import pipeline
 from musgen.dataset import Dataset, DatasetError, _DatasetWriter
 
@@ -138,7 +137,7 @@ def codec_dataset(tmp_path, backend):
     config = codec.default_config(pitch_range=(55, 79))
     rng = np.random.default_rng(0)
     pieces = []
-    for i in range(12):
+    for _ in range(12):
         n = int(rng.integers(3, 40))
         notes = np.zeros(n, dtype=NOTE_DTYPE)
         notes["pitch"] = rng.integers(55, 80, n)
@@ -188,9 +187,27 @@ def test_numpy_batches_transposition_stays_in_range(tmp_path, backend):
 def test_tf_dataset_matches_numpy_batches_with_transposition(tmp_path, backend):
     pytest.importorskip("tensorflow")
     ds, _ = codec_dataset(tmp_path, backend)
-    kw = dict(window=8, stride=5, batch_size=16, seed=2, epoch=0, epochs=2, transpose=5)
+    kw = dict(window=8, stride=5, batch_size=16, seed=2, epoch=0, epochs=2, transpose=5,
+              weights=True)
     ref = list(pipeline.numpy_batches(ds, **kw))
-    got = [(x.numpy(), y.numpy()) for x, y in pipeline.tf_dataset(ds, **kw)]
+    got = [tuple(t.numpy() for t in batch) for batch in pipeline.tf_dataset(ds, **kw)]
     assert len(got) == len(ref) > 2
-    for (x0, y0), (x1, y1) in zip(ref, got):
+    for (x0, y0, w0), (x1, y1, w1) in zip(ref, got):
         assert np.array_equal(x0, x1) and np.array_equal(y0, y1)
+        assert w1.dtype == np.float32 and np.array_equal(w0, w1)
+        assert np.array_equal(w0, (y0 != 0).astype(np.float32))
+    assert min(w.min() for _, _, w in got) == 0  # the padded piece ends are masked
+
+
+def test_numpy_batches_order_does_not_depend_on_batch_size(tmp_path):
+    pieces = [[1] + list(range(10 + 6 * i, 16 + 6 * i)) + [2] for i in range(10)]
+    ds = Dataset.open(write_tiny(tmp_path / "ds", pieces))
+
+    def windows(batch_size):
+        got = list(pipeline.numpy_batches(ds, window=4, stride=2, batch_size=batch_size, seed=4))
+        return np.concatenate([x for x, _ in got]), np.concatenate([y for _, y in got])
+
+    x3, y3 = windows(3)
+    x64, y64 = windows(64)
+    assert np.array_equal(x3, x64) and np.array_equal(y3, y64)
+    assert x3.shape[0] == pipeline.count_windows(ds, "train", window=4, stride=2) == 30

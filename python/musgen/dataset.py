@@ -1,4 +1,5 @@
-"""Tokenized datasets: ``prepare`` turns MIDI corpora into a dataset folder, ``Dataset.open`` maps it.
+"""Tokenized datasets: ``prepare`` turns MIDI corpora into a dataset folder; ``Dataset.open``
+maps one into memory.
 
 A dataset folder holds (one definition of the format, read by training and evaluation):
 
@@ -14,6 +15,8 @@ A dataset folder holds (one definition of the format, read by training and evalu
 * ``paper.npy``     -- float32 [total_notes, 3], the paper preset's per-note features (pitch,
   velocity, seconds since the previous onset), pieces concatenated in the same order.
 * ``quarantine.tsv`` -- ``path<TAB>reason`` for every file found but not kept (header row first).
+* ``recovered.tsv`` -- ``path<TAB>warning`` for kept files the reader recovered from damage
+  (truncated track, missing End-of-Track, ...): one row per MidiWarning.
 
 Splits. A file under a folder named ``train``, ``valid``/``validation`` or ``test`` (any
 component of its path below the corpus root, or the corpus root's own name; the innermost one
@@ -41,6 +44,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -49,7 +53,7 @@ from typing import Iterable, NamedTuple, Sequence
 import numpy as np
 
 from ._progress import Progress
-from .errors import MusgenError
+from .errors import MidiWarning, MusgenError
 
 __all__ = [
     "FORMAT",
@@ -77,6 +81,7 @@ TOKENS_NAME = "tokens.npy"
 PIECES_NAME = "pieces.jsonl"
 PAPER_NAME = "paper.npy"
 QUARANTINE_NAME = "quarantine.tsv"
+RECOVERED_NAME = "recovered.tsv"
 DRUM_CHANNEL = 9  # MIDI channel 10, General MIDI percussion
 _CHUNK_FILES = 256  # files read and encoded per round: bounds memory on big corpora
 
@@ -101,29 +106,46 @@ class Piece(NamedTuple):
 
 
 # ----------------------------------------------------------------------------- file discovery
+def _midi_relpaths(root: str) -> list[str]:
+    """POSIX paths, relative to the folder ``root``, of every MIDI file below it, sorted.
+
+    A plain scandir walk on strings: corpora have hundreds of thousands of files and Path
+    objects per entry cost more than the listing itself. Hidden entries are skipped; symlinked
+    folders are not followed (no cycles), symlinked files are.
+    """
+    found: list[str] = []
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        with os.scandir(os.path.join(root, rel) if rel else root) as it:
+            for entry in it:
+                if entry.name.startswith("."):
+                    continue
+                sub = f"{rel}/{entry.name}" if rel else entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(sub)
+                elif entry.name.lower().endswith(MIDI_SUFFIXES) and entry.is_file():
+                    found.append(sub)
+    found.sort()
+    return found
+
+
 def find_midi_files(root: str | os.PathLike) -> list[Path]:
     """Every MIDI file (.mid .midi .rmi .kar, any case) under ``root``, sorted by relative path.
 
-    Sorting by the POSIX relative path (not by ``os.walk`` order) makes the result the same on
-    every file system. A file given as ``root`` is returned alone.
+    Sorting by the POSIX relative path (not by directory listing order) makes the result the
+    same on every file system. A file given as ``root`` is returned alone.
     """
     root = Path(root)
     if root.is_file():
         return [root]
     if not root.is_dir():
         raise DatasetError(f"corpus {str(root)!r}: no such folder or file")
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for name in filenames:
-            if name.lower().endswith(MIDI_SUFFIXES) and not name.startswith("."):
-                found.append(Path(dirpath) / name)
-    found.sort(key=lambda p: p.relative_to(root).as_posix())
-    return found
+    return [root / rel for rel in _midi_relpaths(str(root))]
 
 
 def folder_split(relpath: str, root_name: str = "") -> str | None:
-    """The split named by a folder in ``relpath`` (innermost wins) or by the corpus root, or None."""
+    """The split a folder in ``relpath`` names (innermost wins), else the corpus root, else None."""
     parts = [root_name] + relpath.split("/")[:-1]
     for part in reversed(parts):
         split = SPLIT_FOLDERS.get(part.lower())
@@ -171,7 +193,8 @@ def _check_split(split) -> tuple[float, float, float]:
     try:
         ratios = tuple(float(x) for x in split)
     except (TypeError, ValueError):
-        raise DatasetError(f"split={split!r}: expected three numbers (train, valid, test)") from None
+        raise DatasetError(f"split={split!r}: expected three numbers (train, valid, test)"
+                           ) from None
     if len(ratios) != 3 or any(not np.isfinite(r) or r < 0 for r in ratios) or sum(ratios) <= 0:
         raise DatasetError(f"split={split!r}: expected three non-negative numbers (train, valid, "
                            "test) with a positive sum")
@@ -248,6 +271,8 @@ class _DatasetWriter:
         self._pieces = open(self.tmp / PIECES_NAME, "w", encoding="utf-8")
         self._quarantine = open(self.tmp / QUARANTINE_NAME, "w", encoding="utf-8")
         self._quarantine.write("path\treason\n")
+        self._recovered = open(self.tmp / RECOVERED_NAME, "w", encoding="utf-8")
+        self._recovered.write("path\twarning\n")
         self.pieces: list[dict] = []
 
     def add(self, meta: dict, tokens: np.ndarray, paper: np.ndarray) -> dict:
@@ -269,10 +294,14 @@ class _DatasetWriter:
     def quarantine(self, path: str, reason: str) -> None:
         self._quarantine.write(f"{_clean_field(path)}\t{_clean_field(reason)}\n")
 
+    def recovered(self, path: str, warning: str) -> None:
+        self._recovered.write(f"{_clean_field(path)}\t{_clean_field(warning)}\n")
+
     def finish(self, info: dict) -> Path:
         self._tokens.close()
         self._paper.close()
         self._quarantine.close()
+        self._recovered.close()
         keys = ("index", "source", "path", "sha1", "split", "split_by", "offset", "length",
                 "n_notes", "note_offset")
         for row in self.pieces:
@@ -293,7 +322,8 @@ class _DatasetWriter:
         return self.output
 
     def abort(self) -> None:
-        for f in (self._tokens._file, self._paper._file, self._pieces, self._quarantine):
+        for f in (self._tokens._file, self._paper._file, self._pieces, self._quarantine,
+                  self._recovered):
             try:
                 f.close()
             except Exception:  # pragma: no cover - best effort cleanup
@@ -352,8 +382,9 @@ class Dataset:
             raise DatasetError(f"{path}: not a musgen dataset (no {INFO_NAME}); make one with "
                                "`musgen prepare`")
         info = _read_json(path / INFO_NAME)
-        if not isinstance(info, dict) or info.get("format") != FORMAT:
-            raise DatasetError(f"{path / INFO_NAME}: format is {info.get('format') if isinstance(info, dict) else None!r}, expected {FORMAT!r}")
+        found = info.get("format") if isinstance(info, dict) else type(info).__name__
+        if found != FORMAT:
+            raise DatasetError(f"{path / INFO_NAME}: format is {found!r}, expected {FORMAT!r}")
         if info.get("format_version") != FORMAT_VERSION:
             raise DatasetError(f"{path / INFO_NAME}: format_version {info.get('format_version')!r}"
                                f", this musgen reads version {FORMAT_VERSION}")
@@ -365,7 +396,8 @@ class Dataset:
         try:
             lines = (path / PIECES_NAME).read_text(encoding="utf-8").splitlines()
         except OSError as exc:
-            raise DatasetError(f"{path / PIECES_NAME}: cannot read ({exc.strerror or exc})") from exc
+            raise DatasetError(f"{path / PIECES_NAME}: cannot read ({exc.strerror or exc})"
+                               ) from exc
         tok_end = note_end = 0
         for lineno, line in enumerate(lines, 1):
             try:
@@ -435,12 +467,37 @@ class Dataset:
 
 
 # ----------------------------------------------------------------------------- prepare
-def _sha1_file(path: Path) -> tuple[str, str | None]:
+def _sha1_file(path: str) -> tuple[str, str | None]:
     """(sha1 hex, None) or ("", error text) when the file cannot be read at all."""
     try:
-        return hashlib.sha1(path.read_bytes()).hexdigest(), None
+        with open(path, "rb") as f:
+            return hashlib.sha1(f.read()).hexdigest(), None
     except OSError as exc:
         return "", f"cannot read the file ({exc.strerror or exc})"
+
+
+def _warnings_by_file(caught, paths: list[str]) -> dict[str, list[str]]:
+    """MidiWarning texts (``"<path>: <what>"``) grouped by file; other warnings re-emitted."""
+    out: dict[str, list[str]] = {}
+    known = set(paths)
+    for w in caught:
+        text = str(w.message)
+        if issubclass(w.category, MidiWarning):
+            # paths may themselves hold ": "; take the longest known prefix
+            match = [p for p in known if text.startswith(p + ": ")]
+            if match:
+                p = max(match, key=len)
+                out.setdefault(p, []).append(text[len(p) + 2:])
+                continue
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return out
+
+
+def _midi_error_text(exc) -> str:
+    """A MidiError without its path (the row names the file): ``byte N: what was wrong``."""
+    reason = getattr(exc, "reason", None) or str(exc)
+    offset = getattr(exc, "offset", None)
+    return reason if offset is None else f"byte {offset}: {reason}"
 
 
 def _without_drums(score):
@@ -536,13 +593,19 @@ def prepare(
         config = dataclasses.replace(config, keep_drums=bool(keep_drums))
     keep_drums = config.keep_drums
     names = _source_names(roots)
+    # a corpus root named train/valid/test puts all its files there (a file given alone: no)
+    root_names = {n: "" if r.is_file() else r.resolve().name for n, r in zip(names, roots)}
 
     # (source name, root, file path, relative POSIX path), corpus order then sorted path order
     entries = []
     for name, root in zip(names, roots):
-        for f in find_midi_files(root):
-            rel = f.name if root.is_file() else f.relative_to(root).as_posix()
-            entries.append((name, root, f, rel))
+        if root.is_file():
+            entries.append((name, root, str(root), root.name))
+        elif root.is_dir():
+            entries.extend((name, root, os.path.join(root, rel), rel)
+                           for rel in _midi_relpaths(str(root)))
+        else:
+            raise DatasetError(f"corpus {str(root)!r}: no such folder or file")
     n_found = len(entries)
 
     writer = _DatasetWriter(output)
@@ -554,6 +617,7 @@ def prepare(
             writer.quarantine(label, f"{reason}: {detail}")
 
         seen: dict[str, str] = {}
+        n_recovered = 0
         with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool, \
                 Progress(n_found, "prepare", quiet=quiet, unit="files") as bar:
             for lo in range(0, n_found, _CHUNK_FILES):
@@ -569,18 +633,25 @@ def prepare(
                     else:
                         seen[sha1] = label
                         todo.append((name, root, f, rel, sha1))
-                result = midi.read_many([str(t[2]) for t in todo], threads=threads,
-                                        backend=backend, on_error="skip")
+                with warnings.catch_warnings(record=True) as caught:
+                    # damage the reader recovered from: recorded per file, not printed
+                    warnings.simplefilter("always", MidiWarning)
+                    result = midi.read_many([t[2] for t in todo], threads=threads,
+                                            backend=backend, on_error="skip")
+                recovered = _warnings_by_file(caught, [t[2] for t in todo])
                 by_path = dict(zip(result.paths, result.scores))
                 errors = {str(p): e for p, e in result.errors}
                 good = []
-                for name, root, f, rel, sha1 in todo:
+                for name, _root, f, rel, sha1 in todo:
                     label = f"{name}/{rel}"
-                    score = by_path.get(str(f))
+                    score = by_path.get(f)
                     if score is None:
-                        exc = errors.get(str(f))
-                        skip(label, "unreadable", getattr(exc, "reason", None) or str(exc))
+                        exc = errors.get(f)
+                        skip(label, "unreadable", _midi_error_text(exc))
                         continue
+                    for text in recovered.get(f, ()):
+                        writer.recovered(label, text)
+                    n_recovered += bool(recovered.get(f))
                     if not keep_drums:
                         score = _without_drums(score)
                     if score.n_notes < max(1, min_notes):
@@ -601,8 +672,7 @@ def prepare(
                         skip(label, "too_long", f"{tokens.shape[0]} tokens > max_tokens "
                              f"{max_tokens}")
                         continue
-                    split_name = folder_split(rel, "" if roots[names.index(name)].is_file()
-                                              else roots[names.index(name)].resolve().name)
+                    split_name = folder_split(rel, root_names[name])
                     meta = {"source": name, "path": rel, "sha1": sha1,
                             "split": split_name, "split_by": "folder" if split_name else "seed"}
                     kept.append(writer.add(meta, np.asarray(tokens, dtype=np.int32),
@@ -620,7 +690,8 @@ def prepare(
             splits[p["split"]]["pieces"] += 1
             splits[p["split"]]["tokens"] += p["length"]
             splits[p["split"]]["notes"] += p["n_notes"]
-        files = {"found": n_found, "kept": len(kept), "skipped": dict(sorted(reasons.items()))}
+        files = {"found": n_found, "kept": len(kept), "skipped": dict(sorted(reasons.items())),
+                 "recovered": n_recovered}
         from . import __version__
 
         info = {
@@ -655,6 +726,8 @@ def format_summary(summary: dict) -> str:
              f"{sum(f['skipped'].values())} skipped"]
     for reason, n in f["skipped"].items():
         lines.append(f"  skipped {reason}: {n}")
+    if f.get("recovered"):
+        lines.append(f"  kept after recovering from damage: {f['recovered']} (recovered.tsv)")
     for name, s in summary["splits"].items():
         lines.append(f"{name:>6}: {s['pieces']} pieces, {s['tokens']} tokens, {s['notes']} notes")
     lines.append(f"time: {summary['seconds']:.2f} s")

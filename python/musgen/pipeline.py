@@ -7,7 +7,8 @@ starts at ``s`` has inputs ``tokens[s:s+T]`` and targets ``tokens[s+1:s+T+1]``; 
 target is in at least one window (exactly one when ``stride == window``). The part of a window
 past the end of its piece (a piece shorter than a window, or the last window of a piece) is
 filled with PAD (id 0) in both inputs and targets. PAD is never a real target, so the loss mask
-is ``targets != PAD_ID`` (``target_weights``): padded positions carry no loss and no accuracy.
+is ``targets != PAD_ID`` (``target_weights``, or ``weights=True`` to get it with every batch):
+padded positions carry no loss and no accuracy.
 
 Order. The windows of an epoch are shuffled with ``np.random.default_rng([seed, epoch])`` (when
 ``shuffle``), and each window's transposition is drawn from the same generator, so ``seed`` and
@@ -185,8 +186,9 @@ class _BatchMaker:
 def numpy_batches(dataset, split: str = "train", *, window: int = 256, stride: int | None = None,
                   batch_size: int = 32, shuffle: bool = True, seed: int = 0, epoch: int = 0,
                   transpose: int = 0, drop_remainder: bool = False, epochs: int | None = 1,
-                  start_batch: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Batches ``(inputs int32 [B, window], targets int32 [B, window])`` of ``split``.
+                  start_batch: int = 0, weights: bool = False) -> Iterator[tuple]:
+    """Batches ``(inputs int32 [B, window], targets int32 [B, window])`` of ``split``
+    (``weights=True`` adds ``target_weights(targets)``, float32 [B, window], for Keras).
 
     Parameters
     ----------
@@ -203,6 +205,8 @@ def numpy_batches(dataset, split: str = "train", *, window: int = 256, stride: i
         Epochs ``epoch, epoch + 1, ...`` in a row (None: forever).
     start_batch : int
         Skip this many batches of the first epoch (resume).
+    weights : bool
+        Also yield the loss weights (0 on PAD targets).
     """
     ds = _as_dataset(dataset)
     make = _BatchMaker(ds, transpose)
@@ -216,7 +220,8 @@ def numpy_batches(dataset, split: str = "train", *, window: int = 256, stride: i
             raise DatasetError(f"{ds.path}: split {split!r} has no windows (no pieces, or "
                                f"fewer than batch_size={batch_size} windows with drop_remainder)")
         for b in range(first, plan.n_batches):
-            yield make(plan, b)
+            x, y = make(plan, b)
+            yield (x, y, target_weights(y)) if weights else (x, y)
         first = 0
         e += 1
 
@@ -224,9 +229,10 @@ def numpy_batches(dataset, split: str = "train", *, window: int = 256, stride: i
 def tf_dataset(dataset, split: str = "train", *, window: int = 256, stride: int | None = None,
                batch_size: int = 32, shuffle: bool = True, seed: int = 0, epoch: int = 0,
                transpose: int = 0, drop_remainder: bool = False, epochs: int | None = 1,
-               start_batch: int = 0, parallel: int | None = None):
+               start_batch: int = 0, weights: bool = False, parallel: int | None = None):
     """The batches of ``numpy_batches`` (same arguments, identical values) as a ``tf.data.Dataset``
-    of ``(inputs, targets)`` int32 tensors, built in parallel and prefetched.
+    of ``(inputs, targets)`` int32 tensors (``weights=True``: and float32 loss weights), built in
+    parallel and prefetched; ``model.fit`` takes it as is.
 
     ``parallel`` is the number of batches built at once (default: the number of cores).
     """
@@ -277,6 +283,8 @@ def tf_dataset(dataset, split: str = "train", *, window: int = 256, stride: int 
         x, y = tf.numpy_function(build, [e, b], (tf.int32, tf.int32), stateful=False)
         x.set_shape((None, window))
         y.set_shape((None, window))
+        if weights:
+            return x, y, tf.cast(tf.not_equal(y, PAD_ID), tf.float32)
         return x, y
 
     n_parallel = parallel or os.cpu_count() or 1
