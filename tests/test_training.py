@@ -355,3 +355,23 @@ def test_train_tensorboard_logs_or_a_clear_error(dataset, tmp_path):
         training.train(dataset, tmp_path / "m", **kw)
         assert any(p.name.startswith("events.out.tfevents")
                    for p in (tmp_path / "tb").rglob("*"))
+
+
+@pytest.mark.tf
+def test_train_stops_early_and_on_the_time_budget(dataset, tmp_path):
+    from musgen import training
+
+    # learning rate 0: the validation loss never improves after epoch 1 -> stop after
+    # `patience` more epochs, and the exported model is epoch 1's.
+    out = training.train(dataset, tmp_path / "early", **dict(TINY, epochs=10, patience=2,
+                                                             learning_rate=0.0))
+    state = json.loads((out / "checkpoints" / "state.json").read_text())
+    assert [h["epoch"] for h in state["history"]] == [1, 2, 3]
+    assert state["stop_reason"] == "early stopping: no improvement for 2 epochs"
+    assert json.loads((out / "config.json").read_text())["training"]["best_epoch"] == 1
+    # a budget far below one epoch: the first epoch runs, no second one starts
+    out = training.train(dataset, tmp_path / "budget", **dict(TINY, epochs=10,
+                                                              max_minutes=1e-4))
+    state = json.loads((out / "checkpoints" / "state.json").read_text())
+    assert len(state["history"]) == 1
+    assert state["stop_reason"] == "time budget of 0.0001 minutes"
