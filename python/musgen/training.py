@@ -467,6 +467,10 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
             raise MusgenError(f"tensorboard={str(tensorboard)!r}: TensorBoard logs need the "
                               "'tensorboard' package (pip install tensorboard)")
 
+    # TensorFlow's C++ log lines (oneDNN notices; a harmless tf.data "unknown attribute" error
+    # logged every epoch by TF 2.21) would drown the progress bar. Python exceptions still
+    # propagate; a user who sets the variable keeps control.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
     import tensorflow as tf
 
