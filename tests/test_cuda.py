@@ -1,0 +1,168 @@
+"""CUDA backend checks that need no GPU: clear errors where no device is usable, and host runs
+of the __host__ __device__ Philox and sampling code the kernels execute, compared with the
+CPU engine and the NumPy statement of the rules. (Device tests: test_cuda_device.py.)"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from musgen import _backend, codec, engine
+from musgen.cli import main
+from musgen.engine._random import random_model_dir
+from musgen.engine.philox import philox_uniform
+from musgen.engine.sampling import sample_token
+from musgen.errors import BackendUnavailableError
+from musgen.generation import generate
+
+CUDA_OK, CUDA_WHY = _backend.cuda_status()
+no_device = pytest.mark.skipif(CUDA_OK, reason="a usable CUDA device is present: the "
+                               "no-device error path cannot occur here")
+HAS_SHARED = _backend.has_cpp() and hasattr(_backend.core(), "cuda_sample_reference")
+needs_cuda_build = pytest.mark.skipif(not HAS_SHARED, reason="this build has no CUDA backend "
+                                      "(the shared device code is compiled only with CUDA)")
+
+
+@pytest.fixture(scope="module")
+def lm_model(tmp_path_factory):
+    config = codec.default_config()
+    return random_model_dir(tmp_path_factory.mktemp("cuda") / "m", vocab_size=config.vocab_size,
+                            embedding_dim=8, lstm_units=[16, 12], seed=3, scale=1.2,
+                            codec=config.to_dict())
+
+
+def test_cuda_status_gives_a_reason():
+    ok, why = _backend.cuda_status()
+    assert isinstance(ok, bool) and isinstance(why, str) and len(why) > 10
+    if _backend.has_cpp() and _backend.core().HAS_CUDA:
+        assert tuple(_backend.core().cuda_runtime_status()) == (ok, why)
+
+
+@no_device
+def test_cuda_load_raises_with_the_reason(lm_model):
+    with pytest.raises(BackendUnavailableError, match=re.escape(CUDA_WHY)):
+        engine.load(lm_model, backend="cuda")
+
+
+@no_device
+def test_cuda_env_backend_raises_with_the_reason(lm_model, monkeypatch):
+    monkeypatch.setenv("MUSGEN_BACKEND", "cuda")
+    with pytest.raises(BackendUnavailableError, match="CUDA backend is not available"):
+        engine.load(lm_model)
+
+
+@no_device
+def test_cuda_generate_raises_with_the_reason(lm_model):
+    with pytest.raises(BackendUnavailableError, match=re.escape(CUDA_WHY)):
+        generate(lm_model, n=1, length="8 tokens", seed=1, backend="cuda")
+
+
+@no_device
+def test_cuda_cli_prints_the_reason(lm_model, tmp_path, capsys):
+    rc = main(["generate", str(lm_model), "-o", str(tmp_path / "out.mid"), "--length", "8 tokens",
+               "--backend", "cuda", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "musgen generate: error: the CUDA backend is not available" in err and CUDA_WHY in err
+    assert not (tmp_path / "out.mid").exists()
+
+
+@needs_cuda_build
+def test_cuda_shared_philox_matches_cpu_and_numpy():
+    core = _backend.core()
+    rng = np.random.default_rng(5)
+    seeds = [0, 1, 2**32 - 1, 2**32, 2**64 - 1] + [int(s) for s in rng.integers(0, 2**63, 40)]
+    for seed in seeds:
+        steps = rng.integers(0, 2**32, 8, dtype=np.uint64)
+        streams = rng.integers(0, 9000, 8)
+        want = philox_uniform(np.uint64(seed), steps.astype(np.uint32), streams.astype(np.uint32))
+        for t, s, w in zip(steps, streams, want):
+            got = core.cuda_philox_uniform(seed, int(t), int(s))
+            assert got == core.philox_uniform(seed, int(t), int(s)) == float(w)
+
+
+def _random_case(rng, V):
+    """Logits with deliberate ties (quantized values), a random grammar row, random settings."""
+    logits = (rng.integers(-6, 7, V) * 0.5 + (rng.random(V) < 0.5) * rng.random(V)
+              ).astype(np.float32)
+    row = np.where(rng.random(V) < rng.choice([0.2, 0.7, 1.0]), 0, -1).astype(np.int32)
+    eos = int(rng.integers(-1, V))
+    can_end = bool(rng.random() < 0.5)
+    temp = float(rng.choice([0.0, 0.3, 1.0, 1.7]))
+    top_k = int(rng.choice([0, 1, 2, 5, V]))
+    top_p = float(rng.choice([1.0, 0.95, 0.5, 0.1]))
+    return logits, row, eos, can_end, np.float32(temp), top_k, np.float32(top_p)
+
+
+@needs_cuda_build
+def test_cuda_shared_sampling_rule_matches_numpy_statement():
+    core = _backend.core()
+    rng = np.random.default_rng(11)
+    cases = none_allowed = 0
+    for _ in range(3000):
+        V = int(rng.choice([1, 3, 17, 130]))
+        logits, row, eos, can_end, temp, top_k, top_p = _random_case(rng, V)
+        u = float(rng.random())
+        allowed = (row >= 0) & ((np.arange(V) != eos) | can_end)
+        want = sample_token(logits, allowed, float(temp), top_k, float(top_p), u)
+        got = core.cuda_sample_reference(logits, row, can_end, eos, float(temp), top_k,
+                                         float(top_p), u)
+        assert got == want, (V, temp, top_k, top_p, u)
+        cases += 1
+        none_allowed += want == -1
+    assert cases == 3000 and 0 < none_allowed < 600
+
+
+def _toy_grammar(V):
+    """State 0 allows only BOS (0); state 1: even ids -> 2, EOS (V-1) can end; state 2: odd -> 1."""
+    table = np.full((3, V), -1, np.int32)
+    table[0, 0] = 1
+    ids = np.arange(1, V - 1)
+    table[1, ids[ids % 2 == 0]] = 2
+    table[2, ids[ids % 2 == 1]] = 1
+    table[1, V - 1] = 1
+    return table, np.array([False, True, False])
+
+
+@needs_cuda_build
+def test_cuda_shared_loop_reproduces_cpu_engine(tmp_path):
+    """Replay the device loop on the host: CPU logits of each stream's own prefix, the shared
+    Philox and sampling code, the kernel's stop rule -> exactly the CPU engine's tokens."""
+    if not hasattr(_backend.core(), "LstmEngine"):
+        pytest.skip("needs the C++ CPU engine")
+    core = _backend.core()
+    V = 41
+    d = random_model_dir(tmp_path / "m", vocab_size=V, embedding_dim=8, lstm_units=[19, 16],
+                         seed=1, scale=1.5)
+    eng = engine.load(d, backend="cpp")
+    table, can_end = _toy_grammar(V)
+
+    class G:
+        pass
+
+    g = G()
+    g.table, g.start_state, g.can_end = table, 0, can_end
+    n, length = 16, 20
+    rng = np.random.default_rng(2)
+    temps = rng.choice([0.0, 0.7, 1.0, 1.5], n).astype(np.float32)
+    ks = rng.choice([0, 2, 6], n).astype(np.int32)
+    ps = rng.choice([1.0, 0.9, 0.6], n).astype(np.float32)
+    seeds = [int(s) for s in rng.integers(0, 2**63, n)]
+    out = eng.generate_tokens(n, primer=[0], length=length, grammar=g, eos_id=V - 1,
+                              temperature=temps, top_k=ks, top_p=ps, seed=seeds)
+    for s in range(n):
+        toks = out[s]
+        logits = eng.logits(np.concatenate([[0], toks]).astype(np.int32))[0]
+        state, replay = 1, []
+        for t in range(len(toks)):
+            u = core.cuda_philox_uniform(seeds[s], t, s)
+            v = core.cuda_sample_reference(logits[t], table[state], bool(can_end[state]), V - 1,
+                                           float(temps[s]), int(ks[s]), float(ps[s]), u)
+            replay.append(v)
+            state = int(table[state, v])
+            if v == V - 1 or (len(replay) >= length and can_end[state]):
+                break
+        np.testing.assert_array_equal(replay, toks)
+    assert any(t[-1] == V - 1 for t in out) and any(len(t) >= length for t in out)
