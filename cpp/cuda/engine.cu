@@ -925,9 +925,11 @@ void CudaLstmEngine::generate(const engine::GenerateRequest& r) const {
         r.progress->fetch_add(now.generated - reported, std::memory_order_relaxed);
         reported = now.generated;
       }
-      if (now.error_stream >= 0)
+      if (now.error_stream >= 0) {
+        cudaStreamSynchronize(cs);  // let the queued chunk finish before its buffers are freed
         throw CodecError("LstmEngine::generate: grammar state " + std::to_string(now.error_state) +
                          " allows no token (stream " + std::to_string(now.error_stream) + ")");
+      }
       if (now.active == 0) break;
     }
   }
@@ -939,8 +941,6 @@ void CudaLstmEngine::generate(const engine::GenerateRequest& r) const {
                           cudaMemcpyDeviceToHost, cs),
           "copying tokens");
   check(cudaStreamSynchronize(cs), "the generation kernels");
-  Status last{};
-  std::memcpy(&last, hs, sizeof(Status));
   for (int s = 0; s < n; ++s) r.out_length[s] = lens[s];
   if (r.progress != nullptr) {
     long long total = 0;
