@@ -193,6 +193,7 @@ __global__ void __launch_bounds__(32 * kMatvecWarps) matvec_kernel(LinearArgs a)
   for (int r = 0; r < kMatvecRows; ++r)
 #pragma unroll
     for (int g = 0; g < 4; ++g) acc[r][g] = 0.0f;
+#pragma unroll 4
   for (int k = lane; k < a.K1; k += 32) {
     const float4 w = __ldg(W + k);
 #pragma unroll
@@ -205,13 +206,13 @@ __global__ void __launch_bounds__(32 * kMatvecWarps) matvec_kernel(LinearArgs a)
         acc[r][3] += x * w.w;
       }
   }
+#pragma unroll 4
   for (int k = lane; k < a.K2; k += 32) {
     const float4 w = __ldg(W + a.K1 + k);
 #pragma unroll
     for (int r = 0; r < kMatvecRows; ++r)
       if (r < rows) {
-        // h of this step is written by other blocks only into the other parity buffer, so a
-        // plain (non-__ldg) load is not needed for coherence; __ldg is safe here.
+        // The read-only cache is safe: this kernel writes h only into the other parity buffer.
         const float x = __ldg(a.x2 + static_cast<size_t>(m0 + r) * a.ld2 + k);
         acc[r][0] += x * w.x;
         acc[r][1] += x * w.y;
@@ -236,26 +237,29 @@ __global__ void __launch_bounds__(32 * kMatvecWarps) matvec_kernel(LinearArgs a)
   }
 }
 
-// Large batches: a shared-memory tiled SGEMM, 64 rows x 16 units (64 columns) per block, k tiles
-// of 16, 256 threads with a 4 x 4 register tile each: thread (ty, tx) owns rows 4ty..4ty+3 and
-// unit p0 + tx (its 4 gates), so the epilogue has everything for the cell update.
-constexpr int kTM = 64, kTU = 16, kTK = 16;
+// Large batches: a shared-memory tiled SGEMM, (16 TM) rows x 16 units (64 columns) per block,
+// k tiles of 16, 256 threads with a TM x 4 register tile each: thread (ty, tx) owns rows
+// TM ty .. TM ty + TM - 1 and unit p0 + tx (its 4 gates), so the epilogue has everything for the
+// cell update. TM = 8 for big batches (more FMAs per shared-memory load), 4 for mid-size ones
+// (less padding waste).
+constexpr int kTU = 16, kTK = 16;
 
-template <bool LSTM>
+template <bool LSTM, int TM>
 __global__ void __launch_bounds__(256) gemm_kernel(LinearArgs a) {
-  __shared__ __align__(16) float As[kTK][kTM + 4];
+  constexpr int BM = 16 * TM;
+  __shared__ __align__(16) float As[kTK][BM + 4];
   __shared__ __align__(16) float Bs[kTK][4 * kTU + 4];
   const int tid = threadIdx.x, tx = tid % kTU, ty = tid / kTU;
-  const int m0 = blockIdx.y * kTM, p0 = blockIdx.x * kTU;
+  const int m0 = blockIdx.y * BM, p0 = blockIdx.x * kTU;
   const int K = a.K1 + a.K2;
-  float acc[4][4];
+  float acc[TM][4];
 #pragma unroll
-  for (int i = 0; i < 4; ++i)
+  for (int i = 0; i < TM; ++i)
 #pragma unroll
     for (int j = 0; j < 4; ++j) acc[i][j] = 0.0f;
   for (int k0 = 0; k0 < K; k0 += kTK) {
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
+    for (int i = 0; i < TM; ++i) {  // BM x kTK = 256 TM floats of A
       const int idx = tid + 256 * i, mm = idx / kTK, kk = idx % kTK;
       const int m = m0 + mm, k = k0 + kk;
       float v = 0.0f;
@@ -265,7 +269,7 @@ __global__ void __launch_bounds__(256) gemm_kernel(LinearArgs a) {
       As[kk][mm] = v;
     }
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
+    for (int i = 0; i < 4; ++i) {  // kTK x 64 = 1024 floats of the panels
       const int idx = tid + 256 * i, pp = idx / (4 * kTK), rem = idx % (4 * kTK);
       const int kk = rem / 4, g = rem % 4, p = p0 + pp, k = k0 + kk;
       Bs[kk][4 * pp + g] =
@@ -274,11 +278,19 @@ __global__ void __launch_bounds__(256) gemm_kernel(LinearArgs a) {
     __syncthreads();
 #pragma unroll
     for (int kk = 0; kk < kTK; ++kk) {
-      const float4 av = *reinterpret_cast<const float4*>(&As[kk][4 * ty]);
-      const float4 bv = *reinterpret_cast<const float4*>(&Bs[kk][4 * tx]);
-      const float ar[4] = {av.x, av.y, av.z, av.w}, br[4] = {bv.x, bv.y, bv.z, bv.w};
+      float ar[TM];
 #pragma unroll
-      for (int i = 0; i < 4; ++i)
+      for (int i = 0; i < TM; i += 4) {
+        const float4 av = *reinterpret_cast<const float4*>(&As[kk][TM * ty + i]);
+        ar[i] = av.x;
+        ar[i + 1] = av.y;
+        ar[i + 2] = av.z;
+        ar[i + 3] = av.w;
+      }
+      const float4 bv = *reinterpret_cast<const float4*>(&Bs[kk][4 * tx]);
+      const float br[4] = {bv.x, bv.y, bv.z, bv.w};
+#pragma unroll
+      for (int i = 0; i < TM; ++i)
 #pragma unroll
         for (int j = 0; j < 4; ++j) acc[i][j] += ar[i] * br[j];
     }
@@ -287,14 +299,16 @@ __global__ void __launch_bounds__(256) gemm_kernel(LinearArgs a) {
   const int p = p0 + tx;
   if (p >= a.np) return;
 #pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const int m = m0 + 4 * ty + i;
+  for (int i = 0; i < TM; ++i) {
+    const int m = m0 + TM * ty + i;
     if (m < a.M) epilogue<LSTM>(a, m, p, acc[i]);
   }
 }
 
 // Below this batch the warp-per-unit kernel wins (a 64-row tile would be mostly empty).
 constexpr int kGemmMinRows = 16;
+// From this batch on, 128-row tiles (TM = 8) still leave enough blocks to fill the GPU.
+constexpr int kGemmBigRows = 1024;
 
 template <bool LSTM>
 void launch_linear(const LinearArgs& a, cudaStream_t s) {
@@ -302,9 +316,12 @@ void launch_linear(const LinearArgs& a, cudaStream_t s) {
   if (a.M < kGemmMinRows) {
     dim3 grid((a.np + kMatvecWarps - 1) / kMatvecWarps, (a.M + kMatvecRows - 1) / kMatvecRows);
     matvec_kernel<LSTM><<<grid, 32 * kMatvecWarps, 0, s>>>(a);
+  } else if (a.M < kGemmBigRows) {
+    dim3 grid((a.np + kTU - 1) / kTU, (a.M + 63) / 64);
+    gemm_kernel<LSTM, 4><<<grid, 256, 0, s>>>(a);
   } else {
-    dim3 grid((a.np + kTU - 1) / kTU, (a.M + kTM - 1) / kTM);
-    gemm_kernel<LSTM><<<grid, 256, 0, s>>>(a);
+    dim3 grid((a.np + kTU - 1) / kTU, (a.M + 127) / 128);
+    gemm_kernel<LSTM, 8><<<grid, 256, 0, s>>>(a);
   }
   check(cudaGetLastError(), "kernel launch");
 }
