@@ -76,6 +76,36 @@ void bind_cuda(py::module_& m) {
 #endif
   });
 #if MUSGEN_HAS_CUDA
+  m.def("cuda_emulate_logits",
+        [](const std::string& kind, const std::vector<int>& units, const py::dict& weights,
+           const carray<std::int32_t>& tokens) {
+          if (tokens.ndim() != 2) throw std::invalid_argument("tokens must be [B, T]");
+          std::map<std::string, carray<float>> keep;
+          std::map<std::string, engine::TensorView> views;
+          for (auto item : weights) {
+            const std::string name = py::str(item.first);
+            carray<float> arr = py::cast<carray<float>>(item.second);
+            engine::TensorView v;
+            v.data = arr.data();
+            for (py::ssize_t d = 0; d < arr.ndim(); ++d) v.shape.push_back(arr.shape(d));
+            views[name] = v;
+            keep.emplace(name, std::move(arr));
+          }
+          auto e = views.find("embedding/embeddings");
+          const py::ssize_t V = e == views.end() || e->second.shape.size() != 2
+                                    ? 0 : static_cast<py::ssize_t>(e->second.shape[0]);
+          const auto B = tokens.shape(0), T = tokens.shape(1);
+          py::array_t<float> out({B, T, V});
+          float* dst = out.mutable_data();
+          const std::int32_t* src = tokens.data();
+          {
+            py::gil_scoped_release release;
+            cuda::emulate_logits(kind, units, views, src, B, T, dst);
+          }
+          return out;
+        },
+        py::arg("kind"), py::arg("units"), py::arg("weights"), py::arg("tokens"),
+        "Teacher-forced logits by a host emulation of the CUDA layer kernels (for tests)");
   m.def("cuda_philox_uniform", &cuda::philox_uniform_shared, py::arg("seed"), py::arg("step"),
         py::arg("stream"), "The CUDA kernels' Philox uniform, run on the host (for tests)");
   m.def("cuda_sample_reference",

@@ -147,10 +147,20 @@ struct LinearArgs {
   int ldo = 0, N = 0;
 };
 
-__device__ __forceinline__ float sigmoid_d(float x) { return 1.0f / (1.0f + expf(-x)); }
+// The kernel bodies below are __host__ __device__ pieces between barriers: the kernels run them
+// per thread with __syncthreads() in between, and emulate_linear() runs the same pieces for every
+// thread of every block on the host, so tests without a GPU check the kernels' index arithmetic
+// against the CPU engine (see emulate_logits()).
+#if defined(__CUDA_ARCH__)
+#define MUSGEN_LDG(ptr) __ldg(ptr)
+#else
+#define MUSGEN_LDG(ptr) (*(ptr))
+#endif
+
+MUSGEN_HD float sigmoid_f(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 template <bool LSTM>
-__device__ __forceinline__ void epilogue(const LinearArgs& a, int m, int p, const float z[4]) {
+MUSGEN_HD void epilogue(const LinearArgs& a, int m, int p, const float z[4]) {
   float v[4];
   if (a.table != nullptr) {
     const float* row = a.table + static_cast<size_t>(a.tok[static_cast<size_t>(m) * a.tok_stride]) *
@@ -160,7 +170,7 @@ __device__ __forceinline__ void epilogue(const LinearArgs& a, int m, int p, cons
     for (int g = 0; g < 4; ++g) v[g] = z[g] + a.bias[4 * p + g];
   }
   if (LSTM) {
-    const float ig = sigmoid_d(v[0]), fg = sigmoid_d(v[1]), gg = tanhf(v[2]), og = sigmoid_d(v[3]);
+    const float ig = sigmoid_f(v[0]), fg = sigmoid_f(v[1]), gg = tanhf(v[2]), og = sigmoid_f(v[3]);
     float* cp = a.c + static_cast<size_t>(m) * a.ldc + p;
     const float cn = fg * *cp + ig * gg;
     *cp = cn;
@@ -179,27 +189,20 @@ __device__ __forceinline__ void epilogue(const LinearArgs& a, int m, int p, cons
 constexpr int kMatvecWarps = 8;
 constexpr int kMatvecRows = 4;
 
-template <bool LSTM>
-__global__ void __launch_bounds__(32 * kMatvecWarps) matvec_kernel(LinearArgs a) {
-  const int lane = threadIdx.x & 31;
-  const int p = blockIdx.x * kMatvecWarps + (threadIdx.x >> 5);
-  if (p >= a.np) return;
-  const int m0 = blockIdx.y * kMatvecRows;
-  const int rows = min(kMatvecRows, a.M - m0);
+// One lane's partial sums for unit p, rows m0 .. m0 + rows - 1 (before the warp reduction).
+MUSGEN_HD void matvec_partial(const LinearArgs& a, int p, int m0, int rows, int lane,
+                              float acc[kMatvecRows][4]) {
   const int K = a.K1 + a.K2;
   const float4* W = reinterpret_cast<const float4*>(a.P) + static_cast<size_t>(p) * K;
-  float acc[kMatvecRows][4];
-#pragma unroll
   for (int r = 0; r < kMatvecRows; ++r)
-#pragma unroll
     for (int g = 0; g < 4; ++g) acc[r][g] = 0.0f;
 #pragma unroll 4
   for (int k = lane; k < a.K1; k += 32) {
-    const float4 w = __ldg(W + k);
+    const float4 w = MUSGEN_LDG(W + k);
 #pragma unroll
     for (int r = 0; r < kMatvecRows; ++r)
       if (r < rows) {
-        const float x = __ldg(a.x1 + static_cast<size_t>(m0 + r) * a.ld1 + k);
+        const float x = MUSGEN_LDG(a.x1 + static_cast<size_t>(m0 + r) * a.ld1 + k);
         acc[r][0] += x * w.x;
         acc[r][1] += x * w.y;
         acc[r][2] += x * w.z;
@@ -208,18 +211,29 @@ __global__ void __launch_bounds__(32 * kMatvecWarps) matvec_kernel(LinearArgs a)
   }
 #pragma unroll 4
   for (int k = lane; k < a.K2; k += 32) {
-    const float4 w = __ldg(W + a.K1 + k);
+    const float4 w = MUSGEN_LDG(W + a.K1 + k);
 #pragma unroll
     for (int r = 0; r < kMatvecRows; ++r)
       if (r < rows) {
         // The read-only cache is safe: this kernel writes h only into the other parity buffer.
-        const float x = __ldg(a.x2 + static_cast<size_t>(m0 + r) * a.ld2 + k);
+        const float x = MUSGEN_LDG(a.x2 + static_cast<size_t>(m0 + r) * a.ld2 + k);
         acc[r][0] += x * w.x;
         acc[r][1] += x * w.y;
         acc[r][2] += x * w.z;
         acc[r][3] += x * w.w;
       }
   }
+}
+
+template <bool LSTM>
+__global__ void __launch_bounds__(32 * kMatvecWarps) matvec_kernel(LinearArgs a) {
+  const int lane = threadIdx.x & 31;
+  const int p = blockIdx.x * kMatvecWarps + (threadIdx.x >> 5);
+  if (p >= a.np) return;  // whole warps leave together
+  const int m0 = blockIdx.y * kMatvecRows;
+  const int rows = min(kMatvecRows, a.M - m0);
+  float acc[kMatvecRows][4];
+  matvec_partial(a, p, m0, rows, lane, acc);
 #pragma unroll
   for (int r = 0; r < kMatvecRows; ++r)
 #pragma unroll
@@ -242,15 +256,76 @@ __global__ void __launch_bounds__(32 * kMatvecWarps) matvec_kernel(LinearArgs a)
 // TM ty .. TM ty + TM - 1 and unit p0 + tx (its 4 gates), so the epilogue has everything for the
 // cell update. TM = 8 for big batches (more FMAs per shared-memory load), 4 for mid-size ones
 // (less padding waste).
-constexpr int kTU = 16, kTK = 16;
+constexpr int kTU = 16, kTK = 16, kGemmThreads = 256;
+
+template <int TM>
+struct __align__(16) GemmTiles {
+  float As[kTK][16 * TM + 4];  // A tile, k-major, so a thread's TM rows are one float4 run
+  float Bs[kTK][4 * kTU + 4];  // 16 units x 4 gates
+};
+
+// Thread tid's share of loading the tiles at k0.
+template <int TM>
+MUSGEN_HD void gemm_load(const LinearArgs& a, int tid, int m0, int p0, int k0, GemmTiles<TM>& t) {
+  const int K = a.K1 + a.K2;
+#pragma unroll
+  for (int i = 0; i < TM; ++i) {  // 16 TM x kTK = 256 TM floats of A
+    const int idx = tid + kGemmThreads * i, mm = idx / kTK, kk = idx % kTK;
+    const int m = m0 + mm, k = k0 + kk;
+    float v = 0.0f;
+    if (m < a.M && k < K)
+      v = k < a.K1 ? a.x1[static_cast<size_t>(m) * a.ld1 + k]
+                   : a.x2[static_cast<size_t>(m) * a.ld2 + (k - a.K1)];
+    t.As[kk][mm] = v;
+  }
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {  // kTK x 64 = 1024 floats of the panels
+    const int idx = tid + kGemmThreads * i, pp = idx / (4 * kTK), rem = idx % (4 * kTK);
+    const int kk = rem / 4, g = rem % 4, p = p0 + pp, k = k0 + kk;
+    t.Bs[kk][4 * pp + g] =
+        (p < a.np && k < K) ? MUSGEN_LDG(a.P + (static_cast<size_t>(p) * K + k) * 4 + g) : 0.0f;
+  }
+}
+
+// Thread tid's FMAs over one k tile.
+template <int TM>
+MUSGEN_HD void gemm_compute(int tid, const GemmTiles<TM>& t, float acc[TM][4]) {
+  const int tx = tid % kTU, ty = tid / kTU;
+#pragma unroll
+  for (int kk = 0; kk < kTK; ++kk) {
+    float ar[TM];
+#pragma unroll
+    for (int i = 0; i < TM; i += 4) {
+      const float4 av = *reinterpret_cast<const float4*>(&t.As[kk][TM * ty + i]);
+      ar[i] = av.x;
+      ar[i + 1] = av.y;
+      ar[i + 2] = av.z;
+      ar[i + 3] = av.w;
+    }
+    const float4 bv = *reinterpret_cast<const float4*>(&t.Bs[kk][4 * tx]);
+    const float br[4] = {bv.x, bv.y, bv.z, bv.w};
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) acc[i][j] += ar[i] * br[j];
+  }
+}
 
 template <bool LSTM, int TM>
-__global__ void __launch_bounds__(256) gemm_kernel(LinearArgs a) {
-  constexpr int BM = 16 * TM;
-  __shared__ __align__(16) float As[kTK][BM + 4];
-  __shared__ __align__(16) float Bs[kTK][4 * kTU + 4];
-  const int tid = threadIdx.x, tx = tid % kTU, ty = tid / kTU;
-  const int m0 = blockIdx.y * BM, p0 = blockIdx.x * kTU;
+MUSGEN_HD void gemm_finish(const LinearArgs& a, int tid, int m0, int p0, float acc[TM][4]) {
+  const int tx = tid % kTU, ty = tid / kTU, p = p0 + tx;
+  if (p >= a.np) return;
+  for (int i = 0; i < TM; ++i) {
+    const int m = m0 + TM * ty + i;
+    if (m < a.M) epilogue<LSTM>(a, m, p, acc[i]);
+  }
+}
+
+template <bool LSTM, int TM>
+__global__ void __launch_bounds__(kGemmThreads) gemm_kernel(LinearArgs a) {
+  __shared__ GemmTiles<TM> tiles;
+  const int tid = threadIdx.x;
+  const int m0 = blockIdx.y * 16 * TM, p0 = blockIdx.x * kTU;
   const int K = a.K1 + a.K2;
   float acc[TM][4];
 #pragma unroll
@@ -258,51 +333,12 @@ __global__ void __launch_bounds__(256) gemm_kernel(LinearArgs a) {
 #pragma unroll
     for (int j = 0; j < 4; ++j) acc[i][j] = 0.0f;
   for (int k0 = 0; k0 < K; k0 += kTK) {
-#pragma unroll
-    for (int i = 0; i < TM; ++i) {  // BM x kTK = 256 TM floats of A
-      const int idx = tid + 256 * i, mm = idx / kTK, kk = idx % kTK;
-      const int m = m0 + mm, k = k0 + kk;
-      float v = 0.0f;
-      if (m < a.M && k < K)
-        v = k < a.K1 ? a.x1[static_cast<size_t>(m) * a.ld1 + k]
-                     : a.x2[static_cast<size_t>(m) * a.ld2 + (k - a.K1)];
-      As[kk][mm] = v;
-    }
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {  // kTK x 64 = 1024 floats of the panels
-      const int idx = tid + 256 * i, pp = idx / (4 * kTK), rem = idx % (4 * kTK);
-      const int kk = rem / 4, g = rem % 4, p = p0 + pp, k = k0 + kk;
-      Bs[kk][4 * pp + g] =
-          (p < a.np && k < K) ? __ldg(a.P + (static_cast<size_t>(p) * K + k) * 4 + g) : 0.0f;
-    }
+    gemm_load<TM>(a, tid, m0, p0, k0, tiles);
     __syncthreads();
-#pragma unroll
-    for (int kk = 0; kk < kTK; ++kk) {
-      float ar[TM];
-#pragma unroll
-      for (int i = 0; i < TM; i += 4) {
-        const float4 av = *reinterpret_cast<const float4*>(&As[kk][TM * ty + i]);
-        ar[i] = av.x;
-        ar[i + 1] = av.y;
-        ar[i + 2] = av.z;
-        ar[i + 3] = av.w;
-      }
-      const float4 bv = *reinterpret_cast<const float4*>(&Bs[kk][4 * tx]);
-      const float br[4] = {bv.x, bv.y, bv.z, bv.w};
-#pragma unroll
-      for (int i = 0; i < TM; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) acc[i][j] += ar[i] * br[j];
-    }
+    gemm_compute<TM>(tid, tiles, acc);
     __syncthreads();
   }
-  const int p = p0 + tx;
-  if (p >= a.np) return;
-#pragma unroll
-  for (int i = 0; i < TM; ++i) {
-    const int m = m0 + TM * ty + i;
-    if (m < a.M) epilogue<LSTM>(a, m, p, acc[i]);
-  }
+  gemm_finish<LSTM, TM>(a, tid, m0, p0, acc);
 }
 
 // Below this batch the warp-per-unit kernel wins (a 64-row tile would be mostly empty).
@@ -310,20 +346,69 @@ constexpr int kGemmMinRows = 16;
 // From this batch on, 128-row tiles (TM = 8) still leave enough blocks to fill the GPU.
 constexpr int kGemmBigRows = 1024;
 
+// Which kernel a batch of M rows uses: 0 = matvec, else the GEMM's TM.
+int linear_plan(int M) { return M < kGemmMinRows ? 0 : M < kGemmBigRows ? 4 : 8; }
+
 template <bool LSTM>
 void launch_linear(const LinearArgs& a, cudaStream_t s) {
   if (a.M <= 0) return;
-  if (a.M < kGemmMinRows) {
+  const int plan = linear_plan(a.M);
+  if (plan == 0) {
     dim3 grid((a.np + kMatvecWarps - 1) / kMatvecWarps, (a.M + kMatvecRows - 1) / kMatvecRows);
     matvec_kernel<LSTM><<<grid, 32 * kMatvecWarps, 0, s>>>(a);
-  } else if (a.M < kGemmBigRows) {
+  } else if (plan == 4) {
     dim3 grid((a.np + kTU - 1) / kTU, (a.M + 63) / 64);
-    gemm_kernel<LSTM, 4><<<grid, 256, 0, s>>>(a);
+    gemm_kernel<LSTM, 4><<<grid, kGemmThreads, 0, s>>>(a);
   } else {
     dim3 grid((a.np + kTU - 1) / kTU, (a.M + 127) / 128);
-    gemm_kernel<LSTM, 8><<<grid, 256, 0, s>>>(a);
+    gemm_kernel<LSTM, 8><<<grid, kGemmThreads, 0, s>>>(a);
   }
   check(cudaGetLastError(), "kernel launch");
+}
+
+// Host emulation of launch_linear: every block and thread of the chosen kernel, in phases
+// separated where the kernel has barriers; the warp reduction as the same xor butterfly.
+template <bool LSTM, int TM>
+void emulate_gemm(const LinearArgs& a) {
+  const int K = a.K1 + a.K2;
+  auto tiles = std::make_unique<GemmTiles<TM>>();
+  std::vector<float> acc(static_cast<size_t>(kGemmThreads) * TM * 4);
+  auto acc_of = [&](int tid) { return reinterpret_cast<float(*)[4]>(acc.data() + tid * TM * 4); };
+  for (int by = 0; by < (a.M + 16 * TM - 1) / (16 * TM); ++by)
+    for (int bx = 0; bx < (a.np + kTU - 1) / kTU; ++bx) {
+      const int m0 = by * 16 * TM, p0 = bx * kTU;
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      for (int k0 = 0; k0 < K; k0 += kTK) {
+        for (int tid = 0; tid < kGemmThreads; ++tid) gemm_load<TM>(a, tid, m0, p0, k0, *tiles);
+        for (int tid = 0; tid < kGemmThreads; ++tid) gemm_compute<TM>(tid, *tiles, acc_of(tid));
+      }
+      for (int tid = 0; tid < kGemmThreads; ++tid) gemm_finish<LSTM, TM>(a, tid, m0, p0, acc_of(tid));
+    }
+}
+
+template <bool LSTM>
+void emulate_linear(const LinearArgs& a) {
+  if (a.M <= 0) return;
+  const int plan = linear_plan(a.M);
+  if (plan == 4) return emulate_gemm<LSTM, 4>(a);
+  if (plan == 8) return emulate_gemm<LSTM, 8>(a);
+  std::vector<float> lanes(32 * kMatvecRows * 4), tmp(lanes.size());
+  for (int p = 0; p < a.np; ++p)
+    for (int m0 = 0; m0 < a.M; m0 += kMatvecRows) {
+      const int rows = std::min(kMatvecRows, a.M - m0);
+      for (int lane = 0; lane < 32; ++lane)
+        matvec_partial(a, p, m0, rows, lane,
+                       reinterpret_cast<float(*)[4]>(lanes.data() + lane * kMatvecRows * 4));
+      for (int off = 16; off > 0; off >>= 1) {  // __shfl_xor_sync butterfly
+        for (int lane = 0; lane < 32; ++lane)
+          for (int i = 0; i < kMatvecRows * 4; ++i)
+            tmp[lane * kMatvecRows * 4 + i] =
+                lanes[lane * kMatvecRows * 4 + i] + lanes[(lane ^ off) * kMatvecRows * 4 + i];
+        lanes.swap(tmp);
+      }
+      for (int lane = 0; lane < rows; ++lane)
+        epilogue<LSTM>(a, m0 + lane, p, lanes.data() + lane * kMatvecRows * 4 + lane * 4);
+    }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -564,84 +649,196 @@ const engine::TensorView& need(const std::map<std::string, engine::TensorView>& 
   return it->second;
 }
 
+// The packed weights, on the host (see the layout notes at the top of this file).
+struct Packed {
+  int vocab = 0, emb = 0, head_np = 0;
+  std::vector<int> units;
+  std::vector<float> token_table;  // [vocab, 4 u0]: embedding @ W0 + b0, interleaved columns
+  std::vector<std::vector<float>> panels;  // per layer: [u][K][4] (K = in + u; layer 0: u0)
+  std::vector<std::vector<float>> biases;  // per layer: [4u] interleaved (layer 0 unused)
+  std::vector<float> head_panels, head_bias;  // [ceil(V/4)][u_last][4], [4 ceil(V/4)]
+};
+
+Packed pack_weights(const std::string& kind, const std::vector<int>& units,
+                    const std::map<std::string, engine::TensorView>& weights) {
+  if (kind != "lstm_lm")
+    throw BackendUnavailable("the CUDA engine runs models of kind lstm_lm; a '" + kind +
+                             "' model runs on backend 'cpp' or 'python'");
+  if (units.empty()) throw ModelFormatError("CudaLstmEngine: lstm_units is empty");
+  for (int u : units)
+    if (u <= 0) throw ModelFormatError("CudaLstmEngine: lstm_units must be positive");
+  auto e = weights.find("embedding/embeddings");
+  if (e == weights.end() || e->second.shape.size() != 2)
+    throw ModelFormatError("CudaLstmEngine: tensor 'embedding/embeddings' is missing or not 2-D");
+  Packed W;
+  W.vocab = static_cast<int>(e->second.shape[0]);
+  W.emb = static_cast<int>(e->second.shape[1]);
+  W.units = units;
+  const engine::TensorView& E = need(weights, "embedding/embeddings", {W.vocab, W.emb});
+  int in = W.emb;
+  for (size_t l = 0; l < units.size(); ++l) {
+    const std::string pre = "lstm_" + std::to_string(l) + "/";
+    const int u = units[l];
+    const engine::TensorView& Wk = need(weights, pre + "kernel", {in, 4L * u});
+    const engine::TensorView& U = need(weights, pre + "recurrent_kernel", {u, 4L * u});
+    const engine::TensorView& b = need(weights, pre + "bias", {4L * u});
+    const int in_rows = l == 0 ? 0 : in;  // layer 0's input part is the token table
+    const int K = in_rows + u;
+    std::vector<float> P(static_cast<size_t>(u) * K * 4), bias(4 * static_cast<size_t>(u));
+    for (int j = 0; j < u; ++j)
+      for (int g = 0; g < 4; ++g) {
+        const size_t kc = static_cast<size_t>(g) * u + j;  // Keras column (gates i, f, c, o)
+        for (int r = 0; r < in_rows; ++r)
+          P[(static_cast<size_t>(j) * K + r) * 4 + g] = Wk.data[static_cast<size_t>(r) * 4 * u + kc];
+        for (int r = 0; r < u; ++r)
+          P[(static_cast<size_t>(j) * K + in_rows + r) * 4 + g] =
+              U.data[static_cast<size_t>(r) * 4 * u + kc];
+        bias[4 * static_cast<size_t>(j) + g] = b.data[kc];
+      }
+    if (l == 0) {
+      // Like the CPU engine: accumulate embedding @ W0 + b0 in double, once.
+      W.token_table.assign(static_cast<size_t>(W.vocab) * 4 * u, 0.0f);
+      std::vector<double> acc(4 * static_cast<size_t>(u));
+      for (int v = 0; v < W.vocab; ++v) {
+        for (size_t kc = 0; kc < acc.size(); ++kc) acc[kc] = b.data[kc];
+        for (int r = 0; r < W.emb; ++r) {
+          const double x = E.data[static_cast<size_t>(v) * W.emb + r];
+          const float* wr = Wk.data + static_cast<size_t>(r) * 4 * u;
+          for (size_t kc = 0; kc < acc.size(); ++kc) acc[kc] += x * wr[kc];
+        }
+        for (int j = 0; j < u; ++j)
+          for (int g = 0; g < 4; ++g)
+            W.token_table[static_cast<size_t>(v) * 4 * u + 4 * j + g] =
+                static_cast<float>(acc[static_cast<size_t>(g) * u + j]);
+      }
+    }
+    W.panels.push_back(std::move(P));
+    W.biases.push_back(std::move(bias));
+    in = u;
+  }
+  const int uL = units.back();
+  const engine::TensorView& hk = need(weights, "head/kernel", {uL, W.vocab});
+  const engine::TensorView& hb = need(weights, "head/bias", {W.vocab});
+  W.head_np = (W.vocab + 3) / 4;
+  W.head_panels.assign(static_cast<size_t>(W.head_np) * uL * 4, 0.0f);
+  W.head_bias.assign(4 * static_cast<size_t>(W.head_np), 0.0f);
+  for (int p = 0; p < W.head_np; ++p)
+    for (int g = 0; g < 4; ++g) {
+      const int n = 4 * p + g;
+      if (n >= W.vocab) continue;
+      for (int r = 0; r < uL; ++r)
+        W.head_panels[(static_cast<size_t>(p) * uL + r) * 4 + g] =
+            hk.data[static_cast<size_t>(r) * W.vocab + n];
+      W.head_bias[n] = hb.data[n];
+    }
+  return W;
+}
+
+// Raw pointers to one copy of the packed weights (device, or host for the emulation).
+struct WeightPtrs {
+  int vocab = 0, head_np = 0;
+  std::vector<int> units;
+  const float* token_table = nullptr;
+  std::vector<const float*> panels, biases;
+  const float* head_panels = nullptr;
+  const float* head_bias = nullptr;
+  int ldl() const { return 4 * head_np; }
+};
+
+// Recurrent state of M streams: c and h (two parities) per layer, and the logits [M, ldl].
+struct StatePtrs {
+  int M = 0;
+  std::vector<float*> c, h0, h1;
+  float* logits = nullptr;
+  float* h(size_t l, int parity) const { return parity ? h1[l] : h0[l]; }
+};
+
+// One step: tokens tok[m * stride] -> logits (out [M, ldo], or the state's buffer). The layer
+// kernels go through `linear(args, is_lstm)`: the device launcher or the host emulation.
+template <class Linear>
+void lstm_step(const WeightPtrs& w, const StatePtrs& st, const std::int32_t* tok, int stride,
+               int parity, float* out, int ldo, Linear&& linear) {
+  const size_t L = w.units.size();
+  for (size_t l = 0; l < L; ++l) {
+    LinearArgs a;
+    a.M = st.M;
+    a.np = w.units[l];
+    if (l == 0) {
+      a.table = w.token_table;
+      a.tok = tok;
+      a.tok_stride = stride;
+    } else {
+      a.x1 = st.h(l - 1, parity ^ 1);
+      a.ld1 = a.K1 = w.units[l - 1];
+      a.bias = w.biases[l];
+    }
+    a.x2 = st.h(l, parity);
+    a.ld2 = a.K2 = w.units[l];
+    a.P = w.panels[l];
+    a.c = st.c[l];
+    a.ldc = w.units[l];
+    a.h = st.h(l, parity ^ 1);
+    a.ldh = w.units[l];
+    linear(a, true);
+  }
+  LinearArgs a;
+  a.M = st.M;
+  a.np = w.head_np;
+  a.x2 = st.h(L - 1, parity ^ 1);
+  a.ld2 = a.K2 = w.units.back();
+  a.P = w.head_panels;
+  a.bias = w.head_bias;
+  a.out = out ? out : st.logits;
+  a.ldo = out ? ldo : w.ldl();
+  a.N = out ? w.vocab : w.ldl();
+  linear(a, false);
+}
+
 }  // namespace
 
 struct CudaLstmEngine::Impl {
-  int vocab = 0, emb = 0;
-  std::vector<int> units;
   std::string device;
-  DeviceArray<float> token_table;  // [vocab, 4 u0]: embedding @ W0 + b0, interleaved columns
-  std::vector<DeviceArray<float>> panels;  // per layer: [u][K][4] (K = in + u; layer 0: u0)
-  std::vector<DeviceArray<float>> biases;  // per layer: [4u] interleaved (layer 0 unused)
-  DeviceArray<float> head_panels, head_bias;  // [ceil(V/4)][u_last][4], [4 ceil(V/4)]
-  int head_np = 0;
+  WeightPtrs w;  // into the device arrays below
+  DeviceArray<float> token_table, head_panels, head_bias;
+  std::vector<DeviceArray<float>> panels, biases;
+  int vocab() const { return w.vocab; }
 
-  int ldl() const { return 4 * head_np; }
-
-  // Per-call device state: c, h (2 parities) per layer, logits.
+  // Per-call device state.
   struct State {
-    int M = 0;
     std::vector<DeviceArray<float>> c, h0, h1;
     DeviceArray<float> logits;
-    float* h(size_t l, int parity) const { return parity ? h1[l].get() : h0[l].get(); }
+    StatePtrs ptrs;
   };
 
   void make_state(State& st, int M, cudaStream_t s) const {
-    st.M = M;
-    const size_t L = units.size();
+    const size_t L = w.units.size();
     st.c.resize(L);
     st.h0.resize(L);
     st.h1.resize(L);
+    st.ptrs.M = M;
     for (size_t l = 0; l < L; ++l) {
-      const size_t sz = static_cast<size_t>(M) * units[l];
-      st.c[l].resize(sz);
-      st.h0[l].resize(sz);
-      st.h1[l].resize(sz);
-      check(cudaMemsetAsync(st.c[l].get(), 0, sz * sizeof(float), s), "cudaMemset");
-      check(cudaMemsetAsync(st.h0[l].get(), 0, sz * sizeof(float), s), "cudaMemset");
-      check(cudaMemsetAsync(st.h1[l].get(), 0, sz * sizeof(float), s), "cudaMemset");
+      const size_t sz = static_cast<size_t>(M) * w.units[l];
+      for (auto* arr : {&st.c[l], &st.h0[l], &st.h1[l]}) {
+        arr->resize(sz);
+        check(cudaMemsetAsync(arr->get(), 0, sz * sizeof(float), s), "cudaMemset");
+      }
+      st.ptrs.c.push_back(st.c[l].get());
+      st.ptrs.h0.push_back(st.h0[l].get());
+      st.ptrs.h1.push_back(st.h1[l].get());
     }
-    st.logits.resize(static_cast<size_t>(M) * ldl());
+    st.logits.resize(static_cast<size_t>(M) * w.ldl());
+    st.ptrs.logits = st.logits.get();
   }
 
-  // One step: tokens tok[m * stride] -> logits (out [M, ldo], or the state's buffer).
-  void step(State& st, const std::int32_t* tok, int stride, int parity, cudaStream_t s,
+  void step(const State& st, const std::int32_t* tok, int stride, int parity, cudaStream_t s,
             float* out = nullptr, int ldo = 0) const {
-    const size_t L = units.size();
-    for (size_t l = 0; l < L; ++l) {
-      LinearArgs a;
-      a.M = st.M;
-      a.np = units[l];
-      if (l == 0) {
-        a.table = token_table.get();
-        a.tok = tok;
-        a.tok_stride = stride;
-      } else {
-        a.x1 = st.h(l - 1, parity ^ 1);
-        a.ld1 = a.K1 = units[l - 1];
-        a.bias = biases[l].get();
-      }
-      a.x2 = st.h(l, parity);
-      a.ld2 = a.K2 = units[l];
-      a.P = panels[l].get();
-      a.c = st.c[l].get();
-      a.ldc = units[l];
-      a.h = st.h(l, parity ^ 1);
-      a.ldh = units[l];
-      launch_linear<true>(a, s);
-    }
-    LinearArgs a;
-    a.M = st.M;
-    a.np = head_np;
-    a.x2 = st.h(L - 1, parity ^ 1);
-    a.ld2 = a.K2 = units.back();
-    a.P = head_panels.get();
-    a.bias = head_bias.get();
-    a.out = out ? out : st.logits.get();
-    a.ldo = out ? ldo : ldl();
-    a.N = out ? vocab : ldl();
-    launch_linear<false>(a, s);
+    lstm_step(w, st.ptrs, tok, stride, parity, out, ldo, [s](const LinearArgs& a, bool lstm) {
+      if (lstm) launch_linear<true>(a, s);
+      else launch_linear<false>(a, s);
+    });
   }
+
+  int ldl() const { return w.ldl(); }
 };
 
 CudaLstmEngine::CudaLstmEngine(const std::string& kind, const std::vector<int>& units,
@@ -649,82 +846,30 @@ CudaLstmEngine::CudaLstmEngine(const std::string& kind, const std::vector<int>& 
     : impl_(new Impl) {
   try {
     Impl& I = *impl_;
-    if (kind != "lstm_lm")
-      throw BackendUnavailable("the CUDA engine runs models of kind lstm_lm; a '" + kind +
-                               "' model runs on backend 'cpp' or 'python'");
-    if (units.empty()) throw ModelFormatError("CudaLstmEngine: lstm_units is empty");
-    for (int u : units)
-      if (u <= 0) throw ModelFormatError("CudaLstmEngine: lstm_units must be positive");
-    auto e = weights.find("embedding/embeddings");
-    if (e == weights.end() || e->second.shape.size() != 2)
-      throw ModelFormatError("CudaLstmEngine: tensor 'embedding/embeddings' is missing or not 2-D");
-    I.vocab = static_cast<int>(e->second.shape[0]);
-    I.emb = static_cast<int>(e->second.shape[1]);
-    I.units = units;
+    Packed P = pack_weights(kind, units, weights);
     const auto [ok, why] = runtime_status();
     if (!ok) throw BackendUnavailable("the CUDA backend is not available: " + why);
     check(cudaSetDevice(0), "cudaSetDevice");
     cudaDeviceProp prop{};
     check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
     I.device = prop.name;
-    const engine::TensorView& E = need(weights, "embedding/embeddings", {I.vocab, I.emb});
-    int in = I.emb;
+    I.token_table = to_device(P.token_table);
+    I.head_panels = to_device(P.head_panels);
+    I.head_bias = to_device(P.head_bias);
     for (size_t l = 0; l < units.size(); ++l) {
-      const std::string pre = "lstm_" + std::to_string(l) + "/";
-      const int u = units[l];
-      const engine::TensorView& W = need(weights, pre + "kernel", {in, 4L * u});
-      const engine::TensorView& U = need(weights, pre + "recurrent_kernel", {u, 4L * u});
-      const engine::TensorView& b = need(weights, pre + "bias", {4L * u});
-      const int in_rows = l == 0 ? 0 : in;  // layer 0's input part is the token table
-      const int K = in_rows + u;
-      std::vector<float> P(static_cast<size_t>(u) * K * 4), bias(4 * static_cast<size_t>(u));
-      for (int j = 0; j < u; ++j)
-        for (int g = 0; g < 4; ++g) {
-          const size_t kc = static_cast<size_t>(g) * u + j;  // Keras column (gates i, f, c, o)
-          for (int r = 0; r < in_rows; ++r)
-            P[(static_cast<size_t>(j) * K + r) * 4 + g] = W.data[static_cast<size_t>(r) * 4 * u + kc];
-          for (int r = 0; r < u; ++r)
-            P[(static_cast<size_t>(j) * K + in_rows + r) * 4 + g] =
-                U.data[static_cast<size_t>(r) * 4 * u + kc];
-          bias[4 * static_cast<size_t>(j) + g] = b.data[kc];
-        }
-      if (l == 0) {
-        // Like the CPU engine: accumulate embedding @ W0 + b0 in double, once.
-        std::vector<float> table(static_cast<size_t>(I.vocab) * 4 * u);
-        std::vector<double> acc(4 * static_cast<size_t>(u));
-        for (int v = 0; v < I.vocab; ++v) {
-          for (size_t kc = 0; kc < acc.size(); ++kc) acc[kc] = b.data[kc];
-          for (int r = 0; r < I.emb; ++r) {
-            const double x = E.data[static_cast<size_t>(v) * I.emb + r];
-            const float* wr = W.data + static_cast<size_t>(r) * 4 * u;
-            for (size_t kc = 0; kc < acc.size(); ++kc) acc[kc] += x * wr[kc];
-          }
-          for (int j = 0; j < u; ++j)
-            for (int g = 0; g < 4; ++g)
-              table[static_cast<size_t>(v) * 4 * u + 4 * j + g] =
-                  static_cast<float>(acc[static_cast<size_t>(g) * u + j]);
-        }
-        I.token_table = to_device(table);
-      }
-      I.panels.push_back(to_device(P));
-      I.biases.push_back(to_device(bias));
-      in = u;
+      I.panels.push_back(to_device(P.panels[l]));
+      I.biases.push_back(to_device(P.biases[l]));
     }
-    const int uL = units.back();
-    const engine::TensorView& hk = need(weights, "head/kernel", {uL, I.vocab});
-    const engine::TensorView& hb = need(weights, "head/bias", {I.vocab});
-    I.head_np = (I.vocab + 3) / 4;
-    std::vector<float> HP(static_cast<size_t>(I.head_np) * uL * 4, 0.0f), HB(4 * I.head_np, 0.0f);
-    for (int p = 0; p < I.head_np; ++p)
-      for (int g = 0; g < 4; ++g) {
-        const int n = 4 * p + g;
-        if (n >= I.vocab) continue;
-        for (int r = 0; r < uL; ++r)
-          HP[(static_cast<size_t>(p) * uL + r) * 4 + g] = hk.data[static_cast<size_t>(r) * I.vocab + n];
-        HB[n] = hb.data[n];
-      }
-    I.head_panels = to_device(HP);
-    I.head_bias = to_device(HB);
+    I.w.vocab = P.vocab;
+    I.w.head_np = P.head_np;
+    I.w.units = P.units;
+    I.w.token_table = I.token_table.get();
+    I.w.head_panels = I.head_panels.get();
+    I.w.head_bias = I.head_bias.get();
+    for (size_t l = 0; l < units.size(); ++l) {
+      I.w.panels.push_back(I.panels[l].get());
+      I.w.biases.push_back(I.biases[l].get());
+    }
     check(cudaDeviceSynchronize(), "uploading the weights");
   } catch (...) {
     delete impl_;
@@ -734,13 +879,13 @@ CudaLstmEngine::CudaLstmEngine(const std::string& kind, const std::vector<int>& 
 
 CudaLstmEngine::~CudaLstmEngine() { delete impl_; }
 
-int CudaLstmEngine::vocab_size() const { return impl_->vocab; }
+int CudaLstmEngine::vocab_size() const { return impl_->vocab(); }
 std::string CudaLstmEngine::device_name() const { return impl_->device; }
 
 void CudaLstmEngine::logits(const std::int32_t* tokens, std::int64_t batch, std::int64_t steps,
                             float* out) const {
   const Impl& I = *impl_;
-  const int V = I.vocab;
+  const int V = I.vocab();
   for (std::int64_t i = 0; i < batch * steps; ++i)
     if (tokens[i] < 0 || tokens[i] >= V)
       throw std::invalid_argument("CudaLstmEngine::logits: token id " + std::to_string(tokens[i]) +
@@ -767,7 +912,7 @@ void CudaLstmEngine::logits(const std::int32_t* tokens, std::int64_t batch, std:
 
 void CudaLstmEngine::generate(const engine::GenerateRequest& r) const {
   const Impl& I = *impl_;
-  const int V = I.vocab;
+  const int V = I.vocab();
   // The same argument checks, in the same order and words, as the CPU engine.
   if (r.n < 0 || r.primer_len < 1 || r.primer == nullptr)
     throw std::invalid_argument("LstmEngine::generate: need n >= 0 and a primer of >= 1 token");
@@ -865,7 +1010,7 @@ void CudaLstmEngine::generate(const engine::GenerateRequest& r) const {
   SampleArgs sa;
   sa.n = n;
   sa.V = V;
-  sa.logits = st.logits.get();
+  sa.logits = st.ptrs.logits;
   sa.ldl = I.ldl();
   sa.table = d_table.get();
   sa.can_end = d_can_end.get();
@@ -964,6 +1109,46 @@ void CudaLstmEngine::generate(const engine::GenerateRequest& r) const {
     for (long long x : lens) total += x;
     if (total > reported) r.progress->fetch_add(total - reported, std::memory_order_relaxed);
   }
+}
+
+void emulate_logits(const std::string& kind, const std::vector<int>& units,
+                    const std::map<std::string, engine::TensorView>& weights,
+                    const std::int32_t* tokens, std::int64_t batch, std::int64_t steps,
+                    float* out) {
+  const Packed P = pack_weights(kind, units, weights);
+  for (std::int64_t i = 0; i < batch * steps; ++i)
+    if (tokens[i] < 0 || tokens[i] >= P.vocab)
+      throw std::invalid_argument("emulate_logits: token id " + std::to_string(tokens[i]) +
+                                  " outside [0, " + std::to_string(P.vocab) + ")");
+  if (batch <= 0 || steps <= 0) return;
+  WeightPtrs w;
+  w.vocab = P.vocab;
+  w.head_np = P.head_np;
+  w.units = P.units;
+  w.token_table = P.token_table.data();
+  w.head_panels = P.head_panels.data();
+  w.head_bias = P.head_bias.data();
+  for (size_t l = 0; l < units.size(); ++l) {
+    w.panels.push_back(P.panels[l].data());
+    w.biases.push_back(P.biases[l].data());
+  }
+  std::vector<std::vector<float>> bufs;
+  StatePtrs st;
+  st.M = static_cast<int>(batch);
+  for (int u : units)
+    for (int k = 0; k < 3; ++k) bufs.emplace_back(static_cast<size_t>(batch) * u, 0.0f);
+  for (size_t l = 0; l < units.size(); ++l) {
+    st.c.push_back(bufs[3 * l].data());
+    st.h0.push_back(bufs[3 * l + 1].data());
+    st.h1.push_back(bufs[3 * l + 2].data());
+  }
+  const int V = P.vocab;
+  for (std::int64_t t = 0; t < steps; ++t)
+    lstm_step(w, st, tokens + t, static_cast<int>(steps), static_cast<int>(t & 1), out + t * V,
+              static_cast<int>(steps) * V, [](const LinearArgs& a, bool lstm) {
+                if (lstm) emulate_linear<true>(a);
+                else emulate_linear<false>(a);
+              });
 }
 
 double philox_uniform_shared(std::uint64_t seed, std::uint32_t step, std::uint32_t stream) {

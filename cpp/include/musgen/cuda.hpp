@@ -48,7 +48,14 @@ class CudaLstmEngine {
   Impl* impl_;
 };
 
-// Host runs of the __host__ __device__ sampling code the kernels use (for tests).
+// Host runs of the kernels' __host__ __device__ code (for tests without a GPU): the teacher-forced
+// forward pass through an emulation of every block and thread of the layer kernels, on the same
+// packed weights the engine uploads (needs no device).
+void emulate_logits(const std::string& kind, const std::vector<int>& units,
+                    const std::map<std::string, engine::TensorView>& weights,
+                    const std::int32_t* tokens, std::int64_t batch, std::int64_t steps,
+                    float* out);
+// The Philox uniform and one sampling decision, by the code the sampling kernel runs.
 double philox_uniform_shared(std::uint64_t seed, std::uint32_t step, std::uint32_t stream);
 // One sampling decision: logits [V], grammar row [V] (next state or -1). -1: nothing allowed.
 std::int32_t sample_reference(const float* logits, const std::int32_t* row, int V, bool can_end,
