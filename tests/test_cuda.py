@@ -14,7 +14,7 @@ from musgen.cli import main
 from musgen.engine._random import random_model_dir
 from musgen.engine.philox import philox_uniform
 from musgen.engine.sampling import sample_token
-from musgen.errors import BackendUnavailableError
+from musgen.errors import BackendUnavailableError, CodecError
 from musgen.generation import generate
 
 CUDA_OK, CUDA_WHY = _backend.cuda_status()
@@ -191,3 +191,62 @@ def test_cuda_emulated_kernels_match_cpu_logits(tmp_path, batch, steps):
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
         assert np.abs(want).max() > 0.1  # the comparison is not between near-zero outputs
+
+
+class _EmulatedCuda:
+    """Stands in for the CUDA engine behind the Engine facade: the device loop run on the host
+    (emulated layer kernels, the sampling kernel's decision and bookkeeping code)."""
+
+    def __init__(self, config, tensors):
+        self.units = [int(u) for u in config["model"]["lstm_units"]]
+        self.tensors = {k: np.ascontiguousarray(v, np.float32) for k, v in tensors.items()}
+
+    def generate(self, *args, threads=0, progress=None):
+        return _backend.core().cuda_emulate_generate("lstm_lm", self.units, self.tensors, *args)
+
+
+@needs_cuda_build
+def test_cuda_emulated_loop_matches_cpu_engine(tmp_path):
+    if not hasattr(_backend.core(), "LstmEngine"):
+        pytest.skip("needs the C++ CPU engine")
+    from musgen.modeldir import load_model_dir
+
+    V = 41
+    d = random_model_dir(tmp_path / "m", vocab_size=V, embedding_dim=8, lstm_units=[19, 16],
+                         seed=1, scale=1.5)
+    cpu = engine.load(d, backend="cpp")
+    emu = engine.load(d, backend="cpp")
+    emu._cpp = _EmulatedCuda(*load_model_dir(d))
+    table, can_end = _toy_grammar(V)
+
+    class G:
+        pass
+
+    g = G()
+    g.table, g.start_state, g.can_end = table, 0, can_end
+    is_note = (np.arange(V) % 2 == 0).astype(np.uint8)
+    clock = np.where(np.arange(V) % 2 == 1, np.arange(V) % 5, 0).astype(np.int32)
+    rng = np.random.default_rng(4)
+    n = 24
+    mixed = dict(temperature=rng.choice([0.0, 0.6, 1.0, 1.4], n).astype(np.float32),
+                 top_k=rng.choice([0, 3, 10], n), top_p=rng.choice([1.0, 0.9, 0.5], n),
+                 seed=[int(s) for s in rng.integers(0, 2**63, n)])
+    cases = [dict(length=30, eos_id=V - 1, temperature=1.5, seed=3),
+             dict(length=25, unit="notes", is_note=is_note, seed=4),
+             dict(length=40, unit="steps", clock_steps=clock, seed=5),
+             dict(length=7, seed=6), dict(length=1000, max_tokens=5, seed=7),
+             dict(length=0, seed=8), dict(length=150, **mixed)]
+    for case in cases:
+        kw = dict(primer=[0], grammar=g, **case)
+        a, b = cpu.generate_tokens(n, **kw), emu.generate_tokens(n, **kw)
+        assert [len(x) for x in a] == [len(y) for y in b], case
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+    greedy = dict(primer=[5, 6], length=300, temperature=0.0)
+    for x, y in zip(cpu.generate_tokens(2, **greedy), emu.generate_tokens(2, **greedy)):
+        np.testing.assert_array_equal(x, y)
+    dead = G()
+    dead.table, dead.start_state, dead.can_end = table.copy(), 0, np.zeros(3, bool)
+    dead.table[2, :] = -1
+    with pytest.raises(CodecError, match="allows no token"):
+        emu.generate_tokens(2, primer=[0], length=50, grammar=dead, seed=1)

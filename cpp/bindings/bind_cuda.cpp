@@ -45,22 +45,83 @@ const T* sized(const carray<T>& a, py::ssize_t size, const char* what) {
   return a.data();
 }
 
+// Contiguous float32 copies of the weights (kept alive by `keep`) and views of them by name.
+struct WeightViews {
+  std::map<std::string, carray<float>> keep;
+  std::map<std::string, engine::TensorView> views;
+
+  explicit WeightViews(const py::dict& weights) {
+    for (auto item : weights) {
+      const std::string name = py::str(item.first);
+      carray<float> arr = py::cast<carray<float>>(item.second);
+      engine::TensorView v;
+      v.data = arr.data();
+      for (py::ssize_t d = 0; d < arr.ndim(); ++d) v.shape.push_back(arr.shape(d));
+      views[name] = v;
+      keep.emplace(name, std::move(arr));
+    }
+  }
+  int vocab() const {
+    auto e = views.find("embedding/embeddings");
+    return e == views.end() || e->second.shape.size() != 2 ? 0
+                                                           : static_cast<int>(e->second.shape[0]);
+  }
+};
+
 std::unique_ptr<CudaLstmEngine> make_cuda_engine(const std::string& kind,
                                                  const std::vector<int>& units,
                                                  const py::dict& weights) {
-  std::map<std::string, carray<float>> keep;  // contiguous float32 copies while uploading
-  std::map<std::string, engine::TensorView> views;
-  for (auto item : weights) {
-    const std::string name = py::str(item.first);
-    carray<float> arr = py::cast<carray<float>>(item.second);
-    engine::TensorView v;
-    v.data = arr.data();
-    for (py::ssize_t d = 0; d < arr.ndim(); ++d) v.shape.push_back(arr.shape(d));
-    views[name] = v;
-    keep.emplace(name, std::move(arr));
-  }
+  WeightViews w(weights);
   py::gil_scoped_release release;
-  return std::make_unique<CudaLstmEngine>(kind, units, views);
+  return std::make_unique<CudaLstmEngine>(kind, units, w.views);
+}
+
+// The GenerateRequest of the Python-level arguments (as the CPU engine's binding takes them);
+// run(request) executes it without the GIL. Returns (tokens [n, max_tokens], lengths [n]).
+template <class Run>
+py::tuple run_generate(int vocab, const carray<std::int32_t>& primer,
+                       const carray<std::int32_t>& table, std::int32_t start_state,
+                       const carray<std::uint8_t>& can_end, std::int32_t eos_id,
+                       const carray<std::int32_t>& clock_steps,
+                       const carray<std::uint8_t>& is_note, int length_kind, std::int64_t length,
+                       std::int64_t max_tokens, const carray<std::uint64_t>& seeds,
+                       const carray<float>& temperature, const carray<std::int32_t>& top_k,
+                       const carray<float>& top_p, int threads, CudaProgress* progress,
+                       Run&& run) {
+  if (primer.ndim() != 2) throw std::invalid_argument("generate: primer must be [n, P]");
+  if (table.ndim() != 2 || table.shape(1) != vocab)
+    throw std::invalid_argument("generate: grammar table must be [n_states, vocab]");
+  if (max_tokens < 0) throw std::invalid_argument("generate: max_tokens < 0");
+  engine::GenerateRequest r;
+  r.n = primer.shape(0);
+  r.primer = primer.data();
+  r.primer_len = primer.shape(1);
+  r.table = table.data();
+  r.n_states = table.shape(0);
+  r.start_state = start_state;
+  r.can_end = sized(can_end, r.n_states, "can_end");
+  r.eos_id = eos_id;
+  r.clock_steps = sized(clock_steps, vocab, "clock_steps");
+  r.is_note = sized(is_note, vocab, "is_note");
+  r.length_kind = length_kind;
+  r.length = length;
+  r.max_tokens = max_tokens;
+  r.seeds = sized(seeds, r.n, "seeds");
+  r.temperature = sized(temperature, r.n, "temperature");
+  r.top_k = sized(top_k, r.n, "top_k");
+  r.top_p = sized(top_p, r.n, "top_p");
+  r.threads = threads;
+  r.progress = progress ? &progress->value : nullptr;
+  py::array_t<std::int32_t> tokens({static_cast<py::ssize_t>(r.n),
+                                    static_cast<py::ssize_t>(max_tokens)});
+  py::array_t<std::int64_t> lengths(static_cast<py::ssize_t>(r.n));
+  r.out_tokens = tokens.mutable_data();
+  r.out_length = lengths.mutable_data();
+  {
+    py::gil_scoped_release release;
+    run(r);
+  }
+  return py::make_tuple(tokens, lengths);
 }
 
 }  // namespace
@@ -80,32 +141,41 @@ void bind_cuda(py::module_& m) {
         [](const std::string& kind, const std::vector<int>& units, const py::dict& weights,
            const carray<std::int32_t>& tokens) {
           if (tokens.ndim() != 2) throw std::invalid_argument("tokens must be [B, T]");
-          std::map<std::string, carray<float>> keep;
-          std::map<std::string, engine::TensorView> views;
-          for (auto item : weights) {
-            const std::string name = py::str(item.first);
-            carray<float> arr = py::cast<carray<float>>(item.second);
-            engine::TensorView v;
-            v.data = arr.data();
-            for (py::ssize_t d = 0; d < arr.ndim(); ++d) v.shape.push_back(arr.shape(d));
-            views[name] = v;
-            keep.emplace(name, std::move(arr));
-          }
-          auto e = views.find("embedding/embeddings");
-          const py::ssize_t V = e == views.end() || e->second.shape.size() != 2
-                                    ? 0 : static_cast<py::ssize_t>(e->second.shape[0]);
+          WeightViews w(weights);
+          const py::ssize_t V = w.vocab();
           const auto B = tokens.shape(0), T = tokens.shape(1);
           py::array_t<float> out({B, T, V});
           float* dst = out.mutable_data();
           const std::int32_t* src = tokens.data();
           {
             py::gil_scoped_release release;
-            cuda::emulate_logits(kind, units, views, src, B, T, dst);
+            cuda::emulate_logits(kind, units, w.views, src, B, T, dst);
           }
           return out;
         },
         py::arg("kind"), py::arg("units"), py::arg("weights"), py::arg("tokens"),
         "Teacher-forced logits by a host emulation of the CUDA layer kernels (for tests)");
+  m.def("cuda_emulate_generate",
+        [](const std::string& kind, const std::vector<int>& units, const py::dict& weights,
+           const carray<std::int32_t>& primer, const carray<std::int32_t>& table,
+           std::int32_t start_state, const carray<std::uint8_t>& can_end, std::int32_t eos_id,
+           const carray<std::int32_t>& clock_steps, const carray<std::uint8_t>& is_note,
+           int length_kind, std::int64_t length, std::int64_t max_tokens,
+           const carray<std::uint64_t>& seeds, const carray<float>& temperature,
+           const carray<std::int32_t>& top_k, const carray<float>& top_p) {
+          WeightViews w(weights);
+          return run_generate(w.vocab(), primer, table, start_state, can_end, eos_id, clock_steps,
+                              is_note, length_kind, length, max_tokens, seeds, temperature, top_k,
+                              top_p, 0, nullptr, [&](const engine::GenerateRequest& r) {
+                                cuda::emulate_generate(kind, units, w.views, r);
+                              });
+        },
+        py::arg("kind"), py::arg("units"), py::arg("weights"), py::arg("primer"),
+        py::arg("table"), py::arg("start_state"), py::arg("can_end"), py::arg("eos_id"),
+        py::arg("clock_steps"), py::arg("is_note"), py::arg("length_kind"), py::arg("length"),
+        py::arg("max_tokens"), py::arg("seeds"), py::arg("temperature"), py::arg("top_k"),
+        py::arg("top_p"),
+        "The CUDA sampling loop emulated on the host (kernel code, no device; for tests)");
   m.def("cuda_philox_uniform", &cuda::philox_uniform_shared, py::arg("seed"), py::arg("step"),
         py::arg("stream"), "The CUDA kernels' Philox uniform, run on the host (for tests)");
   m.def("cuda_sample_reference",
@@ -151,39 +221,10 @@ void bind_cuda(py::module_& m) {
               const carray<std::uint64_t>& seeds, const carray<float>& temperature,
               const carray<std::int32_t>& top_k, const carray<float>& top_p, int threads,
               CudaProgress* progress) {
-             if (primer.ndim() != 2) throw std::invalid_argument("generate: primer must be [n, P]");
-             if (table.ndim() != 2 || table.shape(1) != e.vocab_size())
-               throw std::invalid_argument("generate: grammar table must be [n_states, vocab]");
-             engine::GenerateRequest r;
-             r.n = primer.shape(0);
-             r.primer = primer.data();
-             r.primer_len = primer.shape(1);
-             r.table = table.data();
-             r.n_states = table.shape(0);
-             r.start_state = start_state;
-             r.can_end = sized(can_end, r.n_states, "can_end");
-             r.eos_id = eos_id;
-             r.clock_steps = sized(clock_steps, e.vocab_size(), "clock_steps");
-             r.is_note = sized(is_note, e.vocab_size(), "is_note");
-             r.length_kind = length_kind;
-             r.length = length;
-             r.max_tokens = max_tokens;
-             r.seeds = sized(seeds, r.n, "seeds");
-             r.temperature = sized(temperature, r.n, "temperature");
-             r.top_k = sized(top_k, r.n, "top_k");
-             r.top_p = sized(top_p, r.n, "top_p");
-             r.threads = threads;
-             r.progress = progress ? &progress->value : nullptr;
-             py::array_t<std::int32_t> tokens({static_cast<py::ssize_t>(r.n),
-                                               static_cast<py::ssize_t>(max_tokens)});
-             py::array_t<std::int64_t> lengths(static_cast<py::ssize_t>(r.n));
-             r.out_tokens = tokens.mutable_data();
-             r.out_length = lengths.mutable_data();
-             {
-               py::gil_scoped_release release;
-               e.generate(r);
-             }
-             return py::make_tuple(tokens, lengths);
+             return run_generate(e.vocab_size(), primer, table, start_state, can_end, eos_id,
+                                 clock_steps, is_note, length_kind, length, max_tokens, seeds,
+                                 temperature, top_k, top_p, threads, progress,
+                                 [&](const engine::GenerateRequest& r) { e.generate(r); });
            },
            py::arg("primer"), py::arg("table"), py::arg("start_state"), py::arg("can_end"),
            py::arg("eos_id"), py::arg("clock_steps"), py::arg("is_note"), py::arg("length_kind"),

@@ -442,6 +442,23 @@ struct SampleArgs {
   int* g_i = nullptr;
 };
 
+// Stream s took token v: store it, advance the grammar state and the length budget, and mark
+// the stream done on EOS, on the cap, or when the budget is met where the grammar may end.
+MUSGEN_HD void record_token(const SampleArgs& a, int s, std::int32_t v) {
+  const long long L = a.len[s];
+  a.out[static_cast<size_t>(s) * a.cap + L] = v;
+  a.len[s] = L + 1;
+  const std::int32_t ns = a.table[static_cast<size_t>(a.state[s]) * a.V + v];
+  a.state[s] = ns;
+  long long c = a.count[s];
+  if (a.length_kind == 0) c += 1;
+  else if (a.length_kind == 1) c += a.is_note[v] ? 1 : 0;
+  else c += a.clock_steps[v];
+  a.count[s] = c;
+  a.next_tok[s] = v;
+  if (v == a.eos || L + 1 >= a.cap || (c >= a.length && a.can_end[ns])) a.done[s] = 1;
+}
+
 constexpr int kSampleThreads = 128;
 
 struct Status {
@@ -585,18 +602,7 @@ __global__ void __launch_bounds__(kSampleThreads) sample_kernel(SampleArgs a, in
         if (atomicCAS(&a.error[0], -1, s) == -1) a.error[1] = st;
         a.done[s] = 1;
       } else {
-        const long long L = a.len[s];
-        a.out[static_cast<size_t>(s) * a.cap + L] = v;
-        a.len[s] = L + 1;
-        const std::int32_t ns = row[v];
-        a.state[s] = ns;
-        long long c = a.count[s];
-        if (a.length_kind == 0) c += 1;
-        else if (a.length_kind == 1) c += a.is_note[v] ? 1 : 0;
-        else c += a.clock_steps[v];
-        a.count[s] = c;
-        a.next_tok[s] = v;
-        if (v == a.eos || L + 1 >= a.cap || (c >= a.length && a.can_end[ns])) a.done[s] = 1;
+        record_token(a, s, v);
       }
     }
     __syncthreads();  // the scratch and s_pick are reused by the next stream of this block
@@ -794,6 +800,64 @@ void lstm_step(const WeightPtrs& w, const StatePtrs& st, const std::int32_t* tok
   linear(a, false);
 }
 
+// Per-stream start of a generate() call: the grammar state after the primer, the token that
+// feeds the first step, and whether the stream has nothing to generate. Checks the request with
+// the same checks, order and words as the CPU engine.
+struct Start {
+  std::vector<std::int32_t> state, next;
+  std::vector<std::uint8_t> done;
+};
+
+Start prepare_request(const engine::GenerateRequest& r, int V) {
+  // The same argument checks, in the same order and words, as the CPU engine.
+  if (r.n < 0 || r.primer_len < 1 || r.primer == nullptr)
+    throw std::invalid_argument("LstmEngine::generate: need n >= 0 and a primer of >= 1 token");
+  if (r.table == nullptr || r.n_states < 1 || r.can_end == nullptr)
+    throw std::invalid_argument("LstmEngine::generate: a grammar table is required");
+  if (r.start_state < 0 || r.start_state >= r.n_states)
+    throw std::invalid_argument("LstmEngine::generate: start_state out of range");
+  for (std::int64_t i = 0; i < r.n_states * V; ++i)
+    if (r.table[i] < -1 || r.table[i] >= r.n_states)
+      throw std::invalid_argument("LstmEngine::generate: grammar table entry " +
+                                  std::to_string(r.table[i]) + " is not -1 or a state index");
+  if (r.eos_id >= V) throw std::invalid_argument("LstmEngine::generate: eos_id out of range");
+  if (r.max_tokens < 0) throw std::invalid_argument("LstmEngine::generate: max_tokens < 0");
+  if ((r.length_kind == 1 && r.is_note == nullptr) ||
+      (r.length_kind == 2 && r.clock_steps == nullptr) || r.length_kind < 0 || r.length_kind > 2)
+    throw std::invalid_argument("LstmEngine::generate: length unit needs its per-token table");
+  if (r.n > (1 << 30)) throw std::invalid_argument("LstmEngine::generate: n too large");
+  const int n = static_cast<int>(r.n);
+  const std::int64_t cap = r.max_tokens;
+  Start out;
+  out.state.assign(n, 0);
+  out.next.assign(n, 0);
+  out.done.assign(n, 0);
+  std::vector<std::int32_t>& state0 = out.state;
+  std::vector<std::int32_t>& next0 = out.next;
+  std::vector<std::uint8_t>& done0 = out.done;
+  for (int s = 0; s < n; ++s) {
+    std::int32_t st = r.start_state;
+    for (std::int64_t t = 0; t < r.primer_len; ++t) {
+      const std::int32_t tok = r.primer[s * r.primer_len + t];
+      if (tok < 0 || tok >= V)
+        throw std::invalid_argument("LstmEngine::generate: primer token " + std::to_string(tok) +
+                                    " outside [0, " + std::to_string(V) + ")");
+      const std::int32_t nx = r.table[static_cast<std::int64_t>(st) * V + tok];
+      if (nx < 0 || (tok == r.eos_id && t + 1 < r.primer_len))
+        throw CodecError("LstmEngine::generate: primer token " + std::to_string(tok) +
+                         " at position " + std::to_string(t) + " of stream " + std::to_string(s) +
+                         " is not allowed by the grammar in state " + std::to_string(st));
+      st = nx;
+    }
+    state0[s] = st;
+    const std::int32_t last = r.primer[s * r.primer_len + r.primer_len - 1];
+    next0[s] = last;
+    if ((r.eos_id >= 0 && last == r.eos_id) || cap == 0 || (r.length <= 0 && r.can_end[st]))
+      done0[s] = 1;
+  }
+  return out;
+}
+
 }  // namespace
 
 struct CudaLstmEngine::Impl {
@@ -913,47 +977,12 @@ void CudaLstmEngine::logits(const std::int32_t* tokens, std::int64_t batch, std:
 void CudaLstmEngine::generate(const engine::GenerateRequest& r) const {
   const Impl& I = *impl_;
   const int V = I.vocab();
-  // The same argument checks, in the same order and words, as the CPU engine.
-  if (r.n < 0 || r.primer_len < 1 || r.primer == nullptr)
-    throw std::invalid_argument("LstmEngine::generate: need n >= 0 and a primer of >= 1 token");
-  if (r.table == nullptr || r.n_states < 1 || r.can_end == nullptr)
-    throw std::invalid_argument("LstmEngine::generate: a grammar table is required");
-  if (r.start_state < 0 || r.start_state >= r.n_states)
-    throw std::invalid_argument("LstmEngine::generate: start_state out of range");
-  for (std::int64_t i = 0; i < r.n_states * V; ++i)
-    if (r.table[i] < -1 || r.table[i] >= r.n_states)
-      throw std::invalid_argument("LstmEngine::generate: grammar table entry " +
-                                  std::to_string(r.table[i]) + " is not -1 or a state index");
-  if (r.eos_id >= V) throw std::invalid_argument("LstmEngine::generate: eos_id out of range");
-  if (r.max_tokens < 0) throw std::invalid_argument("LstmEngine::generate: max_tokens < 0");
-  if ((r.length_kind == 1 && r.is_note == nullptr) ||
-      (r.length_kind == 2 && r.clock_steps == nullptr) || r.length_kind < 0 || r.length_kind > 2)
-    throw std::invalid_argument("LstmEngine::generate: length unit needs its per-token table");
-  if (r.n > (1 << 30)) throw std::invalid_argument("LstmEngine::generate: n too large");
+  const Start start = prepare_request(r, V);
   const int n = static_cast<int>(r.n);
   const std::int64_t cap = r.max_tokens;
-  std::vector<std::int32_t> state0(n), next0(n);
-  std::vector<std::uint8_t> done0(n, 0);
-  for (int s = 0; s < n; ++s) {
-    std::int32_t st = r.start_state;
-    for (std::int64_t t = 0; t < r.primer_len; ++t) {
-      const std::int32_t tok = r.primer[s * r.primer_len + t];
-      if (tok < 0 || tok >= V)
-        throw std::invalid_argument("LstmEngine::generate: primer token " + std::to_string(tok) +
-                                    " outside [0, " + std::to_string(V) + ")");
-      const std::int32_t nx = r.table[static_cast<std::int64_t>(st) * V + tok];
-      if (nx < 0 || (tok == r.eos_id && t + 1 < r.primer_len))
-        throw CodecError("LstmEngine::generate: primer token " + std::to_string(tok) +
-                         " at position " + std::to_string(t) + " of stream " + std::to_string(s) +
-                         " is not allowed by the grammar in state " + std::to_string(st));
-      st = nx;
-    }
-    state0[s] = st;
-    const std::int32_t last = r.primer[s * r.primer_len + r.primer_len - 1];
-    next0[s] = last;
-    if ((r.eos_id >= 0 && last == r.eos_id) || cap == 0 || (r.length <= 0 && r.can_end[st]))
-      done0[s] = 1;
-  }
+  const std::vector<std::int32_t>& state0 = start.state;
+  const std::vector<std::int32_t>& next0 = start.next;
+  const std::vector<std::uint8_t>& done0 = start.done;
   if (n == 0) return;
   check(cudaSetDevice(0), "cudaSetDevice");
   StreamGuard stream;
@@ -1111,44 +1140,126 @@ void CudaLstmEngine::generate(const engine::GenerateRequest& r) const {
   }
 }
 
+namespace {
+
+// The packed weights and the state of M streams in host memory, for the kernel emulation.
+struct HostModel {
+  Packed P;
+  WeightPtrs w;
+  std::vector<std::vector<float>> bufs;
+  StatePtrs st;
+
+  HostModel(Packed packed, int M) : P(std::move(packed)) {
+    w.vocab = P.vocab;
+    w.head_np = P.head_np;
+    w.units = P.units;
+    w.token_table = P.token_table.data();
+    w.head_panels = P.head_panels.data();
+    w.head_bias = P.head_bias.data();
+    for (size_t l = 0; l < P.units.size(); ++l) {
+      w.panels.push_back(P.panels[l].data());
+      w.biases.push_back(P.biases[l].data());
+    }
+    st.M = M;
+    for (int u : P.units)
+      for (int k = 0; k < 3; ++k) bufs.emplace_back(static_cast<size_t>(M) * u, 0.0f);
+    bufs.emplace_back(static_cast<size_t>(M) * w.ldl(), 0.0f);
+    for (size_t l = 0; l < P.units.size(); ++l) {
+      st.c.push_back(bufs[3 * l].data());
+      st.h0.push_back(bufs[3 * l + 1].data());
+      st.h1.push_back(bufs[3 * l + 2].data());
+    }
+    st.logits = bufs.back().data();
+  }
+
+  void step(const std::int32_t* tok, int stride, int parity, float* out = nullptr, int ldo = 0) {
+    lstm_step(w, st, tok, stride, parity, out, ldo, [](const LinearArgs& a, bool lstm) {
+      if (lstm) emulate_linear<true>(a);
+      else emulate_linear<false>(a);
+    });
+  }
+};
+
+}  // namespace
+
 void emulate_logits(const std::string& kind, const std::vector<int>& units,
                     const std::map<std::string, engine::TensorView>& weights,
                     const std::int32_t* tokens, std::int64_t batch, std::int64_t steps,
                     float* out) {
-  const Packed P = pack_weights(kind, units, weights);
+  Packed P = pack_weights(kind, units, weights);
   for (std::int64_t i = 0; i < batch * steps; ++i)
     if (tokens[i] < 0 || tokens[i] >= P.vocab)
       throw std::invalid_argument("emulate_logits: token id " + std::to_string(tokens[i]) +
                                   " outside [0, " + std::to_string(P.vocab) + ")");
   if (batch <= 0 || steps <= 0) return;
-  WeightPtrs w;
-  w.vocab = P.vocab;
-  w.head_np = P.head_np;
-  w.units = P.units;
-  w.token_table = P.token_table.data();
-  w.head_panels = P.head_panels.data();
-  w.head_bias = P.head_bias.data();
-  for (size_t l = 0; l < units.size(); ++l) {
-    w.panels.push_back(P.panels[l].data());
-    w.biases.push_back(P.biases[l].data());
-  }
-  std::vector<std::vector<float>> bufs;
-  StatePtrs st;
-  st.M = static_cast<int>(batch);
-  for (int u : units)
-    for (int k = 0; k < 3; ++k) bufs.emplace_back(static_cast<size_t>(batch) * u, 0.0f);
-  for (size_t l = 0; l < units.size(); ++l) {
-    st.c.push_back(bufs[3 * l].data());
-    st.h0.push_back(bufs[3 * l + 1].data());
-    st.h1.push_back(bufs[3 * l + 2].data());
-  }
   const int V = P.vocab;
+  HostModel H(std::move(P), static_cast<int>(batch));
   for (std::int64_t t = 0; t < steps; ++t)
-    lstm_step(w, st, tokens + t, static_cast<int>(steps), static_cast<int>(t & 1), out + t * V,
-              static_cast<int>(steps) * V, [](const LinearArgs& a, bool lstm) {
-                if (lstm) emulate_linear<true>(a);
-                else emulate_linear<false>(a);
-              });
+    H.step(tokens + t, static_cast<int>(steps), static_cast<int>(t & 1), out + t * V,
+           static_cast<int>(steps) * V);
+}
+
+void emulate_generate(const std::string& kind, const std::vector<int>& units,
+                      const std::map<std::string, engine::TensorView>& weights,
+                      const engine::GenerateRequest& r) {
+  Packed P = pack_weights(kind, units, weights);
+  const int V = P.vocab;
+  Start start = prepare_request(r, V);
+  const int n = static_cast<int>(r.n);
+  const std::int64_t cap = r.max_tokens;
+  for (size_t i = 0; i < static_cast<size_t>(n) * static_cast<size_t>(cap); ++i)
+    r.out_tokens[i] = -1;
+  if (n == 0) return;
+  HostModel H(std::move(P), n);
+  std::vector<std::int32_t> clock(V, 0);
+  std::vector<std::uint8_t> notes(V, 0);
+  if (r.clock_steps) std::memcpy(clock.data(), r.clock_steps, sizeof(std::int32_t) * V);
+  if (r.is_note) std::memcpy(notes.data(), r.is_note, V);
+  std::vector<long long> count(n, 0), len(n, 0);
+  SampleArgs a;  // the sampling kernel's view, on host arrays
+  a.n = n;
+  a.V = V;
+  a.logits = H.st.logits;
+  a.ldl = H.w.ldl();
+  a.table = r.table;
+  a.can_end = r.can_end;
+  a.eos = r.eos_id;
+  a.clock_steps = clock.data();
+  a.is_note = notes.data();
+  a.length_kind = r.length_kind;
+  a.length = r.length;
+  a.cap = cap;
+  a.state = start.state.data();
+  a.count = count.data();
+  a.len = len.data();
+  a.done = start.done.data();
+  a.next_tok = start.next.data();
+  a.out = r.out_tokens;
+  int parity = 0;
+  for (std::int64_t t = 0; t < r.primer_len; ++t, parity ^= 1)
+    H.step(r.primer + t, static_cast<int>(r.primer_len), parity);
+  for (;;) {
+    bool active = false;
+    for (int s = 0; s < n; ++s) {
+      if (a.done[s]) continue;
+      const std::int32_t st = a.state[s];
+      const std::int32_t* row = r.table + static_cast<size_t>(st) * V;
+      const double u = rule::philox_uniform(r.seeds[s], static_cast<std::uint32_t>(a.len[s]),
+                                            static_cast<std::uint32_t>(s));
+      const std::int32_t v = sample_reference(a.logits + static_cast<size_t>(s) * a.ldl, row, V,
+                                              r.can_end[st] != 0, r.eos_id, r.temperature[s],
+                                              r.top_k[s], r.top_p[s], u);
+      if (v < 0)
+        throw CodecError("LstmEngine::generate: grammar state " + std::to_string(st) +
+                         " allows no token (stream " + std::to_string(s) + ")");
+      record_token(a, s, v);
+      active |= a.done[s] == 0;
+    }
+    if (!active) break;
+    H.step(a.next_tok, 1, parity);
+    parity ^= 1;
+  }
+  for (int s = 0; s < n; ++s) r.out_length[s] = len[s];
 }
 
 double philox_uniform_shared(std::uint64_t seed, std::uint32_t step, std::uint32_t stream) {

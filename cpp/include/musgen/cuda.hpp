@@ -55,6 +55,11 @@ void emulate_logits(const std::string& kind, const std::vector<int>& units,
                     const std::map<std::string, engine::TensorView>& weights,
                     const std::int32_t* tokens, std::int64_t batch, std::int64_t steps,
                     float* out);
+// The whole sampling loop the same way: emulated layer kernels, the sampling kernel's decision
+// code (sample_reference) and its per-token bookkeeping, on the host. req.threads is ignored.
+void emulate_generate(const std::string& kind, const std::vector<int>& units,
+                      const std::map<std::string, engine::TensorView>& weights,
+                      const engine::GenerateRequest& req);
 // The Philox uniform and one sampling decision, by the code the sampling kernel runs.
 double philox_uniform_shared(std::uint64_t seed, std::uint32_t step, std::uint32_t stream);
 // One sampling decision: logits [V], grammar row [V] (next state or -1). -1: nothing allowed.
