@@ -4,6 +4,8 @@ batch 1, 64, 1024 and 8192, with a random-weight model over the default codec vo
 
 The musgen engines sample under the codec grammar (masking, temperature, top-k); the TensorFlow
 loop samples with tf.random.categorical without a grammar, so it does strictly less work per step.
+TensorFlow's matmuls may use TF32 tensor cores (Ampere and newer, on by default); musgen computes
+in full FP32 so its tokens match the CPU engine.
 Targets: batch 1 per-token latency no worse than the CPU engine; batch 1024 >= 10x TensorFlow.
 Without a usable CUDA device the script says why and exits 0. (The model is random, so no
 MUSGEN_DATA is read.)
