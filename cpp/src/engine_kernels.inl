@@ -43,6 +43,67 @@ static inline float tanh_f(float x) {
   return x < 0.0f ? -r : r;
 }
 
+#if defined(MUSGEN_ISA_AVX512) || defined(MUSGEN_ISA_AVX2)
+// 8 lanes of exp_f / sigmoid_f / tanh_f, the same polynomial as the scalar code above.
+static inline __m256 exp8(__m256 x) {
+  x = _mm256_max_ps(_mm256_set1_ps(-87.0f), _mm256_min_ps(_mm256_set1_ps(88.0f), x));
+  const __m256 magic = _mm256_set1_ps(12582912.0f);
+  const __m256 n = _mm256_sub_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), magic),
+                                 magic);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_add_ps(_mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r), _mm256_set1_ps(1.0f));
+  const __m256i bits = _mm256_slli_epi32(
+      _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+}
+
+static inline __m256 sigmoid8(__m256 x) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  return _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+}
+
+static inline __m256 tanh8(__m256 x) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256 a = _mm256_andnot_ps(sign, x);
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 e = exp8(_mm256_mul_ps(_mm256_set1_ps(-2.0f), a));
+  const __m256 big = _mm256_div_ps(_mm256_sub_ps(one, e), _mm256_add_ps(one, e));
+  const __m256 x2 = _mm256_mul_ps(a, a);
+  __m256 q = _mm256_fmadd_ps(x2, _mm256_set1_ps(0.0218694885f), _mm256_set1_ps(-0.0539682540f));
+  q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(0.133333333f));
+  q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(-0.333333333f));
+  const __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(a, x2), q, a);
+  const __m256 r = _mm256_blendv_ps(big, small, _mm256_cmp_ps(a, _mm256_set1_ps(0.125f), _CMP_LT_OQ));
+  return _mm256_or_ps(r, _mm256_and_ps(sign, x));
+}
+
+static void lstm_gates(int M, int panels, const float* Z, long ldz, float* C, long ldc, float* H,
+                       long ldh, float* H2, long ldh2) {
+  for (int m = 0; m < M; ++m) {
+    const float* z = Z + m * ldz;
+    float* c = C + m * ldc;
+    float* h = H + m * ldh;
+    for (int p = 0; p < panels; ++p) {
+      const float* zp = z + p * kPanel;
+      const __m256 ig = sigmoid8(_mm256_loadu_ps(zp));
+      const __m256 fg = sigmoid8(_mm256_loadu_ps(zp + 8));
+      const __m256 gg = tanh8(_mm256_loadu_ps(zp + 16));
+      const __m256 og = sigmoid8(_mm256_loadu_ps(zp + 24));
+      const __m256 cn = _mm256_fmadd_ps(fg, _mm256_loadu_ps(c + p * 8), _mm256_mul_ps(ig, gg));
+      _mm256_storeu_ps(c + p * 8, cn);
+      _mm256_storeu_ps(h + p * 8, _mm256_mul_ps(og, tanh8(cn)));
+    }
+    if (H2 != nullptr) std::memcpy(H2 + m * ldh2, h, sizeof(float) * 8 * panels);
+  }
+}
+#else
 static void lstm_gates(int M, int panels, const float* Z, long ldz, float* C, long ldc, float* H,
                        long ldh, float* H2, long ldh2) {
   for (int m = 0; m < M; ++m) {
@@ -66,6 +127,8 @@ static void lstm_gates(int M, int panels, const float* Z, long ldz, float* C, lo
     if (H2 != nullptr) std::memcpy(H2 + m * ldh2, h, sizeof(float) * 8 * panels);
   }
 }
+
+#endif
 
 #if defined(MUSGEN_ISA_AVX512)
 // MR rows x 32 columns, accumulators in 2 * MR zmm registers.
