@@ -157,38 +157,30 @@ static inline void micro(int K, const float* A, long lda, const float* W, const 
 }
 constexpr int kMR = 12;
 
-// One row: four independent accumulator pairs hide the FMA latency; weights stream once.
+// One row. Each column accumulates in k order from its init value, exactly as a row of the
+// micro-kernel does, so a stream's numbers never depend on the batch it runs in; the FMA
+// latency is hidden by running four panels (8 independent chains) at once.
 static inline void gemv(int K, int panels, const float* a, const float* W, const float* init,
                         float* z) {
-  for (int p = 0; p < panels; ++p) {
-    const float* w = W + static_cast<long>(p) * K * kPanel;
-    __m512 s0 = _mm512_loadu_ps(init + p * kPanel), s1 = _mm512_loadu_ps(init + p * kPanel + 16);
-    __m512 t0 = _mm512_setzero_ps(), t1 = _mm512_setzero_ps();
-    __m512 u0 = _mm512_setzero_ps(), u1 = _mm512_setzero_ps();
-    __m512 v0 = _mm512_setzero_ps(), v1 = _mm512_setzero_ps();
-    int k = 0;
-    for (; k + 4 <= K; k += 4) {
-      const float* wk = w + k * kPanel;
-      const __m512 a0 = _mm512_set1_ps(a[k]), a1 = _mm512_set1_ps(a[k + 1]);
-      const __m512 a2 = _mm512_set1_ps(a[k + 2]), a3 = _mm512_set1_ps(a[k + 3]);
-      s0 = _mm512_fmadd_ps(a0, _mm512_loadu_ps(wk), s0);
-      s1 = _mm512_fmadd_ps(a0, _mm512_loadu_ps(wk + 16), s1);
-      t0 = _mm512_fmadd_ps(a1, _mm512_loadu_ps(wk + 32), t0);
-      t1 = _mm512_fmadd_ps(a1, _mm512_loadu_ps(wk + 48), t1);
-      u0 = _mm512_fmadd_ps(a2, _mm512_loadu_ps(wk + 64), u0);
-      u1 = _mm512_fmadd_ps(a2, _mm512_loadu_ps(wk + 80), u1);
-      v0 = _mm512_fmadd_ps(a3, _mm512_loadu_ps(wk + 96), v0);
-      v1 = _mm512_fmadd_ps(a3, _mm512_loadu_ps(wk + 112), v1);
-    }
-    for (; k < K; ++k) {
+  const long ps = static_cast<long>(K) * kPanel;
+  int p = 0;
+  for (; p + 4 <= panels; p += 4) {
+    const float* w = W + p * ps;
+    __m512 acc[8];
+    for (int q = 0; q < 8; ++q) acc[q] = _mm512_loadu_ps(init + p * kPanel + 16 * q);
+    for (int k = 0; k < K; ++k) {
       const __m512 ak = _mm512_set1_ps(a[k]);
-      s0 = _mm512_fmadd_ps(ak, _mm512_loadu_ps(w + k * kPanel), s0);
-      s1 = _mm512_fmadd_ps(ak, _mm512_loadu_ps(w + k * kPanel + 16), s1);
+      for (int q = 0; q < 4; ++q) {
+        acc[2 * q] = _mm512_fmadd_ps(ak, _mm512_loadu_ps(w + q * ps + k * kPanel), acc[2 * q]);
+        acc[2 * q + 1] =
+            _mm512_fmadd_ps(ak, _mm512_loadu_ps(w + q * ps + k * kPanel + 16), acc[2 * q + 1]);
+      }
     }
-    s0 = _mm512_add_ps(_mm512_add_ps(s0, t0), _mm512_add_ps(u0, v0));
-    s1 = _mm512_add_ps(_mm512_add_ps(s1, t1), _mm512_add_ps(u1, v1));
-    _mm512_storeu_ps(z + p * kPanel, s0);
-    _mm512_storeu_ps(z + p * kPanel + 16, s1);
+    for (int q = 0; q < 8; ++q) _mm512_storeu_ps(z + p * kPanel + 16 * q, acc[q]);
+  }
+  for (; p < panels; ++p) {
+    const float* const row_init = init + p * kPanel;
+    micro<1>(K, a, 0, W + p * ps, &row_init, 0, false, z + p * kPanel, 0);
   }
 }
 #elif defined(MUSGEN_ISA_AVX2)
@@ -218,30 +210,27 @@ static inline void micro(int K, const float* A, long lda, const float* W, const 
 }
 constexpr int kMR = 3;
 
+// One row, two panels (8 independent chains) at a time; per-column k order as in micro().
 static inline void gemv(int K, int panels, const float* a, const float* W, const float* init,
                         float* z) {
-  for (int p = 0; p < panels; ++p) {
-    const float* w = W + static_cast<long>(p) * K * kPanel;
-    __m256 s[4], t[4];
-    for (int q = 0; q < 4; ++q) {
-      s[q] = _mm256_loadu_ps(init + p * kPanel + 8 * q);
-      t[q] = _mm256_setzero_ps();
-    }
-    int k = 0;
-    for (; k + 2 <= K; k += 2) {
-      const __m256 a0 = _mm256_broadcast_ss(a + k), a1 = _mm256_broadcast_ss(a + k + 1);
-      const float* wk = w + k * kPanel;
+  const long ps = static_cast<long>(K) * kPanel;
+  int p = 0;
+  for (; p + 2 <= panels; p += 2) {
+    const float* w = W + p * ps;
+    __m256 acc[8];
+    for (int q = 0; q < 8; ++q) acc[q] = _mm256_loadu_ps(init + p * kPanel + 8 * q);
+    for (int k = 0; k < K; ++k) {
+      const __m256 ak = _mm256_broadcast_ss(a + k);
       for (int q = 0; q < 4; ++q) {
-        s[q] = _mm256_fmadd_ps(a0, _mm256_loadu_ps(wk + 8 * q), s[q]);
-        t[q] = _mm256_fmadd_ps(a1, _mm256_loadu_ps(wk + 32 + 8 * q), t[q]);
+        acc[q] = _mm256_fmadd_ps(ak, _mm256_loadu_ps(w + k * kPanel + 8 * q), acc[q]);
+        acc[4 + q] = _mm256_fmadd_ps(ak, _mm256_loadu_ps(w + ps + k * kPanel + 8 * q), acc[4 + q]);
       }
     }
-    for (; k < K; ++k) {
-      const __m256 ak = _mm256_broadcast_ss(a + k);
-      for (int q = 0; q < 4; ++q)
-        s[q] = _mm256_fmadd_ps(ak, _mm256_loadu_ps(w + k * kPanel + 8 * q), s[q]);
-    }
-    for (int q = 0; q < 4; ++q) _mm256_storeu_ps(z + p * kPanel + 8 * q, _mm256_add_ps(s[q], t[q]));
+    for (int q = 0; q < 8; ++q) _mm256_storeu_ps(z + p * kPanel + 8 * q, acc[q]);
+  }
+  for (; p < panels; ++p) {
+    const float* const row_init = init + p * kPanel;
+    micro<1>(K, a, 0, W + p * ps, &row_init, 0, false, z + p * kPanel, 0);
   }
 }
 #else
