@@ -54,7 +54,8 @@ def keras_step_model(keras, vocab: int, emb: int, units, batch: int | None = Non
     x = keras.layers.Embedding(vocab, emb, name="embedding")(tok)
     outs = []
     for k, u in enumerate(units):
-        x, h, c = keras.layers.LSTM(u, return_sequences=True, return_state=True,
+        # unroll: one step needs no while loop (faster everywhere, and LiteRT can freeze it)
+        x, h, c = keras.layers.LSTM(u, return_sequences=True, return_state=True, unroll=True,
                                     name=f"lstm_{k}")(x, initial_state=states[2 * k:2 * k + 2])
         outs += [h, c]
     logits = keras.layers.Dense(vocab, name="head")(keras.layers.Reshape((units[-1],))(x))

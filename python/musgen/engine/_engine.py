@@ -232,7 +232,7 @@ class Engine:
             raise ValueError(f"length: {length!r}, expected a non-negative integer")
         kind = LENGTH_UNITS.index(unit)
         if max_tokens is None:
-            max_tokens = int(length) + 64 if kind == 0 else 64 * int(length) + 64
+            max_tokens = int(length) + 64 if kind == 0 else 16 * int(length) + 64
         if max_tokens < 0:
             raise ValueError(f"max_tokens: {max_tokens}, expected >= 0")
         p = np.asarray(primer)
