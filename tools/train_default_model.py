@@ -30,6 +30,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE_MODEL = REPO / "python" / "musgen" / "models" / "default"
 SOURCE = "corpora/jsb_chorales/quarter"
+DATA_README = REPO / "tests" / "data" / "corpus_small" / "README_source.md"
 EPOCHS = 28  # where the validation loss stopped improving meaningfully in a 60-epoch budget
 SEED = 0
 
@@ -61,7 +62,7 @@ The model `musgen generate` and `musgen.generate()` use when no model is given.
   split: {splits['train']['pieces']} train / {splits['valid']['pieces']} valid /
   {splits['test']['pieces']} test pieces, rendered to MIDI on a quarter-note grid (480 ticks per
   beat, 100 BPM, velocity 80). The MIDI rendering's source repository states no licence; the
-  music itself is in the public domain.
+  music itself is in the public domain (`DATA_SOURCE.md`: the source's own description).
 - **Representation**: musgen's default codec ({config['codec'].get('steps_per_beat')} steps per
   beat; TimeShift / Pitch / Velocity / Duration tokens; vocabulary {m['vocab_size']}).
 - **Architecture**: embedding {m['embedding_dim']} -> LSTM {' x '.join(map(str, m['lstm_units']))}
@@ -90,6 +91,8 @@ It prepares the dataset (seed {SEED}), trains for {EPOCHS} epochs with seed {SEE
 writes this folder. `--check` retrains and compares with the shipped weights instead.
 """
     (model_dir / "MODEL_CARD.md").write_text(card)
+    # The data's source and licence statement travel with the model.
+    shutil.copyfile(DATA_README, model_dir / "DATA_SOURCE.md")
 
 
 def main(argv=None) -> int:
@@ -131,7 +134,8 @@ def main(argv=None) -> int:
         shutil.rmtree(out)
     save_model_dir(out, config, tensors)
     result = evaluation.evaluate(out, ds_dir, split="test", baselines=True)
-    result.pop("dataset", None)
+    for key in ("dataset", "model_dir"):  # paths of this machine stay out of the package
+        result.pop(key, None)
     (out / "metrics.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     write_card(out, config, result)
     if PACKAGE_MODEL.exists():
