@@ -16,6 +16,7 @@
 #include "bindings.hpp"
 
 #if MUSGEN_HAS_CUDA
+#include "engine_common.hpp"
 #include "musgen/cuda.hpp"
 #include "musgen/engine.hpp"
 #endif
@@ -28,45 +29,6 @@ namespace musgen::bindings {
 namespace {
 
 using cuda::CudaLstmEngine;
-template <class T>
-using carray = py::array_t<T, py::array::c_style | py::array::forcecast>;
-
-// A token counter the device loop's host side increments while Python polls it.
-struct CudaProgress {
-  std::atomic<std::int64_t> value{0};
-};
-
-template <class T>
-const T* sized(const carray<T>& a, py::ssize_t size, const char* what) {
-  if (a.size() != size)
-    throw std::invalid_argument(std::string("generate: ") + what + " has " +
-                                std::to_string(a.size()) + " elements, expected " +
-                                std::to_string(size));
-  return a.data();
-}
-
-// Contiguous float32 copies of the weights (kept alive by `keep`) and views of them by name.
-struct WeightViews {
-  std::map<std::string, carray<float>> keep;
-  std::map<std::string, engine::TensorView> views;
-
-  explicit WeightViews(const py::dict& weights) {
-    for (auto item : weights) {
-      const std::string name = py::str(item.first);
-      carray<float> arr = py::cast<carray<float>>(item.second);
-      engine::TensorView v;
-      v.data = arr.data();
-      for (py::ssize_t d = 0; d < arr.ndim(); ++d) v.shape.push_back(arr.shape(d));
-      views[name] = v;
-      keep.emplace(name, std::move(arr));
-    }
-  }
-  int vocab() const {
-    auto e = views.find("embedding/embeddings");
-    return e == views.end() || e->second.shape.size() != 2 ? 0
-                                                           : static_cast<int>(e->second.shape[0]);
-  }
-};
 
 std::unique_ptr<CudaLstmEngine> make_cuda_engine(const std::string& kind,
                                                  const std::vector<int>& units,
@@ -74,54 +36,6 @@ std::unique_ptr<CudaLstmEngine> make_cuda_engine(const std::string& kind,
   WeightViews w(weights);
   py::gil_scoped_release release;
   return std::make_unique<CudaLstmEngine>(kind, units, w.views);
-}
-
-// The GenerateRequest of the Python-level arguments (as the CPU engine's binding takes them);
-// run(request) executes it without the GIL. Returns (tokens [n, max_tokens], lengths [n]).
-template <class Run>
-py::tuple run_generate(int vocab, const carray<std::int32_t>& primer,
-                       const carray<std::int32_t>& table, std::int32_t start_state,
-                       const carray<std::uint8_t>& can_end, std::int32_t eos_id,
-                       const carray<std::int32_t>& clock_steps,
-                       const carray<std::uint8_t>& is_note, int length_kind, std::int64_t length,
-                       std::int64_t max_tokens, const carray<std::uint64_t>& seeds,
-                       const carray<float>& temperature, const carray<std::int32_t>& top_k,
-                       const carray<float>& top_p, int threads, CudaProgress* progress,
-                       Run&& run) {
-  if (primer.ndim() != 2) throw std::invalid_argument("generate: primer must be [n, P]");
-  if (table.ndim() != 2 || table.shape(1) != vocab)
-    throw std::invalid_argument("generate: grammar table must be [n_states, vocab]");
-  if (max_tokens < 0) throw std::invalid_argument("generate: max_tokens < 0");
-  engine::GenerateRequest r;
-  r.n = primer.shape(0);
-  r.primer = primer.data();
-  r.primer_len = primer.shape(1);
-  r.table = table.data();
-  r.n_states = table.shape(0);
-  r.start_state = start_state;
-  r.can_end = sized(can_end, r.n_states, "can_end");
-  r.eos_id = eos_id;
-  r.clock_steps = sized(clock_steps, vocab, "clock_steps");
-  r.is_note = sized(is_note, vocab, "is_note");
-  r.length_kind = length_kind;
-  r.length = length;
-  r.max_tokens = max_tokens;
-  r.seeds = sized(seeds, r.n, "seeds");
-  r.temperature = sized(temperature, r.n, "temperature");
-  r.top_k = sized(top_k, r.n, "top_k");
-  r.top_p = sized(top_p, r.n, "top_p");
-  r.threads = threads;
-  r.progress = progress ? &progress->value : nullptr;
-  py::array_t<std::int32_t> tokens({static_cast<py::ssize_t>(r.n),
-                                    static_cast<py::ssize_t>(max_tokens)});
-  py::array_t<std::int64_t> lengths(static_cast<py::ssize_t>(r.n));
-  r.out_tokens = tokens.mutable_data();
-  r.out_length = lengths.mutable_data();
-  {
-    py::gil_scoped_release release;
-    run(r);
-  }
-  return py::make_tuple(tokens, lengths);
 }
 
 }  // namespace
@@ -190,10 +104,6 @@ void bind_cuda(py::module_& m) {
         py::arg("temperature"), py::arg("top_k"), py::arg("top_p"), py::arg("u"),
         "One sampling decision by the CUDA kernel's __host__ __device__ code, run on the host");
 
-  py::class_<CudaProgress>(m, "CudaProgress", "Tokens generated so far by a running generate()")
-      .def(py::init<>())
-      .def_property_readonly("value", [](const CudaProgress& p) { return p.value.load(); });
-
   py::class_<CudaLstmEngine>(m, "CudaLstmEngine", "The CUDA LSTM engine (kind lstm_lm)")
       .def(py::init(&make_cuda_engine), py::arg("kind"), py::arg("units"), py::arg("weights"))
       .def_property_readonly("vocab_size", &CudaLstmEngine::vocab_size)
@@ -220,7 +130,7 @@ void bind_cuda(py::module_& m) {
               int length_kind, std::int64_t length, std::int64_t max_tokens,
               const carray<std::uint64_t>& seeds, const carray<float>& temperature,
               const carray<std::int32_t>& top_k, const carray<float>& top_p, int threads,
-              CudaProgress* progress) {
+              GenerateProgress* progress) {
              return run_generate(e.vocab_size(), primer, table, start_state, can_end, eos_id,
                                  clock_steps, is_note, length_kind, length, max_tokens, seeds,
                                  temperature, top_k, top_p, threads, progress,

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "bindings.hpp"
+#include "engine_common.hpp"
 #include "musgen/engine.hpp"
 #include "musgen/philox.hpp"
 
@@ -20,47 +21,22 @@ namespace musgen::bindings {
 namespace {
 
 using engine::LstmEngine;
-template <class T>
-using carray = py::array_t<T, py::array::c_style | py::array::forcecast>;
-
-// A token counter the sampling loop increments while Python polls it for a progress bar.
-struct Progress {
-  std::atomic<std::int64_t> value{0};
-};
-
-template <class T>
-const T* ptr_of(const carray<T>& a, py::ssize_t size, const char* what) {
-  if (a.size() != size)
-    throw std::invalid_argument(std::string("generate: ") + what + " has " +
-                                std::to_string(a.size()) + " elements, expected " +
-                                std::to_string(size));
-  return a.data();
-}
 
 std::unique_ptr<LstmEngine> make_engine(const std::string& kind, const std::vector<int>& units,
                                         const py::dict& weights, const std::string& activation,
                                         const std::string& kernels) {
-  std::map<std::string, carray<float>> keep;  // owns contiguous float32 copies while packing
-  std::map<std::string, engine::TensorView> views;
-  for (auto item : weights) {
-    const std::string name = py::str(item.first);
-    carray<float> arr = py::cast<carray<float>>(item.second);
-    engine::TensorView v;
-    v.data = arr.data();
-    for (py::ssize_t d = 0; d < arr.ndim(); ++d) v.shape.push_back(arr.shape(d));
-    views[name] = v;
-    keep.emplace(name, std::move(arr));
-  }
+  WeightViews w(weights);
   py::gil_scoped_release release;
-  return std::make_unique<LstmEngine>(kind, units, views, activation, kernels);
+  return std::make_unique<LstmEngine>(kind, units, w.views, activation, kernels);
 }
 
 }  // namespace
 
 void bind_engine(py::module_& m) {
-  py::class_<Progress>(m, "EngineProgress", "Tokens generated so far by a running generate()")
+  py::class_<GenerateProgress>(m, "EngineProgress",
+                               "Tokens generated so far by a running generate() (any engine)")
       .def(py::init<>())
-      .def_property_readonly("value", [](const Progress& p) { return p.value.load(); });
+      .def_property_readonly("value", [](const GenerateProgress& p) { return p.value.load(); });
 
   m.def("philox4x32_10",
         [](std::array<std::uint32_t, 4> ctr, std::array<std::uint32_t, 2> key) {
@@ -130,40 +106,11 @@ void bind_engine(py::module_& m) {
               int length_kind, std::int64_t length, std::int64_t max_tokens,
               const carray<std::uint64_t>& seeds, const carray<float>& temperature,
               const carray<std::int32_t>& top_k, const carray<float>& top_p, int threads,
-              Progress* progress) {
-             if (primer.ndim() != 2) throw std::invalid_argument("generate: primer must be [n, P]");
-             if (table.ndim() != 2 || table.shape(1) != e.vocab_size())
-               throw std::invalid_argument("generate: grammar table must be [n_states, vocab]");
-             engine::GenerateRequest r;
-             r.n = primer.shape(0);
-             r.primer = primer.data();
-             r.primer_len = primer.shape(1);
-             r.table = table.data();
-             r.n_states = table.shape(0);
-             r.start_state = start_state;
-             r.can_end = ptr_of(can_end, r.n_states, "can_end");
-             r.eos_id = eos_id;
-             r.clock_steps = ptr_of(clock_steps, e.vocab_size(), "clock_steps");
-             r.is_note = ptr_of(is_note, e.vocab_size(), "is_note");
-             r.length_kind = length_kind;
-             r.length = length;
-             r.max_tokens = max_tokens;
-             r.seeds = ptr_of(seeds, r.n, "seeds");
-             r.temperature = ptr_of(temperature, r.n, "temperature");
-             r.top_k = ptr_of(top_k, r.n, "top_k");
-             r.top_p = ptr_of(top_p, r.n, "top_p");
-             r.threads = threads;
-             r.progress = progress ? &progress->value : nullptr;
-             py::array_t<std::int32_t> tokens({static_cast<py::ssize_t>(r.n),
-                                               static_cast<py::ssize_t>(max_tokens)});
-             py::array_t<std::int64_t> lengths(static_cast<py::ssize_t>(r.n));
-             r.out_tokens = tokens.mutable_data();
-             r.out_length = lengths.mutable_data();
-             {
-               py::gil_scoped_release release;
-               e.generate(r);
-             }
-             return py::make_tuple(tokens, lengths);
+              GenerateProgress* progress) {
+             return run_generate(e.vocab_size(), primer, table, start_state, can_end, eos_id,
+                                 clock_steps, is_note, length_kind, length, max_tokens, seeds,
+                                 temperature, top_k, top_p, threads, progress,
+                                 [&](const engine::GenerateRequest& r) { e.generate(r); });
            },
            py::arg("primer"), py::arg("table"), py::arg("start_state"), py::arg("can_end"),
            py::arg("eos_id"), py::arg("clock_steps"), py::arg("is_note"), py::arg("length_kind"),

@@ -90,6 +90,17 @@ class DatasetError(MusgenError, ValueError):
     """A dataset folder is missing, damaged or of another format, or ``prepare`` was misused."""
 
 
+def piece_field(piece, name: str):
+    """A field of one ``Dataset.pieces`` entry: a Piece, a dict, or any record-like object
+    (training and evaluation accept small stand-ins for a Dataset)."""
+    if isinstance(piece, dict):
+        return piece[name]
+    try:
+        return piece[name]
+    except (TypeError, KeyError, IndexError, ValueError):
+        return getattr(piece, name)
+
+
 class Piece(NamedTuple):
     """One kept piece: where its tokens and note features live and where it came from."""
 

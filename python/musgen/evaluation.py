@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .dataset import piece_field
+
 __all__ = ["evaluate", "format_report", "paper_baseline", "ngram_baseline", "write_json"]
 
 TYPE_NAMES = {0: "special", 1: "time", 2: "pitch", 3: "velocity", 4: "duration",
@@ -43,14 +45,6 @@ def _open_dataset(dataset):
         return Dataset.open(dataset)
     return dataset
 
-
-def _field(piece, name):
-    if isinstance(piece, dict):
-        return piece[name]
-    try:
-        return piece[name]
-    except (TypeError, KeyError, IndexError, ValueError):
-        return getattr(piece, name)
 
 
 def _split_pieces(dataset, split: str) -> list:
@@ -124,7 +118,7 @@ def _lstm_scores(engine, pieces: list, pad: int, types: np.ndarray, batch: int =
 
 
 def _n_notes(dataset, idx: list) -> int:
-    return int(sum(int(_field(dataset.pieces[i], "n_notes")) for i in idx))
+    return int(sum(int(piece_field(dataset.pieces[i], "n_notes")) for i in idx))
 
 
 def ngram_baseline(dataset, split: str, max_order: int = 5) -> dict:
@@ -162,7 +156,7 @@ def _paper_predict(engine, features: np.ndarray) -> np.ndarray:
 def _paper_pieces(dataset, idx):
     offs = np.asarray(dataset.piece_note_offsets)
     for i in idx:
-        n = int(_field(dataset.pieces[i], "n_notes"))
+        n = int(piece_field(dataset.pieces[i], "n_notes"))
         yield np.asarray(dataset.paper_features[int(offs[i]):int(offs[i]) + n], np.float64)
 
 

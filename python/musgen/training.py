@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ._version import __version__
+from .dataset import piece_field
 from .errors import ModelFormatError, MusgenError
 from .modeldir import atomic_write_bytes, save_model_dir
 
@@ -86,15 +87,6 @@ PRESETS: dict = {
 
 
 # ----------------------------------------------------------------------------- data
-def _field(piece, name):
-    """A field of one ``Dataset.pieces`` entry (a dict, a record or an object)."""
-    if isinstance(piece, dict):
-        return piece[name]
-    try:
-        return piece[name]
-    except (TypeError, KeyError, IndexError, ValueError):
-        return getattr(piece, name)
-
 
 def epoch_windows(dataset, split: str, *, window: int, stride: int, seed: int, epoch: int,
                   shuffle: bool = True, transpose: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -118,7 +110,7 @@ def _paper_piece(dataset, i) -> np.ndarray:
     """The ``[n_notes, 3]`` float32 paper features (pitch, velocity, seconds since the previous
     onset) of piece ``i``."""
     start = int(np.asarray(dataset.piece_note_offsets)[int(i)])
-    n = int(_field(dataset.pieces[int(i)], "n_notes"))
+    n = int(piece_field(dataset.pieces[int(i)], "n_notes"))
     return np.asarray(dataset.paper_features[start:start + n], dtype=np.float32)
 
 

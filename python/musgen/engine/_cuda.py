@@ -28,11 +28,6 @@ class CudaEngine:
     def generate(self, *args, threads: int = 0, progress=None):
         return self._engine.generate(*args, threads=threads, progress=progress)
 
-    @staticmethod
-    def new_progress():
-        """A token counter generate() increments (polled by the facade for progress bars)."""
-        return _backend.core().CudaProgress()
-
 
 def build_cuda_engine(config: dict, tensors: dict):
     """The engine object for backend "cuda": weights uploaded to device 0 once."""

@@ -351,8 +351,7 @@ def _run_cpp(cpp, args, threads: int, progress):
 
     from .. import _backend
 
-    counter = (cpp.new_progress() if hasattr(cpp, "new_progress")
-               else _backend.core().EngineProgress())
+    counter = _backend.core().EngineProgress()  # every engine's generate() accepts it
     result: dict = {}
 
     def work():

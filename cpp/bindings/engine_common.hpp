@@ -1,0 +1,111 @@
+// Binding pieces shared by the CPU and CUDA engines: weight views of a Python dict, the progress
+// counter Python polls, and the one translation of generate()'s arguments into a GenerateRequest.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "musgen/engine.hpp"
+
+namespace musgen::bindings {
+
+template <class T>
+using carray = pybind11::array_t<T, pybind11::array::c_style | pybind11::array::forcecast>;
+
+// A token counter the sampling loop increments while Python polls it for a progress bar
+// (bound once, as EngineProgress, and accepted by every engine's generate()).
+struct GenerateProgress {
+  std::atomic<std::int64_t> value{0};
+};
+
+// The array's data after checking it holds `size` elements.
+template <class T>
+const T* checked_data(const carray<T>& a, pybind11::ssize_t size, const char* what) {
+  if (a.size() != size)
+    throw std::invalid_argument(std::string("generate: ") + what + " has " +
+                                std::to_string(a.size()) + " elements, expected " +
+                                std::to_string(size));
+  return a.data();
+}
+
+// Contiguous float32 copies of the weights (kept alive by `keep`) and views of them by name.
+struct WeightViews {
+  std::map<std::string, carray<float>> keep;
+  std::map<std::string, engine::TensorView> views;
+
+  explicit WeightViews(const pybind11::dict& weights) {
+    for (auto item : weights) {
+      const std::string name = pybind11::str(item.first);
+      carray<float> arr = pybind11::cast<carray<float>>(item.second);
+      engine::TensorView v;
+      v.data = arr.data();
+      for (pybind11::ssize_t d = 0; d < arr.ndim(); ++d) v.shape.push_back(arr.shape(d));
+      views[name] = v;
+      keep.emplace(name, std::move(arr));
+    }
+  }
+  // Rows of the embedding (0 when there is none, e.g. a paper model).
+  int vocab() const {
+    auto e = views.find("embedding/embeddings");
+    return e == views.end() || e->second.shape.size() != 2 ? 0
+                                                           : static_cast<int>(e->second.shape[0]);
+  }
+};
+
+// The GenerateRequest of generate()'s Python-level arguments; run(request) executes it without
+// the GIL. Returns (tokens int32 [n, max_tokens], lengths int64 [n]).
+template <class Run>
+pybind11::tuple run_generate(int vocab, const carray<std::int32_t>& primer,
+                             const carray<std::int32_t>& table, std::int32_t start_state,
+                             const carray<std::uint8_t>& can_end, std::int32_t eos_id,
+                             const carray<std::int32_t>& clock_steps,
+                             const carray<std::uint8_t>& is_note, int length_kind,
+                             std::int64_t length, std::int64_t max_tokens,
+                             const carray<std::uint64_t>& seeds, const carray<float>& temperature,
+                             const carray<std::int32_t>& top_k, const carray<float>& top_p,
+                             int threads, GenerateProgress* progress, Run&& run) {
+  namespace py = pybind11;
+  if (primer.ndim() != 2) throw std::invalid_argument("generate: primer must be [n, P]");
+  if (table.ndim() != 2 || table.shape(1) != vocab)
+    throw std::invalid_argument("generate: grammar table must be [n_states, vocab]");
+  if (max_tokens < 0) throw std::invalid_argument("generate: max_tokens < 0");
+  engine::GenerateRequest r;
+  r.n = primer.shape(0);
+  r.primer = primer.data();
+  r.primer_len = primer.shape(1);
+  r.table = table.data();
+  r.n_states = table.shape(0);
+  r.start_state = start_state;
+  r.can_end = checked_data(can_end, r.n_states, "can_end");
+  r.eos_id = eos_id;
+  r.clock_steps = checked_data(clock_steps, vocab, "clock_steps");
+  r.is_note = checked_data(is_note, vocab, "is_note");
+  r.length_kind = length_kind;
+  r.length = length;
+  r.max_tokens = max_tokens;
+  r.seeds = checked_data(seeds, r.n, "seeds");
+  r.temperature = checked_data(temperature, r.n, "temperature");
+  r.top_k = checked_data(top_k, r.n, "top_k");
+  r.top_p = checked_data(top_p, r.n, "top_p");
+  r.threads = threads;
+  r.progress = progress ? &progress->value : nullptr;
+  py::array_t<std::int32_t> tokens({static_cast<py::ssize_t>(r.n),
+                                    static_cast<py::ssize_t>(max_tokens)});
+  py::array_t<std::int64_t> lengths(static_cast<py::ssize_t>(r.n));
+  r.out_tokens = tokens.mutable_data();
+  r.out_length = lengths.mutable_data();
+  {
+    py::gil_scoped_release release;
+    run(r);
+  }
+  return py::make_tuple(tokens, lengths);
+}
+
+}  // namespace musgen::bindings
