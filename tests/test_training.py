@@ -375,3 +375,15 @@ def test_train_stops_early_and_on_the_time_budget(dataset, tmp_path):
     state = json.loads((out / "checkpoints" / "state.json").read_text())
     assert len(state["history"]) == 1
     assert state["stop_reason"] == "time budget of 0.0001 minutes"
+
+
+def test_train_cli_defaults_parse():
+    """`musgen train DATASET -o MODEL` alone (the README's command) parses to the defaults."""
+    from musgen.cli import build_parser
+
+    args = build_parser().parse_args(["train", "ds", "-o", "m"])
+    assert args.max_minutes == "preset"
+    assert build_parser().parse_args(["train", "ds", "-o", "m", "--max-minutes", "none"]
+                                     ).max_minutes is None
+    assert build_parser().parse_args(["train", "ds", "-o", "m", "--max-minutes", "2.5"]
+                                     ).max_minutes == 2.5

@@ -7,6 +7,8 @@ import argparse
 
 
 def _minutes(text: str):
+    if text == "preset":  # the default (argparse passes string defaults through `type`)
+        return text
     if text.lower() in ("none", "0", "inf"):
         return None
     try:
