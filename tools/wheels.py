@@ -35,26 +35,31 @@ What it does, in order:
    aarch64 NumPy and pure-Python pytest/hypothesis/mido installed by
    ``pip install --target --platform manylinux2014_aarch64 --only-binary=:all:``. The driver first
    checks that ``musgen._core`` really is the aarch64 module, then runs the same pytest selection.
-5. Optional x86_64 CUDA wheel (``--cuda``, or automatically when ``nvcc`` is found): built with
-   ``MUSGEN_ENABLE_CUDA=ON`` and the same old toolchain as nvcc's host compiler, repaired, and
-   imported on this machine to show ``musgen._core.cuda_runtime_status()`` explains a missing
-   driver instead of failing to import. Its CUDA runtime is linked statically.
+5. CUDA wheels (``--cuda``, or automatically when ``nvcc`` is found), in ``wheelhouse/cuda/``:
+   x86_64 with ``MUSGEN_ENABLE_CUDA=ON`` (nvcc's host compiler is the old GCC with the same
+   root), and aarch64 for Jetson Orin (``MUSGEN_CUDA_ARCHITECTURES=87``), cross-compiled by this
+   machine's x86_64 nvcc with ``-target-dir sbsa-linux``: the driver assembles a CUDA root of
+   links into the installed toolkit plus ``libcudart_static.a`` from NVIDIA's
+   ``nvidia-cuda-runtime`` wheel for manylinux2014_aarch64 (same CUDA release, from PyPI). The
+   CUDA runtime is linked statically, so both import on machines without a GPU or driver; each
+   is imported here (the aarch64 one under qemu) and ``musgen._core.cuda_runtime_status()`` must
+   explain the missing driver.
 
-A CUDA-enabled aarch64 wheel cannot be built here: nvcc for x86_64 hosts cross-compiles to
-aarch64 only with NVIDIA's aarch64 target libraries (``targets/aarch64-linux`` or ``sbsa-linux``
-with ``libcudart_static.a``), which neither Debian nor PyPI provide, and a wheel built with this
-machine's CUDA would need a newer driver than JetPack 5/6 ship. On a Jetson, build from source
-with JetPack's own nvcc::
+   A CUDA runtime needs a driver at least as new as itself: the aarch64 CUDA wheel built with
+   CUDA 13 runs its GPU code only on JetPack 7 era drivers (r580+); on JetPack 5 (CUDA 11.4)
+   and 6 (CUDA 12.x) it imports, reports the old driver and musgen runs on the CPU. For the GPU
+   there, build on the Jetson with JetPack's own nvcc::
 
-    sudo apt-get install python3-pip python3-venv cmake
-    python3 -m venv ~/musgen-venv && . ~/musgen-venv/bin/activate
-    pip install -U pip
-    MUSGEN_ENABLE_CUDA=ON CUDACXX=/usr/local/cuda/bin/nvcc \\
-        pip install -Ccmake.define.MUSGEN_CUDA_ARCHITECTURES=87 .
+       sudo apt-get install python3-venv python3-dev     # JetPack 5: python3.9-venv python3.9-dev
+       python3 -m venv ~/musgen-venv && . ~/musgen-venv/bin/activate     # JetPack 5: python3.9
+       pip install -U pip
+       MUSGEN_ENABLE_CUDA=ON CUDACXX=/usr/local/cuda/bin/nvcc \\
+           pip install -Ccmake.define.MUSGEN_CUDA_ARCHITECTURES=87 .
 
 Options: ``--out DIR`` (wheelhouse), ``--work DIR`` (build/wheels), ``--fresh`` (discard the
 unpacked roots and build folders first), ``--no-test``, ``--only x86_64|aarch64``, ``--cuda`` /
-``--no-cuda``, ``--max-glibc 2.31`` (fail if a wheel's policy is newer).
+``--no-cuda``, ``--cuda-archs-aarch64 87``, ``--max-glibc 2.31`` (fail if a wheel's policy is
+newer).
 """
 
 from __future__ import annotations
@@ -121,7 +126,8 @@ def run(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None =
         capture: bool = False) -> str:
     """Run a command, echoing it; raise Failure with its output tail when it fails."""
     shown = " ".join(shlex.quote(str(c)) for c in cmd)
-    log(f"$ {shown}")
+    # The private apt options are long and always the same: shown once by PrivateApt.
+    log("$ " + " ".join(shlex.quote(str(c)) for c in cmd if not str(c).startswith("-oDir::")))
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
@@ -248,6 +254,7 @@ class PrivateApt:
             # Downloads land in folders the unprivileged _apt user cannot write to.
             "-oAPT::Sandbox::User=root",
         ]
+        log(f"private apt state in {self.dir}: {' '.join(self.base)}")
 
     def opts(self, arch: str) -> list[str]:
         other = "arm64" if arch == "amd64" else "amd64"
@@ -359,7 +366,9 @@ def repair(wheel: Path, out: Path, arch: str, max_glibc: tuple[int, int] | None)
     for old in out.glob(f"musgen-*{arch}*.whl"):
         old.unlink()
     with tempfile.TemporaryDirectory() as tmp:
-        run([tool("auditwheel"), "repair", "--plat", policy, "-w", tmp, wheel],
+        # "auto" is the oldest policy the symbols allow (a foreign architecture's policies cannot
+        # be named on the command line); the tags are checked against `show` below.
+        run([tool("auditwheel"), "repair", "--plat", "auto", "-w", tmp, wheel],
             env={"PATH": f"{Path(tool('patchelf')).parent}:{os.environ['PATH']}"},
             capture=True)  # fmt: skip
         fixed = list(Path(tmp).glob("*.whl"))
@@ -374,6 +383,8 @@ def repair(wheel: Path, out: Path, arch: str, max_glibc: tuple[int, int] | None)
         modules = [n for n in zf.namelist() if re.match(r"musgen/_core\..*\.so$", n)]
     if len(modules) != 1:
         raise Failure(f"{final.name} holds {modules}, expected one musgen/_core.*.so")
+    if not any(t.endswith(policy) for t in tags):
+        raise Failure(f"{final.name} is tagged {tags}, expected {policy} (auditwheel show)")
     suffix = f"-{'aarch64' if arch == 'aarch64' else 'x86_64'}-linux-gnu.so"
     if not modules[0].endswith(suffix):
         raise Failure(f"{final.name}: the module is named {modules[0]}, expected *{suffix}")
@@ -430,15 +441,16 @@ def test_x86_64(result: WheelResult, work: Path) -> str:
     return run_tests([sys.executable], site, {"PYTHONPATH": str(site)}, "x86_64")
 
 
-def build_aarch64(args, roots, work: Path) -> WheelResult:
-    py = f"3{sys.version_info.minor}"
+def build_aarch64(args, roots, work: Path, cuda_nvcc: Path | None = None) -> WheelResult:
+    name = "aarch64-cuda" if cuda_nvcc else "aarch64"
+    minor = sys.version_info.minor
     soabi = f"{sys.implementation.cache_tag}-aarch64-linux-gnu"
     # One include folder with the arm64 pyconfig.h in place of Debian's multiarch wrapper.
     pyroot = roots["pyarm64"]
     include = work / "python-include-aarch64"
     shutil.rmtree(include, ignore_errors=True)
-    shutil.copytree(pyroot / "usr" / "include" / f"python3.{py[1:]}", include)
-    shutil.copy(pyroot / "usr" / "include" / "aarch64-linux-gnu" / f"python3.{py[1:]}" /
+    shutil.copytree(pyroot / "usr" / "include" / f"python3.{minor}", include)
+    shutil.copy(pyroot / "usr" / "include" / "aarch64-linux-gnu" / f"python3.{minor}" /
                 "pyconfig.h", include / "pyconfig.h")  # fmt: skip
     env = {
         "MUSGEN_SYSROOT": str(roots["aarch64"]),
@@ -452,14 +464,35 @@ def build_aarch64(args, roots, work: Path) -> WheelResult:
         f"-Ccmake.define.Python_INCLUDE_DIR={include}",
         f"-Ccmake.define.Python_SOABI={soabi}",
     ]
-    wheel = pip_wheel(work / "dist-aarch64", work / "build-aarch64", config, env)
-    return repair(wheel, args.out, "aarch64", args.max_glibc)
+    if cuda_nvcc:
+        env.update({"MUSGEN_ENABLE_CUDA": "ON", "CUDACXX": str(cuda_nvcc),
+                    "MUSGEN_CUDA_TARGET_DIR": "sbsa-linux"})  # fmt: skip
+        config.append(f"-Ccmake.define.MUSGEN_CUDA_ARCHITECTURES={args.cuda_archs_aarch64}")
+    wheel = pip_wheel(work / f"dist-{name}", work / f"build-{name}", config, env)
+    out = args.out / "cuda" if cuda_nvcc else args.out
+    return repair(wheel, out, "aarch64", args.max_glibc)
 
 
-def test_aarch64(result: WheelResult, roots, work: Path) -> str:
+def qemu_python(roots, work: Path) -> tuple[list[str], dict[str, str]]:
+    """Debian's arm64 CPython under qemu-user, as a command and its environment.
+
+    The launcher is a host-executable script passed to Python as argv[0] (``qemu -0``), so
+    sys.executable works for tests that start a subprocess.
+    """
+    pyroot = roots["pyarm64"]
+    exe = pyroot / "usr" / "bin" / f"python3.{sys.version_info.minor}"
+    launcher = work / "bin-aarch64" / exe.name
+    launcher.parent.mkdir(parents=True, exist_ok=True)
+    launcher.write_text(f'#!/bin/sh\nexec qemu-aarch64 -L "{pyroot}" -0 "$0" "{exe}" "$@"\n')
+    launcher.chmod(0o755)
+    env = {"PYTHONHOME": str(pyroot / "usr"), "PYTHONDONTWRITEBYTECODE": "1"}
+    return [str(launcher)], env
+
+
+def install_aarch64(wheel: Path, site: Path) -> None:
+    """The wheel with aarch64 NumPy and the pure-Python test tools, into a folder."""
     from importlib.metadata import PackageNotFoundError, version
 
-    site = work / "site-aarch64"
     shutil.rmtree(site, ignore_errors=True)
     pins = []
     for dist in ("numpy", "pytest", "hypothesis", "mido"):
@@ -470,20 +503,14 @@ def test_aarch64(result: WheelResult, roots, work: Path) -> str:
     run([sys.executable, "-m", "pip", "install", "-q", "--target", site, "--only-binary=:all:",
          "--platform", "manylinux2014_aarch64", "--platform", "manylinux_2_28_aarch64",
          "--python-version", f"3.{sys.version_info.minor}", "--implementation", "cp",
-         *pins, result.path])  # fmt: skip
-    pyroot = roots["pyarm64"]
-    exe = pyroot / "usr" / "bin" / f"python3.{sys.version_info.minor}"
-    # A host-executable launcher, so sys.executable works for tests that start a subprocess.
-    launcher = work / "bin-aarch64" / exe.name
-    launcher.parent.mkdir(parents=True, exist_ok=True)
-    launcher.write_text(
-        "#!/bin/sh\n"
-        f'exec qemu-aarch64 -L "{pyroot}" -0 "$0" "{exe}" "$@"\n'
-    )  # fmt: skip
-    launcher.chmod(0o755)
-    env = {"PYTHONPATH": str(site), "PYTHONHOME": str(pyroot / "usr"),
-           "PYTHONDONTWRITEBYTECODE": "1"}  # fmt: skip
-    return run_tests([str(launcher)], site, env, "aarch64")
+         *pins, wheel])  # fmt: skip
+
+
+def test_aarch64(result: WheelResult, roots, work: Path) -> str:
+    site = work / "site-aarch64"
+    install_aarch64(result.path, site)
+    python, env = qemu_python(roots, work)
+    return run_tests(python, site, {**env, "PYTHONPATH": str(site)}, "aarch64")
 
 
 def find_nvcc() -> str | None:
@@ -493,18 +520,68 @@ def find_nvcc() -> str | None:
     return None
 
 
-def check_cuda_import(result: WheelResult, work: Path) -> str:
-    site = work / "site-x86_64-cuda"
-    shutil.rmtree(site, ignore_errors=True)
-    run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", site,
-         result.path])  # fmt: skip
+def cuda_cross_root(nvcc: str, work: Path) -> Path:
+    """A CUDA root for cross-compiling to aarch64 with this machine's x86_64 nvcc.
+
+    nvcc takes target headers and libraries from <root>/targets/<dir> (``-target-dir``). The
+    x86_64 toolkit has no aarch64 target, but NVIDIA's ``nvidia-cuda-runtime`` wheel for
+    manylinux2014_aarch64 (server ARM, "sbsa") ships libcudart_static.a and libcudadevrt.a
+    of the same CUDA release; the headers are the toolkit's own (they are the same on both).
+    The root is folders of links into the installed toolkit plus that wheel's libraries.
+    """
+    cuda_home = Path(nvcc).resolve().parent.parent
+    out = run([nvcc, "--version"], capture=True)
+    m = re.search(r"release (\d+)\.(\d+)", out)
+    if not m:
+        raise Failure(f"cannot read the CUDA release from `{nvcc} --version`:\n{out}")
+    major, minor = m.group(1), m.group(2)
+    dist = "nvidia-cuda-runtime" if int(major) >= 13 else f"nvidia-cuda-runtime-cu{major}"
+    wheels = work / "cuda-aarch64-runtime"
+    shutil.rmtree(wheels, ignore_errors=True)
+    run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+         "--platform", "manylinux2014_aarch64", "--platform", "manylinux_2_28_aarch64",
+         "--python-version", f"3.{sys.version_info.minor}", "-d", wheels,
+         f"{dist}=={major}.{minor}.*"])  # fmt: skip
+    unpacked = wheels / "unpacked"
+    for whl in wheels.glob("*.whl"):
+        with zipfile.ZipFile(whl) as zf:
+            zf.extractall(unpacked)
+    static = sorted(unpacked.rglob("libcudart_static.a"))
+    if not static:
+        raise Failure(f"{dist} {major}.{minor} for aarch64 has no libcudart_static.a")
+    root = work / "cuda-cross"
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "bin").mkdir(parents=True)
+    for f in (cuda_home / "bin").iterdir():
+        (root / "bin" / f.name).symlink_to(f)
+    (root / "nvvm").symlink_to(cuda_home / "nvvm")
+    host_target = cuda_home / "targets" / "x86_64-linux"
+    (root / "targets").mkdir()
+    (root / "targets" / "x86_64-linux").symlink_to(host_target)
+    target = root / "targets" / "sbsa-linux"
+    (target / "lib").mkdir(parents=True)
+    (target / "include").symlink_to((host_target / "include").resolve())
+    for lib in static[0].parent.iterdir():
+        (target / "lib" / lib.name).symlink_to(lib)
+    # FindCUDAToolkit insists on finding the shared runtime too (the build links the static one).
+    shared = sorted((target / "lib").glob("libcudart.so.*"))
+    if shared and not (target / "lib" / "libcudart.so").exists():
+        (target / "lib" / "libcudart.so").symlink_to(shared[0].name)
+    return root / "bin" / "nvcc"
+
+
+def check_cuda_import(result: WheelResult, python: list[str], env: dict[str, str],
+                      site: Path) -> str:
+    """Import the CUDA wheel's module (installed in `site`) on this driverless machine: it must
+    load, and say why CUDA is unavailable."""
     code = "import musgen._core as c; print(c.__file__); print(c.cuda_runtime_status())"
-    out = run([sys.executable, "-c", code], env={"PYTHONPATH": str(site)}, capture=True)
+    out = run([*python, "-c", code], env={**env, "PYTHONPATH": str(site)}, capture=True)
     lines = out.strip().splitlines()
     if not lines[0].startswith(str(site)):
         raise Failure(f"the CUDA wheel's module was not the one imported: {lines[0]}")
     if "no CUDA backend" in lines[-1]:
         raise Failure(f"the CUDA wheel was built without CUDA: {lines[-1]}")
+    log(f"{result.arch}: cuda_runtime_status() -> {lines[-1]}")
     return lines[-1]
 
 
@@ -521,6 +598,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     cuda = p.add_mutually_exclusive_group()
     cuda.add_argument("--cuda", dest="cuda", action="store_true", default=None)
     cuda.add_argument("--no-cuda", dest="cuda", action="store_false")
+    p.add_argument("--cuda-archs-aarch64", default="87",
+                   help="CUDA architectures of the aarch64 CUDA wheel (87: Jetson Orin)")
     p.add_argument("--max-glibc", default="2.31",
                    help="fail when a wheel needs a newer glibc (JetPack 5: 2.31); '' for no limit")
     args = p.parse_args(argv)
@@ -530,7 +609,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.cuda and not args.nvcc:
         p.error("--cuda: no nvcc found (set CUDACXX)")
     if args.cuda is None:
-        args.cuda = bool(args.nvcc) and (not args.only or "x86_64" in args.only)
+        args.cuda = bool(args.nvcc)
     return args
 
 
@@ -564,11 +643,27 @@ def main(argv: list[str] | None = None) -> int:
             if not args.no_test:
                 with stage("aarch64 wheel: tests under qemu"):
                     results[-1].tests = test_aarch64(results[-1], roots, args.work)
-        if args.cuda:
+        if args.cuda and "x86_64" in archs:
             with stage("x86_64 CUDA wheel: build + repair + import"):
                 res = build_x86_64(args, roots, args.work, cuda=True)
                 res.arch = "x86_64+cuda"
-                res.tests = "import: " + check_cuda_import(res, args.work)
+                site = args.work / "site-x86_64-cuda"
+                shutil.rmtree(site, ignore_errors=True)
+                run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", site,
+                     res.path])  # fmt: skip
+                status = check_cuda_import(res, [sys.executable], {}, site)
+                res.tests = f"imports; cuda_runtime_status() = {status}"
+                results.append(res)
+        if args.cuda and "aarch64" in archs:
+            with stage("aarch64 CUDA wheel: cross-build + repair + import under qemu"):
+                nvcc = cuda_cross_root(args.nvcc, args.work)
+                res = build_aarch64(args, roots, args.work, cuda_nvcc=nvcc)
+                res.arch = "aarch64+cuda"
+                site = args.work / "site-aarch64-cuda"
+                install_aarch64(res.path, site)
+                python, env = qemu_python(roots, args.work)
+                status = check_cuda_import(res, python, env, site)
+                res.tests = f"imports; cuda_runtime_status() = {status}"
                 results.append(res)
     except Failure as exc:
         log(f"FAILED: {exc}")

@@ -29,6 +29,23 @@ else()
   set(CMAKE_CXX_COMPILER "aarch64-linux-gnu-g++${MUSGEN_GCC_SUFFIX}")
 endif()
 
+# CUDA (MUSGEN_ENABLE_CUDA=ON): nvcc compiles host code with the same cross GCC and root, and
+# takes aarch64 headers and libcudart_static.a from targets/<MUSGEN_CUDA_TARGET_DIR> of its
+# toolkit ("sbsa-linux" by default; NVIDIA's Jetson cross packages install "aarch64-linux").
+if(NOT DEFINED MUSGEN_CUDA_TARGET_DIR)
+  set(MUSGEN_CUDA_TARGET_DIR "$ENV{MUSGEN_CUDA_TARGET_DIR}")
+endif()
+if(NOT MUSGEN_CUDA_TARGET_DIR)
+  set(MUSGEN_CUDA_TARGET_DIR "sbsa-linux")
+endif()
+set(CMAKE_CUDA_HOST_COMPILER "${CMAKE_CXX_COMPILER}")
+set(CMAKE_CUDA_FLAGS_INIT "-target-dir ${MUSGEN_CUDA_TARGET_DIR}")
+if(MUSGEN_SYSROOT)
+  string(APPEND CMAKE_CUDA_FLAGS_INIT " -Xcompiler=--sysroot=${MUSGEN_SYSROOT}")
+  # CMake links CUDA test programs with the host compiler but without --sysroot.
+  set(CMAKE_EXE_LINKER_FLAGS_INIT "--sysroot=${MUSGEN_SYSROOT}")
+endif()
+
 # libstdc++ and libgcc go into the module, so it needs no GLIBCXX_* newer than the target's.
 set(CMAKE_SHARED_LINKER_FLAGS_INIT "-static-libstdc++ -static-libgcc")
 set(CMAKE_MODULE_LINKER_FLAGS_INIT "-static-libstdc++ -static-libgcc")
