@@ -529,7 +529,12 @@ def cuda_cross_root(nvcc: str, work: Path) -> Path:
     of the same CUDA release; the headers are the toolkit's own (they are the same on both).
     The root is folders of links into the installed toolkit plus that wheel's libraries.
     """
-    cuda_home = Path(nvcc).resolve().parent.parent
+    # nvcc may be a wrapper script: ask it where its toolkit is.
+    dry = run([nvcc, "-dryrun", "-x", "cu", "-c", "/dev/null", "-o", "/dev/null"], capture=True)
+    top = re.search(r"^#\$ TOP=(.+)$", dry, re.MULTILINE)
+    if not top:
+        raise Failure(f"`{nvcc} -dryrun` did not say where its toolkit is:\n{dry}")
+    cuda_home = Path(top.group(1).strip()).resolve()
     out = run([nvcc, "--version"], capture=True)
     m = re.search(r"release (\d+)\.(\d+)", out)
     if not m:
