@@ -1,0 +1,100 @@
+// musgen::engine: the CPU LSTM inference engine. Embedding -> LSTM stack -> dense head (kind
+// "lstm_lm"), or float features -> LSTM stack -> dense layers (kind "paper"), for a batch of
+// independent streams; the whole sampling loop runs here, without Python.
+//
+// Weights come in Keras layout (musgen.modeldir: kernel [in, 4u], recurrent kernel [u, 4u],
+// bias [4u], gate order i, f, c, o) and are repacked once into panels (engine_kernels.hpp).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace musgen::engine {
+
+// A read-only view of one float32 tensor (row-major).
+struct TensorView {
+  const float* data = nullptr;
+  std::vector<std::int64_t> shape;
+};
+
+// Sampling and stopping rules of one generate() call. Arrays are borrowed for the call.
+//
+// Per stream s and generated token t (0-based, counted after the primer):
+//   allowed(v)  = table[state, v] >= 0 and (v != eos_id or can_end[state])
+//   temperature 0: v = argmax over allowed of the float32 logits (lowest id on ties).
+//   otherwise, in float64: x_v = logit_v / T; w_v = exp(x_v - max_allowed x) on allowed tokens;
+//     top_k > 0: keep the k largest w (ties: lowest id);
+//     0 < top_p < 1: order kept tokens by (w descending, id ascending) and keep the shortest
+//       prefix whose running sum (in that order) is >= top_p * (sum of kept w in id order);
+//     u = philox_uniform(seed_s, t, s); target = u * (sum of kept w in id order);
+//     v = the first kept id (ascending) whose running sum exceeds target (else the last kept).
+//   Stop after the token when: v == eos_id; or the length budget is reached (tokens, notes via
+//   is_note[v], or clock steps via clock_steps[v]) and can_end[new state]; or max_tokens.
+struct GenerateRequest {
+  std::int64_t n = 1;                    // streams
+  const std::int32_t* primer = nullptr;  // [n, primer_len] token ids (warm the state)
+  std::int64_t primer_len = 0;           // >= 1
+  const std::int32_t* table = nullptr;   // [n_states, vocab] next state, -1 = forbidden
+  std::int64_t n_states = 0;
+  std::int32_t start_state = 0;          // the state before the first primer token
+  const std::uint8_t* can_end = nullptr;  // [n_states]
+  std::int32_t eos_id = -1;              // -1: no end token
+  const std::int32_t* clock_steps = nullptr;  // [vocab] (length_kind 2)
+  const std::uint8_t* is_note = nullptr;      // [vocab] (length_kind 1)
+  int length_kind = 0;                   // 0 tokens, 1 notes, 2 clock steps
+  std::int64_t length = 0;               // budget in that unit
+  std::int64_t max_tokens = 0;           // hard cap on generated tokens per stream
+  const std::uint64_t* seeds = nullptr;  // [n]
+  const float* temperature = nullptr;    // [n], >= 0
+  const std::int32_t* top_k = nullptr;   // [n], 0 = off
+  const float* top_p = nullptr;          // [n], >= 1 = off
+  int threads = 0;                       // 0 = all cores
+  std::atomic<std::int64_t>* progress = nullptr;  // incremented per generated token (optional)
+  // outputs
+  std::int32_t* out_tokens = nullptr;    // [n, max_tokens], -1 after the end
+  std::int64_t* out_length = nullptr;    // [n]
+};
+
+class LstmEngine {
+ public:
+  // kind: "lstm_lm" or "paper"; weights by modeldir tensor name; dense_activation (paper):
+  // "relu", "tanh", "sigmoid" or "linear", applied between dense layers (the last is linear).
+  // kernels: "auto" or a name from available_kernels(). Throws ModelFormatError on any
+  // missing or mis-shaped tensor.
+  LstmEngine(const std::string& kind, const std::vector<int>& units,
+             const std::map<std::string, TensorView>& weights,
+             const std::string& dense_activation = "relu", const std::string& kernels = "auto");
+  ~LstmEngine();
+  LstmEngine(const LstmEngine&) = delete;
+  LstmEngine& operator=(const LstmEngine&) = delete;
+
+  const std::string& kind() const;
+  int vocab_size() const;     // lstm_lm
+  int n_features() const;     // paper
+  int output_dim() const;
+  std::string kernels() const;
+  static std::vector<std::string> available_kernels();
+
+  // Teacher-forced logits from a zero state: tokens [B, T] -> out [B, T, vocab].
+  void logits(const std::int32_t* tokens, std::int64_t batch, std::int64_t steps, float* out,
+              int threads = 0) const;
+  // Teacher-forced paper outputs: x [B, T, F] -> out [B, T, F].
+  void predict(const float* x, std::int64_t batch, std::int64_t steps, float* out,
+               int threads = 0) const;
+  // Autoregressive paper generation: warm on primer [B, P, F] (P >= 1), then feed each output
+  // back as the next input for `steps` steps -> out [B, steps, F].
+  void generate_features(const float* primer, std::int64_t batch, std::int64_t primer_len,
+                         std::int64_t steps, float* out, int threads = 0) const;
+  // The sampling loop (see GenerateRequest). Thread-safe: the engine is never modified.
+  void generate(const GenerateRequest& req) const;
+
+  struct Impl;
+
+ private:
+  Impl* impl_;
+};
+
+}  // namespace musgen::engine

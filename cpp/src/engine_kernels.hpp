@@ -1,0 +1,34 @@
+// The engine's hot loops, compiled once per instruction set and picked at run time
+// (engine_kernels.cpp): a packed-panel matrix product and the fused LSTM gate update.
+//
+// Packed weights: a matrix with N columns is stored as ceil(N / 32) panels; panel p holds columns
+// [32p, 32p + 32) as K rows of 32 contiguous floats (zero beyond N). LSTM weights are packed with
+// the four gates of 8 units interleaved per panel: panel p = (i, f, c~, o) of units [8p, 8p + 8),
+// so the gate update of a panel needs only that panel's 32 outputs.
+#pragma once
+
+namespace musgen::engine::kernels {
+
+constexpr int kPanel = 32;       // columns per panel
+constexpr int kUnitsPerPanel = 8;  // LSTM units per panel (4 gates x 8)
+
+struct Ops {
+  const char* name;
+  // Z[m, n] = init[m][n] + sum_k A[m * lda + k] * W[n / 32][k][n % 32]  for m < M, n < 32 * panels.
+  // init[m] points at 32 * panels floats (a bias, or a precomputed row such as embedding @ W + b).
+  void (*gemm)(int M, int K, int panels, const float* A, long lda, const float* W,
+               const float* const* init, float* Z, long ldz);
+  // LSTM cell for M rows: Z rows hold 32 * panels pre-activations in the interleaved gate order;
+  // C [M, 8 * panels] is updated in place; h is written to H (and to H2 when not null).
+  void (*lstm_gates)(int M, int panels, const float* Z, long ldz, float* C, long ldc, float* H,
+                     long ldh, float* H2, long ldh2);
+};
+
+// The best kernels for this CPU (MUSGEN_ENGINE_KERNELS=generic|avx2|avx512 overrides, for tests).
+const Ops& best_ops();
+// The kernels by name; nullptr when this build or CPU lacks them.
+const Ops* ops_by_name(const char* name);
+// Names usable on this machine, best first.
+const char* const* available_ops();
+
+}  // namespace musgen::engine::kernels

@@ -1,0 +1,65 @@
+"""``musgen generate``: sample MIDI files from a model directory (default: the shipped model)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .generation import DEFAULT_LENGTH
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", nargs="?", default=None,
+                   help="model directory (default: the model shipped with musgen)")
+    p.add_argument("-o", "--output", required=True,
+                   help="OUT.mid (one piece; with --n > 1: OUT-000.mid, OUT-001.mid, ...) or a "
+                        "folder (generated-000.mid, ...)")
+    p.add_argument("--n", type=int, default=1, help="number of pieces (default 1)")
+    p.add_argument("--length", default=DEFAULT_LENGTH,
+                   help=f"length of each piece: N tokens, N notes or N beats (default "
+                        f"{DEFAULT_LENGTH!r})")
+    p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default 1.0)")
+    p.add_argument("--top-k", type=int, default=None, help="keep the k most likely tokens")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass in (0, 1]")
+    p.add_argument("--seed", type=int, default=None,
+                   help="random seed (same seed, same pieces on every backend)")
+    p.add_argument("--primer", default=None, help="MIDI file to continue")
+    p.add_argument("--backend", default=None, choices=["auto", "cpp", "python", "cuda"],
+                   help="engine backend (default: MUSGEN_BACKEND or auto)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def output_paths(output: str, n: int) -> list:
+    """The file for each piece (see --output)."""
+    out = Path(output)
+    if out.suffix.lower() in (".mid", ".midi"):
+        if n == 1:
+            return [out]
+        return [out.with_name(f"{out.stem}-{i:03d}{out.suffix}") for i in range(n)]
+    return [out / f"generated-{i:03d}.mid" for i in range(n)]
+
+
+def run(args: argparse.Namespace) -> int:
+    from . import midi
+    from ._progress import Progress
+    from .generation import generate, parse_length
+
+    if args.n < 1:
+        raise SystemExit("musgen generate: error: --n must be >= 1")
+    amount, unit = parse_length(args.length)
+    paths = output_paths(args.output, args.n)
+    paths[0].parent.mkdir(parents=True, exist_ok=True)
+    total = args.n * amount if unit == "tokens" else None
+    with Progress(total, "generating", unit="tok", quiet=args.quiet) as bar:
+        scores = generate(args.model, n=args.n, length=args.length,
+                          temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                          seed=args.seed, primer=args.primer, backend=args.backend,
+                          threads=args.threads, progress=bar.update)
+    for score, path in zip(scores, paths):
+        midi.write(score, path)
+    if not args.quiet:
+        notes = sum(len(s.notes) for s in scores)
+        print(f"wrote {len(paths)} file(s), {notes} notes: {paths[0]}"
+              + (f" ... {paths[-1]}" if len(paths) > 1 else ""))
+    return 0

@@ -1,0 +1,375 @@
+"""The Engine facade: validation, backend choice, and the one Python signature of each call."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .. import _backend
+from ..errors import ModelFormatError
+from ..modeldir import CONFIG_NAME, load_model_dir
+from ._numpy import NumpyModel
+
+__all__ = ["Engine", "load"]
+
+
+def load(model_dir: str | os.PathLike, *, backend: str | None = None) -> "Engine":
+    """Load a model directory and return an engine.
+
+    Parameters
+    ----------
+    model_dir : path
+        Folder with ``config.json`` and ``weights.safetensors`` (see ``musgen.modeldir``).
+    backend : {"cpp", "python", "cuda", "auto"} or None
+        None reads ``MUSGEN_BACKEND`` (default auto: C++ when built, else NumPy).
+
+    Raises
+    ------
+    ModelFormatError
+        The folder, config or weights are missing, damaged or do not match each other.
+    BackendUnavailableError
+        The requested backend is not built or not usable on this machine.
+    """
+    name = _backend.resolve(backend, engine=True)
+    if name == "cpp" and _backend.requested(backend) == "auto":
+        from ._cpp import has_cpp_engine
+
+        if not has_cpp_engine():  # a core built without the engine: auto means "best available"
+            name = "python"
+    try:
+        config, tensors = load_model_dir(model_dir)
+    except UnicodeDecodeError as exc:  # a config.json that is not UTF-8 text
+        raise ModelFormatError(f"{Path(model_dir) / CONFIG_NAME}: not UTF-8 text ({exc})"
+                               ) from exc
+    return Engine(config, tensors, name, Path(model_dir))
+
+
+class Engine:
+    """A loaded model on one backend. Create it with :func:`load`.
+
+    Attributes
+    ----------
+    config : dict
+        The model directory's ``config.json``.
+    backend : str
+        "cpp", "python" or "cuda".
+    kind : str
+        "lstm_lm" (token language model) or "paper" (note-feature regression).
+    """
+
+    def __init__(self, config: dict, tensors: dict, backend: str, path: Path | None = None):
+        self.config = config
+        self.backend = backend
+        self.path = path
+        self.kind = config["model"]["kind"]
+        self._np = NumpyModel(config, tensors)
+        self._cpp = None
+        if backend == "cpp":
+            from ._cpp import build_cpp_engine
+
+            self._cpp = build_cpp_engine(config, tensors)
+        elif backend == "cuda":  # pragma: no cover - resolve() refuses cuda until it is built
+            raise _backend.BackendUnavailableError("the CUDA engine is not part of this build")
+        self._codec = None
+
+    def __repr__(self) -> str:
+        m = self.config["model"]
+        return (f"Engine(kind={self.kind!r}, lstm_units={m['lstm_units']}, "
+                f"backend={self.backend!r}, path={str(self.path) if self.path else None!r})")
+
+    # ------------------------------------------------------------------------- properties
+    @property
+    def vocab_size(self) -> int:
+        """Number of token ids (kind lstm_lm)."""
+        self._need_kind("lstm_lm", "vocab_size")
+        return self._np.vocab_size
+
+    @property
+    def codec(self):
+        """The CodecConfig saved with the model (kind lstm_lm)."""
+        if self._codec is None:
+            from ..codec import CodecConfig
+
+            if "codec" not in self.config:
+                raise ModelFormatError(f"{self.path}: config.json has no 'codec' section")
+            self._codec = CodecConfig.from_dict(self.config["codec"])
+        return self._codec
+
+    def _need_kind(self, kind: str, what: str) -> None:
+        if self.kind != kind:
+            raise TypeError(f"Engine.{what} needs a model of kind {kind!r}; this one is "
+                            f"{self.kind!r}")
+
+    # ------------------------------------------------------------------------- teacher forcing
+    def logits(self, tokens) -> np.ndarray:
+        """Teacher-forced logits from a zero state.
+
+        Parameters
+        ----------
+        tokens : int array [B, T] or [T]
+            Token ids in ``[0, vocab_size)``; a 1-D array is one stream (B = 1).
+
+        Returns
+        -------
+        float32 array [B, T, vocab_size]
+            ``logits[b, t]`` scores the token that follows ``tokens[b, :t + 1]``.
+        """
+        self._need_kind("lstm_lm", "logits")
+        tok = _as_tokens(tokens, self._np.vocab_size)
+        if tok.shape[1] == 0:
+            return np.zeros((tok.shape[0], 0, self._np.vocab_size), np.float32)
+        if self._cpp is not None:
+            return self._cpp.logits(tok)
+        out, _ = self._np.sequence(tok)
+        return out
+
+    def predict(self, features) -> np.ndarray:
+        """Teacher-forced outputs of a paper model: features [B, T, F] or [T, F] -> [B, T, F]."""
+        self._need_kind("paper", "predict")
+        x = np.asarray(features, dtype=np.float32)
+        if x.ndim == 2:
+            x = x[None]
+        if x.ndim != 3 or x.shape[2] != self._np.n_features:
+            raise ValueError(f"features: shape {list(np.shape(features))}, expected [B, T, "
+                             f"{self._np.n_features}] or [T, {self._np.n_features}]")
+        if not np.all(np.isfinite(x)):
+            raise ValueError("features: contains NaN or infinite values")
+        if x.shape[1] == 0:
+            return np.zeros(x.shape, np.float32)
+        if self._cpp is not None:
+            return self._cpp.predict(np.ascontiguousarray(x))
+        out, _ = self._np.sequence(x)
+        return out
+
+
+    def generate_features(self, primer, steps: int) -> np.ndarray:
+        """Autoregressive paper-model generation: each predicted row becomes the next input.
+
+        Parameters
+        ----------
+        primer : float array [B, P, F] or [P, F], P >= 1
+            Feature rows (pitch, velocity, time delta) that warm the state.
+        steps : int
+            Rows to generate after the primer.
+
+        Returns
+        -------
+        float32 array [B, steps, F]
+        """
+        self._need_kind("paper", "generate_features")
+        F = self._np.n_features
+        x = np.asarray(primer, dtype=np.float32)
+        if x.ndim == 2:
+            x = x[None]
+        if x.ndim != 3 or x.shape[1] < 1 or x.shape[2] != F:
+            raise ValueError(f"primer: shape {list(np.shape(primer))}, expected [B, P, {F}] or "
+                             f"[P, {F}] with P >= 1")
+        if not np.all(np.isfinite(x)):
+            raise ValueError("primer: contains NaN or infinite values")
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+            raise ValueError(f"steps: {steps!r}, expected a non-negative integer")
+        if self._cpp is not None:
+            return self._cpp.generate_features(np.ascontiguousarray(x), int(steps))
+        out = np.zeros((x.shape[0], int(steps), F), np.float32)
+        y, state = self._np.sequence(x)
+        y = y[:, -1]
+        for t in range(int(steps)):
+            out[:, t] = y
+            if t + 1 < steps:
+                y, state = self._np.step(y, state)
+        return out
+
+    # ------------------------------------------------------------------------- sampling
+    def generate_tokens(self, n: int = 1, *, primer, length: int = 256, unit: str = "tokens",
+                        temperature=1.0, top_k=None, top_p=None, seed=None, grammar=None,
+                        eos_id: int | None = None, clock_steps=None, is_note=None,
+                        max_tokens: int | None = None, threads: int | None = None,
+                        progress=None) -> list:
+        """Sample ``n`` independent token streams (the whole loop runs in C++ on that backend).
+
+        Parameters
+        ----------
+        n : int
+            Number of streams.
+        primer : int array [P] (shared) or [n, P]
+            Tokens that warm the state (P >= 1, e.g. just BOS); generation continues after them.
+        length : int
+            Budget in ``unit``: "tokens", "notes" (tokens with ``is_note``) or "steps" (the sum of
+            ``clock_steps``, e.g. grid steps). When it is reached a stream stops at the first point
+            the grammar may end (``can_end``), so the last event is always complete.
+        temperature, top_k, top_p : scalar or sequence of n
+            0 temperature is greedy; ``top_k`` None/0 and ``top_p`` None/1 disable the filters.
+        seed : None, int or sequence of n ints
+            Philox key per stream (see ``musgen.engine.philox``).
+        grammar : object with ``table`` int32 [S, V], ``start_state``, ``can_end`` bool [S]; or None
+            for no constraint.
+        eos_id : int or None
+            Sampling it ends the stream (it is included in the output); allowed only where can_end.
+        max_tokens : int or None
+            Hard cap of generated tokens per stream (default ``length`` + 64 for unit tokens,
+            else 64 * length + 64).
+        threads : int or None
+            C++ threads over streams (None: all cores).
+        progress : callable(int) or None
+            Called with the number of tokens generated since the last call.
+
+        Returns
+        -------
+        list of n int32 arrays: the generated tokens of each stream (the primer not included).
+        """
+        self._need_kind("lstm_lm", "generate_tokens")
+        V = self._np.vocab_size
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"n: {n!r}, expected a non-negative integer")
+        n = int(n)
+        if unit not in LENGTH_UNITS:
+            raise ValueError(f"unit: {unit!r}, expected one of {LENGTH_UNITS}")
+        if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 0:
+            raise ValueError(f"length: {length!r}, expected a non-negative integer")
+        kind = LENGTH_UNITS.index(unit)
+        if max_tokens is None:
+            max_tokens = int(length) + 64 if kind == 0 else 64 * int(length) + 64
+        if max_tokens < 0:
+            raise ValueError(f"max_tokens: {max_tokens}, expected >= 0")
+        p = np.asarray(primer)
+        if p.ndim == 1:
+            p = np.broadcast_to(p, (n, p.shape[0]))
+        if p.ndim != 2 or p.shape[0] != n or p.shape[1] < 1:
+            raise ValueError(f"primer: shape {list(np.shape(primer))}, expected [P] or [{n}, P] "
+                             "with P >= 1")
+        p = _as_tokens(p, V)
+        if grammar is None:
+            table = np.zeros((1, V), np.int32)
+            start, can_end = 0, np.ones(1, np.uint8)
+        else:
+            table = np.ascontiguousarray(grammar.table, dtype=np.int32)
+            start = int(grammar.start_state)
+            can_end = np.ascontiguousarray(grammar.can_end, dtype=np.uint8)
+            if table.ndim != 2 or table.shape[1] != V or can_end.shape != (table.shape[0],):
+                raise ValueError(f"grammar: table {list(table.shape)} and can_end "
+                                 f"{list(can_end.shape)} do not fit vocabulary {V}")
+            if table.min() < -1 or table.max() >= table.shape[0]:
+                raise ValueError("grammar: table entries must be -1 or a state index")
+            if not 0 <= start < table.shape[0]:
+                raise ValueError(f"grammar: start_state {start} out of range")
+        eos = -1 if eos_id is None else int(eos_id)
+        if not -1 <= eos < V:
+            raise ValueError(f"eos_id: {eos_id} outside the vocabulary [0, {V})")
+        clock = (np.zeros(V, np.int32) if clock_steps is None
+                 else np.ascontiguousarray(clock_steps, dtype=np.int32))
+        notes = (np.zeros(V, np.uint8) if is_note is None
+                 else np.ascontiguousarray(is_note, dtype=np.uint8))
+        if clock.shape != (V,) or notes.shape != (V,):
+            raise ValueError(f"clock_steps / is_note: expected [{V}] arrays")
+        if kind == 1 and is_note is None:
+            raise ValueError("unit 'notes' needs is_note (which tokens are notes)")
+        if kind == 2 and clock_steps is None:
+            raise ValueError("unit 'steps' needs clock_steps (grid steps per token)")
+        temps = _per_stream(temperature, n, np.float32, "temperature", 1.0)
+        ks = _per_stream(0 if top_k is None else top_k, n, np.int64, "top_k", 0)
+        ps = _per_stream(1.0 if top_p is None else top_p, n, np.float32, "top_p", 1.0)
+        if not np.all(np.isfinite(temps)) or np.any(temps < 0):
+            raise ValueError("temperature: must be finite and >= 0 (0 = greedy)")
+        if np.any(ks < 0):
+            raise ValueError("top_k: must be >= 0 (0 or None = off)")
+        if not np.all(np.isfinite(ps)) or np.any(ps <= 0) or np.any(ps > 1):
+            raise ValueError("top_p: must be in (0, 1] (1 or None = off)")
+        ks = np.minimum(ks, V).astype(np.int32)
+        seeds = stream_seeds(seed, n)
+        args = (p, table, start, can_end, eos, clock, notes, kind, int(length), int(max_tokens),
+                seeds, temps, ks, ps)
+        if self._cpp is not None:
+            tokens, lengths = _run_cpp(self._cpp, args, 0 if threads is None else int(threads),
+                                       progress)
+        else:
+            from .sampling import numpy_generate
+
+            tokens, lengths = numpy_generate(self._np, *args, progress=progress)
+        return [tokens[i, :lengths[i]].copy() for i in range(n)]
+
+
+def _as_tokens(tokens, vocab: int) -> np.ndarray:
+    """Validate token ids -> contiguous int32 [B, T]."""
+    arr = np.asarray(tokens)
+    if arr.ndim == 1:
+        arr = arr[None]
+    if arr.ndim != 2:
+        raise ValueError(f"tokens: shape {list(arr.shape)}, expected [B, T] or [T]")
+    if arr.size and arr.dtype.kind not in "iu":
+        raise ValueError(f"tokens: dtype {arr.dtype}, expected integers")
+    if arr.size and (arr.min() < 0 or arr.max() >= vocab):
+        bad = arr[(arr < 0) | (arr >= vocab)].flat[0]
+        raise ValueError(f"tokens: id {int(bad)} outside the vocabulary [0, {vocab})")
+    return np.ascontiguousarray(arr, dtype=np.int32)
+
+
+LENGTH_UNITS = ("tokens", "notes", "steps")
+
+
+def _per_stream(value, n: int, dtype, name: str, default) -> np.ndarray:
+    """A scalar (same for every stream) or a length-n sequence -> array [n]."""
+    if value is None:
+        value = default
+    arr = np.asarray(value)
+    if arr.ndim == 0:
+        arr = np.full(n, arr)
+    if arr.shape != (n,):
+        raise ValueError(f"{name}: expected a scalar or {n} values (one per stream), got shape "
+                         f"{list(arr.shape)}")
+    return arr.astype(dtype)
+
+
+def stream_seeds(seed, n: int) -> np.ndarray:
+    """Seeds uint64 [n]: None draws one fresh 64-bit seed for the batch; an int is shared by all
+    streams (they still differ: the stream index is part of the Philox counter); a sequence
+    gives each stream its own."""
+    if seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
+    arr = np.asarray(seed, dtype=object)
+    vals = [arr.item()] * n if arr.ndim == 0 else list(arr.reshape(-1))
+    if len(vals) != n:
+        raise ValueError(f"seed: expected an int or {n} ints (one per stream), got {len(vals)}")
+    out = np.empty(n, np.uint64)
+    for i, v in enumerate(vals):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+            raise ValueError(f"seed: {v!r} is not an integer")
+        if not 0 <= int(v) < 2**64:
+            raise ValueError(f"seed: {int(v)} is outside [0, 2**64)")
+        out[i] = int(v)
+    return out
+
+
+def _run_cpp(cpp, args, threads: int, progress):
+    """Call the C++ loop; with a progress callback, poll its token counter from this thread."""
+    if progress is None:
+        return cpp.generate(*args, threads=threads)
+    import threading
+
+    from .. import _backend
+
+    counter = _backend.core().EngineProgress()
+    result: dict = {}
+
+    def work():
+        try:
+            result["value"] = cpp.generate(*args, threads=threads, progress=counter)
+        except BaseException as exc:  # re-raised in the caller's thread
+            result["error"] = exc
+
+    worker = threading.Thread(target=work, name="musgen-generate", daemon=True)
+    worker.start()
+    seen = 0
+    while worker.is_alive():
+        worker.join(0.1)
+        now = counter.value
+        if now > seen:
+            progress(now - seen)
+            seen = now
+    if "error" in result:
+        raise result["error"]
+    if counter.value > seen:
+        progress(counter.value - seen)
+    return result["value"]
+

@@ -1,0 +1,173 @@
+"""``generate``: sample new pieces from a model directory and decode them to Scores.
+
+This is the public face of the engine for token models (kind ``lstm_lm``): it supplies the codec
+pieces the generic engine needs (grammar table, EOS, clock steps per token, which tokens are
+notes), so every generated sequence decodes, and it turns lengths like "32 beats" into budgets.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelFormatError
+from .score import Score
+
+__all__ = ["generate", "parse_length", "default_model_dir", "DEFAULT_LENGTH"]
+
+#: The default length of a generated piece.
+DEFAULT_LENGTH = "512 tokens"
+
+_UNITS = {"token": "tokens", "tokens": "tokens", "note": "notes", "notes": "notes",
+          "beat": "beats", "beats": "beats"}
+
+
+def default_model_dir() -> Path:
+    """Where the default model ships inside the package."""
+    return Path(__file__).resolve().parent / "models" / "default"
+
+
+def parse_length(length) -> tuple[int, str]:
+    """``512`` or ``"512 tokens"`` / ``"64 notes"`` / ``"32 beats"`` -> (amount, unit).
+
+    * tokens: generated tokens (after the primer);
+    * notes: generated notes (Pitch tokens, drums included);
+    * beats: generated time, the sum of the TimeShift tokens' grid steps / steps per beat.
+
+    Generation stops once the budget is met and the last note is complete (it may run a few
+    tokens over, never under unless the model samples EOS first).
+    """
+    if isinstance(length, (int, np.integer)) and not isinstance(length, bool):
+        amount, unit = int(length), "tokens"
+    elif isinstance(length, str):
+        m = re.fullmatch(r"\s*(\d+)\s*([A-Za-z]*)\s*", length)
+        if not m or (m.group(2) and m.group(2).lower() not in _UNITS):
+            raise ValueError(f"length: {length!r}, expected an integer followed by tokens, "
+                             "notes or beats (e.g. '64 notes')")
+        amount, unit = int(m.group(1)), _UNITS.get(m.group(2).lower(), "tokens")
+    else:
+        raise ValueError(f"length: {length!r}, expected an int or a string like '32 beats'")
+    if amount < 0:
+        raise ValueError(f"length: {amount} must be >= 0")
+    return amount, unit
+
+
+def _load_model(model, backend):
+    from .engine import Engine, load
+
+    if isinstance(model, Engine):
+        return model
+    if model is None:
+        path = default_model_dir()
+        if not (path / "config.json").is_file():
+            raise ModelFormatError(
+                f"no default model is installed (expected {path}); pass a model directory "
+                "made by `musgen train`, e.g. generate('my-model')")
+        model = path
+    return load(model, backend=backend)
+
+
+def _primer_tokens(primer, codec) -> np.ndarray:
+    """BOS + the primer's tokens, without a final EOS (generation continues after them)."""
+    from . import codec as codec_mod
+
+    if primer is None:
+        return np.array([codec.bos_id], np.int32)
+    if isinstance(primer, (str, os.PathLike)):
+        from . import midi
+
+        primer = midi.read(primer)
+    if isinstance(primer, Score):
+        tokens = codec_mod.encode(primer, codec)
+    else:
+        tokens = np.asarray(primer)
+        if tokens.ndim != 1 or (tokens.size and tokens.dtype.kind not in "iu"):
+            raise ValueError("primer: expected token ids (1-D ints), a Score or a MIDI path")
+        tokens = tokens.astype(np.int32)
+    if tokens.size == 0 or tokens[0] != codec.bos_id:
+        tokens = np.concatenate([[codec.bos_id], tokens]).astype(np.int32)
+    if tokens[-1] == codec.eos_id:
+        tokens = tokens[:-1]
+    return tokens
+
+
+def generate(model=None, *, n: int = 1, length=DEFAULT_LENGTH, temperature=1.0, top_k=None,
+             top_p=None, seed=None, primer=None, backend: str | None = None,
+             threads: int | None = None, progress=None) -> list:
+    """Generate ``n`` pieces.
+
+    Parameters
+    ----------
+    model : path, Engine or None
+        A model directory (kind ``lstm_lm``), a loaded Engine, or None for the default model
+        shipped in the package.
+    n : int
+        Number of independent pieces (streams of one batch).
+    length : int or str
+        Budget of the generated part: an int (tokens) or "512 tokens", "64 notes", "32 beats"
+        (see :func:`parse_length`).
+    temperature : float or sequence of n
+        Softmax temperature; 0 is greedy (argmax).
+    top_k : int, sequence of n, or None
+        Keep only the k most likely tokens (None or 0: off).
+    top_p : float, sequence of n, or None
+        Nucleus sampling: the most likely tokens whose mass reaches ``top_p`` (None or 1: off).
+    seed : int, sequence of n ints, or None
+        The Philox key; the same seed and settings give the same pieces on every backend.
+        None draws a fresh seed.
+    primer : token ids, Score, MIDI path, or None
+        Music to continue: its encoded notes warm the model's state, and the returned piece
+        holds the primer followed by the continuation. None starts from scratch (BOS).
+    backend : {"cpp", "python", "cuda"} or None
+        The engine backend (None: ``MUSGEN_BACKEND``, default auto).
+    threads : int or None
+        CPU threads over the streams (None: all cores).
+    progress : callable(int) or None
+        Called with the number of tokens generated since the last call.
+
+    Returns
+    -------
+    list of n Score
+        Every piece decodes: sampling is masked by the codec's grammar.
+    """
+    from . import codec as codec_mod
+
+    engine = _load_model(model, backend)
+    if engine.kind != "lstm_lm":
+        raise ValueError(f"generate: the model is of kind {engine.kind!r}; generate() samples "
+                         "token models (kind 'lstm_lm')")
+    codec = engine.codec
+    if codec.vocab_size != engine.vocab_size:
+        raise ModelFormatError(f"{engine.path}: the codec has {codec.vocab_size} tokens but the "
+                               f"model's vocabulary is {engine.vocab_size}")
+    amount, unit = parse_length(length)
+    grammar = codec_mod.grammar(codec)
+    types = np.asarray(codec.token_types)
+    note_types = [codec_mod.TYPE_PITCH, getattr(codec_mod, "TYPE_DRUM_PITCH", codec_mod.TYPE_PITCH)]
+    is_note = np.isin(types, note_types).astype(np.uint8)
+    clock = np.asarray(codec.token_steps, dtype=np.int32)
+    if unit == "beats":
+        budget, engine_unit = amount * int(codec.steps_per_beat), "steps"
+        cap = 64 * budget + 64
+    elif unit == "notes":
+        budget, engine_unit = amount, "notes"
+        cap = 64 * amount + 64
+    else:
+        budget, engine_unit = amount, "tokens"
+        cap = amount + 64
+    prime = _primer_tokens(primer, codec)
+    streams = engine.generate_tokens(
+        n, primer=prime, length=budget, unit=engine_unit, temperature=temperature, top_k=top_k,
+        top_p=top_p, seed=seed, grammar=grammar, eos_id=codec.eos_id, clock_steps=clock,
+        is_note=is_note, max_tokens=cap, threads=threads, progress=progress)
+    scores = []
+    for gen in streams:
+        tokens = np.concatenate([prime, gen]).astype(np.int32)
+        if tokens[-1] != codec.eos_id and grammar.can_end[grammar.walk(tokens)]:
+            tokens = np.concatenate([tokens, [codec.eos_id]]).astype(np.int32)
+        scores.append(codec_mod.decode(tokens, codec, backend=backend if backend != "cuda"
+                                       else None))
+    return scores

@@ -1,0 +1,173 @@
+"""Read and write Standard MIDI Files: ``read``, ``read_bytes``, ``read_many``, ``write``.
+
+Two readers sit behind these functions, chosen by ``backend=`` / MUSGEN_BACKEND: the C++ core
+(``musgen._core``, GIL released, threads for ``read_many``) and the pure-Python reference
+(``musgen._pymidi``). They give identical Scores, warnings and errors on every file.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Iterable, NamedTuple, Sequence
+
+from . import _backend, _pymidi
+from .errors import MidiError, MidiWarning
+from .modeldir import atomic_write_bytes
+from .score import Score
+
+__all__ = ["read", "read_bytes", "read_many", "write", "ReadManyResult"]
+
+
+class ReadManyResult(NamedTuple):
+    """``read_many(..., on_error="skip")``: ``scores[i]`` was read from ``paths[i]`` (good files
+    only, input order); ``errors`` lists (path, MidiError) of the files that failed."""
+
+    scores: list
+    paths: list
+    errors: list
+
+
+def _emit(where: str, messages: Sequence[str]) -> None:
+    for msg in messages:
+        warnings.warn(f"{where}: {msg}", MidiWarning, stacklevel=3)
+
+
+def _python_parse(data: bytes, path: str | None) -> tuple[Score, list]:
+    try:
+        fields, warns = _pymidi.parse(data)
+    except MidiError as exc:
+        raise MidiError(exc.reason, path, exc.offset) from None
+    return Score(**fields), warns
+
+
+def _read_file_bytes(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise MidiError(f"cannot read the file: {exc.strerror or exc}", path, None) from None
+
+
+def _utf8_ok(name: str) -> bool:
+    """The C++ reader takes UTF-8 paths; undecodable names (surrogate escapes) are read here."""
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _cpp_read(name: str):
+    core = _backend.core()
+    if _utf8_ok(name):
+        return core.midi_read_file(name)
+    try:
+        return core.midi_read_bytes(_read_file_bytes(name), "")
+    except MidiError as exc:
+        raise MidiError(exc.reason, name, exc.offset) from None
+
+
+def read_bytes(data: bytes, *, path: str | os.PathLike | None = None,
+               backend: str | None = None) -> Score:
+    """Parse a MIDI file held in memory.
+
+    ``path`` only names the data in errors and warnings. See ``read``.
+    """
+    name = None if path is None else os.fsdecode(path)
+    data = bytes(data)
+    if _backend.resolve(backend) == "cpp":
+        fields, warns = _backend.core().midi_read_bytes(data, name or "")
+        score = Score(**fields)
+    else:
+        score, warns = _python_parse(data, name)
+    _emit(name if name is not None else "<bytes>", warns)
+    return score
+
+
+def read(path: str | os.PathLike, *, backend: str | None = None) -> Score:
+    """Read a Standard MIDI File (format 0, 1 or 2, or RIFF RMID) into a Score.
+
+    Raises
+    ------
+    MidiError
+        The file is unreadable or not valid MIDI (names the file, byte offset and problem).
+
+    Warns
+    -----
+    MidiWarning
+        Damage that was recovered (a truncated last track, a missing End-of-Track).
+    """
+    name = os.fsdecode(path)
+    if _backend.resolve(backend) == "cpp":
+        fields, warns = _cpp_read(name)
+        score = Score(**fields)
+    else:
+        score, warns = _python_parse(_read_file_bytes(name), name)
+    _emit(name, warns)
+    return score
+
+
+def read_many(paths: Iterable[str | os.PathLike], *, threads: int | None = None,
+              backend: str | None = None, on_error: str = "raise"):
+    """Read many files; the C++ backend reads them on ``threads`` threads (default: all CPUs).
+
+    Returns ``list[Score]`` in input order with ``on_error="raise"`` (the first failing file in
+    input order raises its MidiError), or a ``ReadManyResult`` with ``on_error="skip"``.
+    Warnings are emitted in input order.
+    """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error={on_error!r}: expected 'raise' or 'skip'")
+    names = [os.fsdecode(p) for p in paths]
+    if threads is None:
+        threads = os.cpu_count() or 1
+    if int(threads) < 1:
+        raise ValueError(f"threads={threads}: expected >= 1")
+    results: list = []  # per file: (Score, warnings) or MidiError
+    if _backend.resolve(backend) == "cpp":
+        ok = [n for n in names if _utf8_ok(n)]
+        many = iter(_backend.core().midi_read_many(ok, int(threads)))
+        for name in names:
+            if not _utf8_ok(name):  # rare: read on its own
+                try:
+                    fields, warns = _cpp_read(name)
+                    results.append((Score(**fields), warns))
+                except MidiError as exc:
+                    results.append(exc)
+                continue
+            fields, warns, err = next(many)
+            if err is not None:
+                reason, offset, path = err
+                results.append(MidiError(reason, path, None if offset < 0 else offset))
+            else:
+                results.append((Score(**fields), warns))
+    else:
+        for name in names:
+            try:
+                results.append(_python_parse(_read_file_bytes(name), name))
+            except MidiError as exc:
+                results.append(exc)
+    scores, good, errors = [], [], []
+    for name, res in zip(names, results):
+        if isinstance(res, MidiError):
+            if on_error == "raise":
+                raise res
+            errors.append((name, res))
+            continue
+        _emit(name, res[1])
+        scores.append(res[0])
+        good.append(name)
+    if on_error == "raise":
+        return scores
+    return ReadManyResult(scores, good, errors)
+
+
+def write(score: Score, path: str | os.PathLike) -> None:
+    """Write ``score`` as a type-1 Standard MIDI File, atomically (temp file + rename).
+
+    Reading the file back gives the same notes (with their track indices), tempo map, time and
+    key signatures, programs and track names, provided the notes are ones FIFO pairing can
+    produce (on each key, a note that starts later never ends earlier), which every Score from
+    ``read`` satisfies. Raises ValueError for values MIDI cannot hold.
+    """
+    atomic_write_bytes(path, _pymidi.encode(score))
