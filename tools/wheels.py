@@ -19,10 +19,14 @@ What it does, in order:
    ``x86_64`` (gcc-10, g++-10, libc6-dev, libstdc++-10-dev, ...) and ``aarch64`` (the cross
    compiler g++-10-aarch64-linux-gnu with libc6-dev-arm64-cross, libstdc++-10-dev-arm64-cross,
    ...). The toolchain files ``cmake/toolchains/{x86_64,aarch64}-linux-gnu.cmake`` point GCC at
-   a root with ``--sysroot`` and link libstdc++ and libgcc statically
-   (``-static-libstdc++ -static-libgcc``), which leaves only glibc symbols to the system. With
-   them ``auditwheel`` finds nothing newer than GLIBC_2.17, so both wheels reach the oldest
-   policy auditwheel offers for them: manylinux_2_17 (manylinux2014).
+   a root with ``--sysroot``, link libstdc++ and libgcc statically and privately
+   (``-static-libstdc++ -static-libgcc -Wl,--exclude-libs,ALL``: no GLIBCXX_* requirement is
+   left), and force-include ``cmake/toolchains/glibc-compat.h``, which binds exp/log/pow and
+   their float forms to their original symbol versions (glibc 2.27 and 2.29 renewed them). What
+   is left (``auditwheel show``): GLIBC_2.17 and older, plus ``__cxa_thread_atexit_impl``
+   (GLIBC_2.18, libstdc++'s destructors of ``thread_local`` objects), so both wheels are
+   manylinux_2_24, the oldest auditwheel policy above 2.17. ``--max-glibc 2.31`` (the default)
+   makes the driver fail if a change ever needs more than JetPack 5's glibc.
 3. x86_64 wheel: ``pip wheel`` with ``-Ccmake.define.CMAKE_TOOLCHAIN_FILE=...x86_64...``,
    ``auditwheel repair`` (policy chosen by auditwheel: the oldest the symbols allow), then the
    test suite (``-m "not tf and not slow and not corpus"``) against the installed wheel.
@@ -580,7 +584,7 @@ def qemu_python(roots, work: Path) -> tuple[list[str], dict[str, str]]:
     return [str(launcher)], env
 
 
-def install_aarch64(wheel: Path, site: Path) -> None:
+def install_aarch64(result: WheelResult, site: Path) -> None:
     """The wheel with aarch64 NumPy and the pure-Python test tools, into a folder."""
     from importlib.metadata import PackageNotFoundError, version
 
@@ -605,19 +609,21 @@ def install_aarch64(wheel: Path, site: Path) -> None:
             "manylinux2014_aarch64",
             "--platform",
             "manylinux_2_28_aarch64",
+            "--platform",
+            result.policy,
             "--python-version",
             f"3.{sys.version_info.minor}",
             "--implementation",
             "cp",
             *pins,
-            wheel,
+            result.path,
         ]
     )
 
 
 def test_aarch64(result: WheelResult, roots, work: Path) -> str:
     site = work / "site-aarch64"
-    install_aarch64(result.path, site)
+    install_aarch64(result, site)
     python, env = qemu_python(roots, work)
     return run_tests(python, site, {**env, "PYTHONPATH": str(site)}, "aarch64")
 
@@ -808,7 +814,7 @@ def main(argv: list[str] | None = None) -> int:
                 res = build_aarch64(args, roots, args.work, cuda_nvcc=nvcc)
                 res.arch = "aarch64+cuda"
                 site = args.work / "site-aarch64-cuda"
-                install_aarch64(res.path, site)
+                install_aarch64(res, site)
                 python, env = qemu_python(roots, args.work)
                 status = check_cuda_import(res, python, env, site)
                 res.tests = f"imports; cuda_runtime_status() = {status}"

@@ -46,9 +46,14 @@ if(MUSGEN_SYSROOT)
   set(CMAKE_EXE_LINKER_FLAGS_INIT "--sysroot=${MUSGEN_SYSROOT}")
 endif()
 
-# libstdc++ and libgcc go into the module, so it needs no GLIBCXX_* newer than the target's.
-set(CMAKE_SHARED_LINKER_FLAGS_INIT "-static-libstdc++ -static-libgcc")
-set(CMAKE_MODULE_LINKER_FLAGS_INIT "-static-libstdc++ -static-libgcc")
+# Old symbol versions for the libm functions glibc renewed after 2.17 (see glibc-compat.h).
+set(CMAKE_C_FLAGS_INIT "-include ${CMAKE_CURRENT_LIST_DIR}/glibc-compat.h")
+set(CMAKE_CXX_FLAGS_INIT "-include ${CMAKE_CURRENT_LIST_DIR}/glibc-compat.h")
+
+# libstdc++ and libgcc go into the module, so it needs no GLIBCXX_* newer than the target's;
+# --exclude-libs keeps their symbols private to it (no clash with another copy in the process).
+set(CMAKE_SHARED_LINKER_FLAGS_INIT "-static-libstdc++ -static-libgcc -Wl,--exclude-libs,ALL")
+set(CMAKE_MODULE_LINKER_FLAGS_INIT "-static-libstdc++ -static-libgcc -Wl,--exclude-libs,ALL")
 
 # pybind11 must not run the host's interpreter to learn the extension suffix (it would name the
 # module *-x86_64-linux-gnu.so); it then takes SKBUILD_SOABI / Python_SOABI instead.

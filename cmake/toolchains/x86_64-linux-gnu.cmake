@@ -25,6 +25,11 @@ set(CMAKE_CUDA_HOST_COMPILER "${CMAKE_CXX_COMPILER}")
 set(CMAKE_CUDA_FLAGS_INIT "-Xcompiler=--sysroot=${MUSGEN_SYSROOT}")
 set(CMAKE_EXE_LINKER_FLAGS_INIT "--sysroot=${MUSGEN_SYSROOT}")
 
-# libstdc++ and libgcc go into the module, so it needs no GLIBCXX_* newer than the target's.
-set(CMAKE_SHARED_LINKER_FLAGS_INIT "--sysroot=${MUSGEN_SYSROOT} -static-libstdc++ -static-libgcc")
-set(CMAKE_MODULE_LINKER_FLAGS_INIT "--sysroot=${MUSGEN_SYSROOT} -static-libstdc++ -static-libgcc")
+# Old symbol versions for the libm functions glibc renewed after 2.17 (see glibc-compat.h).
+set(CMAKE_C_FLAGS_INIT "-include ${CMAKE_CURRENT_LIST_DIR}/glibc-compat.h")
+set(CMAKE_CXX_FLAGS_INIT "-include ${CMAKE_CURRENT_LIST_DIR}/glibc-compat.h")
+
+# libstdc++ and libgcc go into the module, so it needs no GLIBCXX_* newer than the target's;
+# --exclude-libs keeps their symbols private to it (no clash with another copy in the process).
+set(CMAKE_SHARED_LINKER_FLAGS_INIT "--sysroot=${MUSGEN_SYSROOT} -static-libstdc++ -static-libgcc -Wl,--exclude-libs,ALL")
+set(CMAKE_MODULE_LINKER_FLAGS_INIT "--sysroot=${MUSGEN_SYSROOT} -static-libstdc++ -static-libgcc -Wl,--exclude-libs,ALL")
