@@ -63,7 +63,8 @@ What it does, in order:
 
 Options: ``--out DIR`` (wheelhouse), ``--work DIR`` (build/wheels), ``--fresh`` (discard the
 unpacked roots and build folders first), ``--no-test``, ``--only x86_64|aarch64``, ``--cuda`` /
-``--no-cuda``, ``--cuda-archs-aarch64 87``, ``--max-glibc 2.31`` (fail if a wheel's policy is
+``--no-cuda``, ``--qemu-jobs N`` (pytest-xdist workers under qemu, default min(2, cores)),
+``--cuda-archs-aarch64 87``, ``--max-glibc 2.31`` (fail if a wheel's policy is
 newer).
 """
 
@@ -472,8 +473,9 @@ def pytest_counts(output: str) -> str:
     return lines[-1] if lines else "no pytest summary line"
 
 
-def run_tests(python: list[str], site: Path, env: dict[str, str], arch: str) -> str:
-    """Check the installed module is the wheel's, then run the suite (from a copy of tests/)."""
+def run_tests(python: list[str], site: Path, env: dict[str, str], arch: str, jobs: int = 1) -> str:
+    """Check the installed module is the wheel's, then run the suite (from a copy of tests/);
+    with jobs > 1 in that many pytest-xdist workers."""
     check = (
         "import platform, musgen, musgen._core as c; "
         "print(platform.machine(), c.__file__, musgen.__version__)"
@@ -497,6 +499,7 @@ def run_tests(python: list[str], site: Path, env: dict[str, str], arch: str) -> 
                 "no:cacheprovider",
                 "-m",
                 PYTEST_SELECTION,
+                *(["-n", str(jobs)] if jobs > 1 else []),
                 "tests",
             ],
             env=env,
@@ -560,6 +563,7 @@ def build_aarch64(args, roots, work: Path, cuda_nvcc: Path | None = None) -> Whe
                 "MUSGEN_ENABLE_CUDA": "ON",
                 "CUDACXX": str(cuda_nvcc),
                 "MUSGEN_CUDA_TARGET_DIR": "sbsa-linux",
+                "MUSGEN_CUDA_ARCHITECTURES": args.cuda_archs_aarch64,
             }
         )
         config.append(f"-Ccmake.define.MUSGEN_CUDA_ARCHITECTURES={args.cuda_archs_aarch64}")
@@ -584,7 +588,7 @@ def qemu_python(roots, work: Path) -> tuple[list[str], dict[str, str]]:
     return [str(launcher)], env
 
 
-def install_aarch64(result: WheelResult, site: Path) -> None:
+def install_aarch64(result: WheelResult, site: Path, *, xdist: bool = False) -> None:
     """The wheel with aarch64 NumPy and the pure-Python test tools, into a folder."""
     from importlib.metadata import PackageNotFoundError, version
 
@@ -595,6 +599,8 @@ def install_aarch64(result: WheelResult, site: Path) -> None:
             pins.append(f"{dist}=={version(dist)}")  # the versions the host tests with
         except PackageNotFoundError:
             pins.append(dist)
+    if xdist:
+        pins.append("pytest-xdist")  # pure Python, like the other test tools
     run(
         [
             sys.executable,
@@ -621,11 +627,12 @@ def install_aarch64(result: WheelResult, site: Path) -> None:
     )
 
 
-def test_aarch64(result: WheelResult, roots, work: Path) -> str:
+def test_aarch64(result: WheelResult, roots, work: Path, jobs: int) -> str:
+    """The suite under qemu; emulation is single-threaded, so `jobs` workers use the cores."""
     site = work / "site-aarch64"
-    install_aarch64(result, site)
+    install_aarch64(result, site, xdist=jobs > 1)
     python, env = qemu_python(roots, work)
-    return run_tests(python, site, {**env, "PYTHONPATH": str(site)}, "aarch64")
+    return run_tests(python, site, {**env, "PYTHONPATH": str(site)}, "aarch64", jobs)
 
 
 def find_nvcc() -> str | None:
@@ -736,6 +743,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     cuda.add_argument("--cuda", dest="cuda", action="store_true", default=None)
     cuda.add_argument("--no-cuda", dest="cuda", action="store_false")
     p.add_argument(
+        "--qemu-jobs",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="pytest-xdist workers for the tests under qemu (1: no xdist)",
+    )
+    p.add_argument(
         "--cuda-archs-aarch64",
         default="87",
         help="CUDA architectures of the aarch64 CUDA wheel (87: Jetson Orin)",
@@ -785,7 +798,7 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(build_aarch64(args, roots, args.work))
             if not args.no_test:
                 with stage("aarch64 wheel: tests under qemu"):
-                    results[-1].tests = test_aarch64(results[-1], roots, args.work)
+                    results[-1].tests = test_aarch64(results[-1], roots, args.work, args.qemu_jobs)
         if args.cuda and "x86_64" in archs:
             with stage("x86_64 CUDA wheel: build + repair + import"):
                 res = build_x86_64(args, roots, args.work, cuda=True)
