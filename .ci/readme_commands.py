@@ -1,13 +1,26 @@
-"""Print one of README.md's set-up commands: the shell block right after the marker comment
-``<!-- ci: NAME -->`` (NAME is ``generate`` or ``test``), so CI runs exactly what users read."""
+"""Print one of README.md's marked code blocks: the block right after ``<!-- ci: NAME -->``
+(``generate``, ``test``, ``python``, ``quickstart``), so CI and tests run exactly what users read.
+"""
+
+from __future__ import annotations
 
 import re
 import sys
 from pathlib import Path
 
-name = sys.argv[1]
-text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-m = re.search(rf"<!-- ci: {re.escape(name)} -->\s*```(?:bash|sh)\n(.*?)```", text, re.S)
-if not m:
-    sys.exit(f"README.md has no command marked <!-- ci: {name} -->")
-print(m.group(1).strip())
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_block(name: str) -> str:
+    text = README.read_text()
+    m = re.search(rf"<!-- ci: {re.escape(name)} -->\s*```[a-z]*\n(.*?)```", text, re.S)
+    if not m:
+        raise LookupError(f"README.md has no code block marked <!-- ci: {name} -->")
+    return m.group(1).strip()
+
+
+if __name__ == "__main__":
+    try:
+        print(readme_block(sys.argv[1]))
+    except LookupError as exc:
+        sys.exit(str(exc))

@@ -53,12 +53,13 @@ def from_symusic(s) -> Score:
     return Score(notes=notes, ticks_per_beat=int(s.ticks_per_quarter), tempos=tempos)
 
 
-def read_musgen(path: str, sym) -> Score:
+def reader():
+    """musgen's C++ MIDI reader, or None when this build has none (symusic converts then)."""
     try:
         from musgen import midi
     except ImportError:
-        return from_symusic(sym)
-    return midi.read(path)
+        return None
+    return lambda path: midi.read(path, backend="cpp")
 
 
 def best_time(fn, repeat: int) -> float:
@@ -74,31 +75,40 @@ def run_corpus(name: str, files: list, repeat: int, tokenizer) -> None:
     import symusic
 
     cfg = codec.default_config()
-    rows = []  # per file: notes, parse, cpp, python, miditok (seconds)
+    read_cpp = reader()
+    rows = []  # per file: notes, parse, cpp, python, miditok, musgen read, read + encode (s)
     for path in files:
         parse = best_time(lambda: symusic.Score(path), repeat)
         sym = symusic.Score(path)
-        score = read_musgen(path, sym)
+        score = read_cpp(path) if read_cpp else from_symusic(sym)
         t_cpp = best_time(lambda: codec.encode(score, cfg, backend="cpp"), repeat)
         t_py = best_time(lambda: codec.encode(score, cfg, backend="python"), repeat)
         t_mt = best_time(lambda: tokenizer.encode(sym), repeat)
-        rows.append((score.n_notes, parse, t_cpp, t_py, t_mt))
+        t_read = best_time(lambda: read_cpp(path), repeat) if read_cpp else float("nan")
+        t_both = (best_time(lambda: codec.encode(read_cpp(path), cfg, backend="cpp"), repeat)
+                  if read_cpp else float("nan"))
+        rows.append((score.n_notes, parse, t_cpp, t_py, t_mt, t_read, t_both))
     a = np.array(rows, dtype=np.float64)
     notes = a[:, 0].sum()
     print(f"\n{name}: {len(files)} files, {int(notes)} notes (best of {repeat} per file, "
           "one thread)")
-    print(f"  {'':22s} {'median ms/file':>15s} {'notes/s':>14s} {'vs musgen C++':>14s}")
+    print(f"  {'':26s} {'median ms/file':>15s} {'notes/s':>14s} {'vs musgen C++':>14s}")
     labels = ["symusic parse", "musgen encode (C++)", "musgen encode (Python)",
-              "MidiTok TSD encode"]
+              "MidiTok TSD encode", "musgen read (C++)", "musgen read+encode (C++)"]
     cpp_total = a[:, 2].sum()
-    for col, label in zip((1, 2, 3, 4), labels):
+    for col, label in zip((1, 2, 3, 4, 5, 6), labels):
+        if np.isnan(a[:, col]).any():
+            continue
         med = statistics.median(a[:, col]) * 1e3
         rate = notes / a[:, col].sum()
-        print(f"  {label:22s} {med:15.3f} {rate:14.3e} {a[:, col].sum() / cpp_total:13.1f}x")
+        print(f"  {label:26s} {med:15.3f} {rate:14.3e} {a[:, col].sum() / cpp_total:13.1f}x")
     print(f"  C++ encode / symusic parse (total time): {cpp_total / a[:, 1].sum():.3f}")
+    if read_cpp:
+        print(f"  musgen read+encode / symusic parse:      {a[:, 6].sum() / a[:, 1].sum():.2f}"
+              " (target <= 1.5)")
     print(f"  MidiTok TSD / musgen C++ (total time):   {a[:, 4].sum() / cpp_total:.1f}x")
     print(f"  musgen Python / musgen C++ (total time): {a[:, 3].sum() / cpp_total:.1f}x")
-    scores = [read_musgen(p, symusic.Score(p)) for p in files]
+    scores = [read_cpp(p) if read_cpp else from_symusic(symusic.Score(p)) for p in files]
     for threads in (1, os.cpu_count() or 1):
         t = best_time(lambda: codec.encode_many(scores, cfg, threads=threads, backend="cpp"),
                       repeat)

@@ -17,9 +17,17 @@ DATA = TESTS / "data"
 
 
 def available_backends() -> list[str]:
-    """Backends to test: python always, cpp when built; MUSGEN_BACKEND=python forces python only."""
-    if os.environ.get("MUSGEN_BACKEND", "").lower() == "python" or not _backend.has_cpp():
+    """Backends to test: python always, cpp when built; MUSGEN_BACKEND=python forces python only,
+    MUSGEN_BACKEND=cuda tests the GPU engine (and C++ for reading and the codec)."""
+    env = os.environ.get("MUSGEN_BACKEND", "").lower()
+    if env == "python" or not _backend.has_cpp():
         return ["python"]
+    if env == "cuda":  # engine calls run on the GPU; MIDI and codec calls map "cuda" to C++
+        ok, why = _backend.cuda_status()
+        if not ok:
+            raise pytest.UsageError(
+                f"MUSGEN_BACKEND=cuda but the CUDA backend is not available: {why}")
+        return ["cuda", "python"]
     return ["cpp", "python"]
 
 

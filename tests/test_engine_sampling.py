@@ -307,3 +307,21 @@ def test_engine_kernel_variants_agree(lm_model):
         assert e.kernels == name
         for rows in (tokens, tokens[:1]):  # matrix-matrix and matrix-vector paths
             assert np.max(np.abs(e.logits(rows) - ref[:len(rows)])) < 1e-5
+
+
+def test_engine_cpp_stream_results_independent_of_batch(lm_model):
+    """Each stream's arithmetic is the same whatever batch or thread chunk it runs in (the
+    matrix-vector path accumulates in the matrix-matrix kernel's order), on every kernel set."""
+    if not _backend.has_cpp():
+        pytest.skip("the C++ kernels' batch independence")
+    from musgen.modeldir import load_model_dir
+
+    _, tensors = load_model_dir(lm_model)
+    tokens = np.random.default_rng(3).integers(0, 41, (13, 40)).astype(np.int32)
+    core = _backend.core()
+    for name in core.LstmEngine.available_kernels():
+        e = core.LstmEngine("lstm_lm", [19, 16], tensors, "relu", name)
+        whole = e.logits(tokens, threads=1)
+        for b in (0, 5, 12):
+            np.testing.assert_array_equal(e.logits(tokens[b:b + 1]), whole[b:b + 1])
+        np.testing.assert_array_equal(e.logits(tokens[2:9], threads=1), whole[2:9])

@@ -125,3 +125,36 @@ def test_generate_parse_length(text, expected):
 def test_generate_parse_length_rejects(bad):
     with pytest.raises(ValueError, match="length"):
         parse_length(bad)
+
+
+def test_generate_cli_writes_midi_files(model, tmp_path, backend, capsys):
+    from musgen import midi
+    from musgen.cli import main
+
+    out = tmp_path / "song.mid"
+    rc = main(["generate", str(model), "-o", str(out), "--n", "2", "--length", "20 notes",
+               "--seed", "4", "--top-p", "0.9", "--backend", backend, "--quiet"])
+    assert rc == 0
+    files = sorted(tmp_path.glob("song-*.mid"))
+    assert [f.name for f in files] == ["song-000.mid", "song-001.mid"]
+    direct = generate(model, n=2, length="20 notes", seed=4, top_p=0.9, backend=backend)
+    for f, want in zip(files, direct):
+        got = midi.read(f)
+        assert len(got.notes) == 20
+        np.testing.assert_array_equal(got.notes["pitch"], want.notes["pitch"])
+    # a primer file is continued; a folder output holds generated-000.mid
+    rc = main(["generate", str(model), "-o", str(tmp_path / "dir"), "--primer", str(files[0]),
+               "--length", "5 notes", "--seed", "1", "--backend", backend])
+    assert rc == 0
+    cont = midi.read(tmp_path / "dir" / "generated-000.mid")
+    assert len(cont.notes) == 25
+    assert "wrote 1 file(s), 25 notes" in capsys.readouterr().out
+
+
+def test_generate_cli_errors(model, tmp_path, capsys):
+    from musgen.cli import main
+
+    assert main(["generate", str(tmp_path / "missing"), "-o", str(tmp_path / "x.mid")]) == 1
+    assert "not a model directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["generate", str(model), "-o", str(tmp_path / "x.mid"), "--n", "0"])

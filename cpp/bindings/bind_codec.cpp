@@ -72,10 +72,15 @@ Prepared prepare(py::array notes, I64Array seg_ticks, I64Array seg_rates, std::i
   return p;
 }
 
-py::array_t<std::int32_t> to_array(const std::vector<std::int32_t>& v) {
-  py::array_t<std::int32_t> a(static_cast<py::ssize_t>(v.size()));
-  if (!v.empty()) std::memcpy(a.mutable_data(), v.data(), v.size() * sizeof(std::int32_t));
-  return a;
+// The array takes the vector's buffer over (no copy: copying the tokens of a whole corpus
+// into fresh pages cost as much as encoding them).
+py::array_t<std::int32_t> to_array(std::vector<std::int32_t>&& v) {
+  auto* owned = new std::vector<std::int32_t>(std::move(v));
+  py::capsule free_when_done(owned, [](void* p) {
+    delete static_cast<std::vector<std::int32_t>*>(p);
+  });
+  return py::array_t<std::int32_t>(static_cast<py::ssize_t>(owned->size()), owned->data(),
+                                   free_when_done);
 }
 
 }  // namespace
@@ -93,7 +98,7 @@ void bind_codec(py::module_& m) {
           codec::EncodeScratch scratch;
           codec::encode_score(p.view, vocab, out, scratch);
         }
-        return to_array(out);
+        return to_array(std::move(out));
       },
       py::arg("notes"), py::arg("seg_ticks"), py::arg("seg_rates"), py::arg("divisor"),
       py::arg("params"), "Tokens (int32) of one notes array (see musgen.codec.encode).");
@@ -121,7 +126,7 @@ void bind_codec(py::module_& m) {
           codec::encode_many(views, vocab, threads, out);
         }
         py::list result;
-        for (const auto& v : out) result.append(to_array(v));
+        for (auto& v : out) result.append(to_array(std::move(v)));
         return result;
       },
       py::arg("items"), py::arg("params"), py::arg("threads"),
@@ -145,7 +150,8 @@ void bind_codec(py::module_& m) {
                                        g, vocab, num, den);
         }
         py::array out = zeros_notes(notes.size());
-        if (!notes.empty()) std::memcpy(out.mutable_data(), notes.data(), notes.size() * sizeof(Note));
+        if (!notes.empty())
+          std::memcpy(out.mutable_data(), notes.data(), notes.size() * sizeof(Note));
         return out;
       },
       py::arg("tokens"), py::arg("table"), py::arg("start_state"), py::arg("params"),

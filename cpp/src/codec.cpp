@@ -17,6 +17,14 @@ namespace musgen::codec {
 namespace {
 
 constexpr std::int64_t kMaxUnits = std::int64_t{1} << 61;
+// Longest token sequence encode produces (python: codec.MAX_TOKENS). A huge gap or note length
+// (a damaged file's tick far away) must not allocate without bound.
+constexpr std::int64_t kMaxTokens = std::int64_t{1} << 25;
+
+[[noreturn]] void too_many_tokens() {
+  throw CodecError("encode: the score needs more than " + std::to_string(kMaxTokens) +
+                   " tokens (a gap or a note is far too long)");
+}
 
 bool item_less(const EncodeScratch::Item& a, const EncodeScratch::Item& b) {
   if (a.onset != b.onset) return a.onset < b.onset;
@@ -33,8 +41,10 @@ inline void push_span(std::vector<std::int32_t>& out, std::int64_t value, std::i
     return;
   }
   const std::int32_t full = base + largest - 1;
-  for (std::int64_t q = value / largest; q > 0; --q) out.push_back(full);
   const std::int64_t r = value % largest;
+  if (static_cast<std::int64_t>(out.size()) + value / largest + (r > 0) > kMaxTokens)
+    too_many_tokens();
+  for (std::int64_t q = value / largest; q > 0; --q) out.push_back(full);
   if (r > 0) out.push_back(base + static_cast<std::int32_t>(r) - 1);
 }
 
@@ -246,6 +256,7 @@ void encode_score(const ScoreView& score, const Vocab& v, std::vector<std::int32
     out.push_back(v.velocity_base + it.velocity);
     push_span(out, it.duration, v.max_duration, v.duration_base);
   }
+  if (static_cast<std::int64_t>(out.size()) + 1 > kMaxTokens) too_many_tokens();
   out.push_back(v.eos_id);
 }
 
@@ -345,7 +356,8 @@ std::vector<Note> decode_tokens(const std::int32_t* tokens, std::size_t n_tokens
       throw CodecError("decode: token " + std::to_string(t) + " (" + v.token_name(t) +
                        ") at position " + std::to_string(pos) + " is not allowed here; allowed: " +
                        allowed_runs(v, row));
-    if (nxt >= g.n_states) throw CodecError("decode_tokens: bad grammar table (state out of range)");
+    if (nxt >= g.n_states)
+      throw CodecError("decode_tokens: bad grammar table (state out of range)");
     state = nxt;
     if (t >= v.duration_base) {
       const std::int64_t d = t - v.duration_base + 1;

@@ -463,9 +463,18 @@ struct Sampler {
     const bool use_p = top_p > 0.0f && top_p < 1.0f;
     if (use_k || use_p) {
       order = kept;
-      std::stable_sort(order.begin(), order.end(),
-                       [&](std::int32_t a, std::int32_t b) { return w[a] > w[b]; });
-      size_t n_keep = use_k ? static_cast<size_t>(top_k) : order.size();
+      // A strict total order (w descending, id ascending), so a partial sort or a selection
+      // keeps exactly the tokens a full stable sort would.
+      auto before = [&](std::int32_t a, std::int32_t b) {
+        return w[a] > w[b] || (w[a] == w[b] && a < b);
+      };
+      const size_t n_keep = use_k ? static_cast<size_t>(top_k) : order.size();
+      if (!use_p)
+        std::nth_element(order.begin(), order.begin() + (n_keep - 1), order.end(), before);
+      else if (use_k)
+        std::partial_sort(order.begin(), order.begin() + n_keep, order.end(), before);
+      else
+        std::sort(order.begin(), order.end(), before);
       for (size_t i = n_keep; i < order.size(); ++i) keep[order[i]] = 0;
       if (use_p) {
         double total = 0.0;

@@ -43,6 +43,67 @@ static inline float tanh_f(float x) {
   return x < 0.0f ? -r : r;
 }
 
+#if defined(MUSGEN_ISA_AVX512) || defined(MUSGEN_ISA_AVX2)
+// 8 lanes of exp_f / sigmoid_f / tanh_f, the same polynomial as the scalar code above.
+static inline __m256 exp8(__m256 x) {
+  x = _mm256_max_ps(_mm256_set1_ps(-87.0f), _mm256_min_ps(_mm256_set1_ps(88.0f), x));
+  const __m256 magic = _mm256_set1_ps(12582912.0f);
+  const __m256 n = _mm256_sub_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), magic),
+                                 magic);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_add_ps(_mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r), _mm256_set1_ps(1.0f));
+  const __m256i bits = _mm256_slli_epi32(
+      _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+}
+
+static inline __m256 sigmoid8(__m256 x) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  return _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+}
+
+static inline __m256 tanh8(__m256 x) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256 a = _mm256_andnot_ps(sign, x);
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 e = exp8(_mm256_mul_ps(_mm256_set1_ps(-2.0f), a));
+  const __m256 big = _mm256_div_ps(_mm256_sub_ps(one, e), _mm256_add_ps(one, e));
+  const __m256 x2 = _mm256_mul_ps(a, a);
+  __m256 q = _mm256_fmadd_ps(x2, _mm256_set1_ps(0.0218694885f), _mm256_set1_ps(-0.0539682540f));
+  q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(0.133333333f));
+  q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(-0.333333333f));
+  const __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(a, x2), q, a);
+  const __m256 r = _mm256_blendv_ps(big, small, _mm256_cmp_ps(a, _mm256_set1_ps(0.125f), _CMP_LT_OQ));
+  return _mm256_or_ps(r, _mm256_and_ps(sign, x));
+}
+
+static void lstm_gates(int M, int panels, const float* Z, long ldz, float* C, long ldc, float* H,
+                       long ldh, float* H2, long ldh2) {
+  for (int m = 0; m < M; ++m) {
+    const float* z = Z + m * ldz;
+    float* c = C + m * ldc;
+    float* h = H + m * ldh;
+    for (int p = 0; p < panels; ++p) {
+      const float* zp = z + p * kPanel;
+      const __m256 ig = sigmoid8(_mm256_loadu_ps(zp));
+      const __m256 fg = sigmoid8(_mm256_loadu_ps(zp + 8));
+      const __m256 gg = tanh8(_mm256_loadu_ps(zp + 16));
+      const __m256 og = sigmoid8(_mm256_loadu_ps(zp + 24));
+      const __m256 cn = _mm256_fmadd_ps(fg, _mm256_loadu_ps(c + p * 8), _mm256_mul_ps(ig, gg));
+      _mm256_storeu_ps(c + p * 8, cn);
+      _mm256_storeu_ps(h + p * 8, _mm256_mul_ps(og, tanh8(cn)));
+    }
+    if (H2 != nullptr) std::memcpy(H2 + m * ldh2, h, sizeof(float) * 8 * panels);
+  }
+}
+#else
 static void lstm_gates(int M, int panels, const float* Z, long ldz, float* C, long ldc, float* H,
                        long ldh, float* H2, long ldh2) {
   for (int m = 0; m < M; ++m) {
@@ -66,6 +127,8 @@ static void lstm_gates(int M, int panels, const float* Z, long ldz, float* C, lo
     if (H2 != nullptr) std::memcpy(H2 + m * ldh2, h, sizeof(float) * 8 * panels);
   }
 }
+
+#endif
 
 #if defined(MUSGEN_ISA_AVX512)
 // MR rows x 32 columns, accumulators in 2 * MR zmm registers.
@@ -94,38 +157,30 @@ static inline void micro(int K, const float* A, long lda, const float* W, const 
 }
 constexpr int kMR = 12;
 
-// One row: four independent accumulator pairs hide the FMA latency; weights stream once.
+// One row. Each column accumulates in k order from its init value, exactly as a row of the
+// micro-kernel does, so a stream's numbers never depend on the batch it runs in; the FMA
+// latency is hidden by running four panels (8 independent chains) at once.
 static inline void gemv(int K, int panels, const float* a, const float* W, const float* init,
                         float* z) {
-  for (int p = 0; p < panels; ++p) {
-    const float* w = W + static_cast<long>(p) * K * kPanel;
-    __m512 s0 = _mm512_loadu_ps(init + p * kPanel), s1 = _mm512_loadu_ps(init + p * kPanel + 16);
-    __m512 t0 = _mm512_setzero_ps(), t1 = _mm512_setzero_ps();
-    __m512 u0 = _mm512_setzero_ps(), u1 = _mm512_setzero_ps();
-    __m512 v0 = _mm512_setzero_ps(), v1 = _mm512_setzero_ps();
-    int k = 0;
-    for (; k + 4 <= K; k += 4) {
-      const float* wk = w + k * kPanel;
-      const __m512 a0 = _mm512_set1_ps(a[k]), a1 = _mm512_set1_ps(a[k + 1]);
-      const __m512 a2 = _mm512_set1_ps(a[k + 2]), a3 = _mm512_set1_ps(a[k + 3]);
-      s0 = _mm512_fmadd_ps(a0, _mm512_loadu_ps(wk), s0);
-      s1 = _mm512_fmadd_ps(a0, _mm512_loadu_ps(wk + 16), s1);
-      t0 = _mm512_fmadd_ps(a1, _mm512_loadu_ps(wk + 32), t0);
-      t1 = _mm512_fmadd_ps(a1, _mm512_loadu_ps(wk + 48), t1);
-      u0 = _mm512_fmadd_ps(a2, _mm512_loadu_ps(wk + 64), u0);
-      u1 = _mm512_fmadd_ps(a2, _mm512_loadu_ps(wk + 80), u1);
-      v0 = _mm512_fmadd_ps(a3, _mm512_loadu_ps(wk + 96), v0);
-      v1 = _mm512_fmadd_ps(a3, _mm512_loadu_ps(wk + 112), v1);
-    }
-    for (; k < K; ++k) {
+  const long ps = static_cast<long>(K) * kPanel;
+  int p = 0;
+  for (; p + 4 <= panels; p += 4) {
+    const float* w = W + p * ps;
+    __m512 acc[8];
+    for (int q = 0; q < 8; ++q) acc[q] = _mm512_loadu_ps(init + p * kPanel + 16 * q);
+    for (int k = 0; k < K; ++k) {
       const __m512 ak = _mm512_set1_ps(a[k]);
-      s0 = _mm512_fmadd_ps(ak, _mm512_loadu_ps(w + k * kPanel), s0);
-      s1 = _mm512_fmadd_ps(ak, _mm512_loadu_ps(w + k * kPanel + 16), s1);
+      for (int q = 0; q < 4; ++q) {
+        acc[2 * q] = _mm512_fmadd_ps(ak, _mm512_loadu_ps(w + q * ps + k * kPanel), acc[2 * q]);
+        acc[2 * q + 1] =
+            _mm512_fmadd_ps(ak, _mm512_loadu_ps(w + q * ps + k * kPanel + 16), acc[2 * q + 1]);
+      }
     }
-    s0 = _mm512_add_ps(_mm512_add_ps(s0, t0), _mm512_add_ps(u0, v0));
-    s1 = _mm512_add_ps(_mm512_add_ps(s1, t1), _mm512_add_ps(u1, v1));
-    _mm512_storeu_ps(z + p * kPanel, s0);
-    _mm512_storeu_ps(z + p * kPanel + 16, s1);
+    for (int q = 0; q < 8; ++q) _mm512_storeu_ps(z + p * kPanel + 16 * q, acc[q]);
+  }
+  for (; p < panels; ++p) {
+    const float* const row_init = init + p * kPanel;
+    micro<1>(K, a, 0, W + p * ps, &row_init, 0, false, z + p * kPanel, 0);
   }
 }
 #elif defined(MUSGEN_ISA_AVX2)
@@ -155,30 +210,27 @@ static inline void micro(int K, const float* A, long lda, const float* W, const 
 }
 constexpr int kMR = 3;
 
+// One row, two panels (8 independent chains) at a time; per-column k order as in micro().
 static inline void gemv(int K, int panels, const float* a, const float* W, const float* init,
                         float* z) {
-  for (int p = 0; p < panels; ++p) {
-    const float* w = W + static_cast<long>(p) * K * kPanel;
-    __m256 s[4], t[4];
-    for (int q = 0; q < 4; ++q) {
-      s[q] = _mm256_loadu_ps(init + p * kPanel + 8 * q);
-      t[q] = _mm256_setzero_ps();
-    }
-    int k = 0;
-    for (; k + 2 <= K; k += 2) {
-      const __m256 a0 = _mm256_broadcast_ss(a + k), a1 = _mm256_broadcast_ss(a + k + 1);
-      const float* wk = w + k * kPanel;
+  const long ps = static_cast<long>(K) * kPanel;
+  int p = 0;
+  for (; p + 2 <= panels; p += 2) {
+    const float* w = W + p * ps;
+    __m256 acc[8];
+    for (int q = 0; q < 8; ++q) acc[q] = _mm256_loadu_ps(init + p * kPanel + 8 * q);
+    for (int k = 0; k < K; ++k) {
+      const __m256 ak = _mm256_broadcast_ss(a + k);
       for (int q = 0; q < 4; ++q) {
-        s[q] = _mm256_fmadd_ps(a0, _mm256_loadu_ps(wk + 8 * q), s[q]);
-        t[q] = _mm256_fmadd_ps(a1, _mm256_loadu_ps(wk + 32 + 8 * q), t[q]);
+        acc[q] = _mm256_fmadd_ps(ak, _mm256_loadu_ps(w + k * kPanel + 8 * q), acc[q]);
+        acc[4 + q] = _mm256_fmadd_ps(ak, _mm256_loadu_ps(w + ps + k * kPanel + 8 * q), acc[4 + q]);
       }
     }
-    for (; k < K; ++k) {
-      const __m256 ak = _mm256_broadcast_ss(a + k);
-      for (int q = 0; q < 4; ++q)
-        s[q] = _mm256_fmadd_ps(ak, _mm256_loadu_ps(w + k * kPanel + 8 * q), s[q]);
-    }
-    for (int q = 0; q < 4; ++q) _mm256_storeu_ps(z + p * kPanel + 8 * q, _mm256_add_ps(s[q], t[q]));
+    for (int q = 0; q < 8; ++q) _mm256_storeu_ps(z + p * kPanel + 8 * q, acc[q]);
+  }
+  for (; p < panels; ++p) {
+    const float* const row_init = init + p * kPanel;
+    micro<1>(K, a, 0, W + p * ps, &row_init, 0, false, z + p * kPanel, 0);
   }
 }
 #else

@@ -1,4 +1,4 @@
-"""A dependency-free progress bar for long loops (stderr, only on a terminal unless forced)."""
+"""A dependency-free progress bar for long loops, drawn on stderr unless ``quiet``."""
 
 from __future__ import annotations
 

@@ -10,6 +10,9 @@ from .score import DEFAULT_TEMPO, NOTE_DTYPE
 
 DRUM_CHANNEL = 9
 _MAX_UNITS = 1 << 61
+#: Longest token sequence encode produces: a huge gap or note length (a damaged file's far-away
+#: tick) is refused instead of allocating without bound.
+MAX_TOKENS = 1 << 25
 
 
 def ticks_to_steps(t: np.ndarray, seg_ticks: np.ndarray, seg_rates: np.ndarray,
@@ -81,8 +84,12 @@ def encode_notes(notes: np.ndarray, seg_ticks, seg_rates, divisor, config) -> np
     n_shift, qs, rs = _spans(gaps, M)
     n_dur, qd, rd = _spans(dur, D)
     per_note = n_shift + 2 + n_dur
+    total = int(per_note.sum()) + 2
+    if total > MAX_TOKENS:
+        raise CodecError(f"encode: the score needs more than {MAX_TOKENS} tokens (a gap or a "
+                         "note is far too long)")
     starts = 1 + np.cumsum(per_note) - per_note
-    out = np.empty(int(per_note.sum()) + 2, dtype=np.int32)
+    out = np.empty(total, dtype=np.int32)
     out[0] = config.bos_id
     out[-1] = config.eos_id
     _fill_spans(out, starts, n_shift, qs, rs, M, config.time_base)

@@ -27,6 +27,9 @@ def collect() -> dict:
         backends["cpp"] = {"available": True, "why": "C++ extension built",
                            "core_version": getattr(core, "__version__", "?"),
                            "simd": getattr(core, "simd_info", lambda: "?")()}
+        engine_cls = getattr(core, "LstmEngine", None)
+        if engine_cls is not None and hasattr(engine_cls, "available_kernels"):
+            backends["cpp"]["engine_kernels"] = list(engine_cls.available_kernels())
     else:
         backends["cpp"] = {"available": False, "why": _backend.CORE_IMPORT_ERROR}
     ok, why = _backend.cuda_status()
@@ -57,6 +60,8 @@ def run(args) -> int:
     for name, b in info["backends"].items():
         mark = "yes" if b["available"] else "no "
         extra = f" [{b['simd']}]" if b.get("simd") else ""
+        if b.get("engine_kernels"):
+            extra += f" engine kernels: {', '.join(b['engine_kernels'])}"
         print(f"  {name:<7} {mark} {b['why']}{extra}")
     print(f"tensorflow: {info['tensorflow']}")
     return 0

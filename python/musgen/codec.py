@@ -35,6 +35,8 @@ Representation choices (why):
 * Tempo is not tokenized: ``decode`` writes one tempo, the ``tempo=`` argument or the config's
   ``tempo`` (microseconds per beat, 120 BPM by default). ``quantize`` keeps the piece's first
   tempo, so a round trip is ``decode(encode(s), tempo=first tempo) == quantize(s)``.
+* An encoding longer than ``MAX_TOKENS`` (2**25) tokens is refused with CodecError: only a
+  damaged file (a tick far beyond the music) gets there, and it must not allocate without bound.
 * Decoding a prefix that stops before EOS (generation hit its length limit) works: a trailing
   note without a Duration token is dropped; a note whose last Duration token is the longest one
   keeps the duration read so far.
@@ -43,15 +45,15 @@ Representation choices (why):
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass, field, fields
 from functools import cached_property
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from . import _backend
+from ._pycodec import MAX_TOKENS
 from .errors import CodecError
 from .score import DEFAULT_TEMPO, NOTE_DTYPE, TEMPO_DTYPE, Score
 
@@ -73,6 +75,7 @@ __all__ = [
     "quantize",
     "paper_features",
     "paper_decode",
+    "MAX_TOKENS",
 ]
 
 #: Token types (``CodecConfig.token_types``). Drum pitches have their own type so that
@@ -383,9 +386,10 @@ class Grammar:
     start_state : int
         The state before the first token (only BOS is allowed there).
     can_end : np.bool_ [n_states]
-        EOS is allowed: the tokens so far decode to a complete score.
+        EOS is allowed: the tokens so far decode to a complete score. After EOS (state
+        ``S_END``) only PAD may follow, and can_end is False there.
     state_names : list of str
-        For messages ("note", "chord after Pitch_60", ...).
+        One per state, for debugging ("onset 0", "after Pitch_60 Velocity", ...).
 
     Every sequence the automaton accepts, and every prefix of one, decodes without error; and
     a complete sequence is a fixed point: ``encode(decode(tokens)) == tokens``.
@@ -750,17 +754,18 @@ def paper_features(score: Score, *, keep_drums: bool = False) -> np.ndarray:
     the previous note's onset, 0 for the first). Notes in (onset, pitch) order; drums excluded
     unless ``keep_drums``."""
     notes = np.asarray(score.notes)
+    # Index the three fields separately: reordering whole padded rows costs twice as much.
+    start, pitch, velocity = notes["start"], notes["pitch"], notes["velocity"]
     if not keep_drums:
-        notes = notes[notes["channel"] != DRUM_CHANNEL]
-    order = np.lexsort((notes["pitch"], notes["start"]))
-    notes = notes[order]
-    out = np.zeros((notes.shape[0], 3), dtype=np.float32)
-    if notes.shape[0] == 0:
+        keep = notes["channel"] != DRUM_CHANNEL
+        start, pitch, velocity = start[keep], pitch[keep], velocity[keep]
+    order = np.lexsort((pitch, start))
+    out = np.zeros((start.shape[0], 3), dtype=np.float32)
+    if start.shape[0] == 0:
         return out
-    sec = score.ticks_to_seconds(notes["start"])
-    out[:, 0] = notes["pitch"]
-    out[:, 1] = notes["velocity"]
-    out[1:, 2] = np.diff(sec)
+    out[:, 0] = pitch[order]
+    out[:, 1] = velocity[order]
+    out[1:, 2] = np.diff(score.ticks_to_seconds(start[order]))
     return out
 
 

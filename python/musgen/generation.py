@@ -149,12 +149,14 @@ def generate(model=None, *, n: int = 1, length=DEFAULT_LENGTH, temperature=1.0, 
     note_types = [codec_mod.TYPE_PITCH, getattr(codec_mod, "TYPE_DRUM_PITCH", codec_mod.TYPE_PITCH)]
     is_note = np.isin(types, note_types).astype(np.uint8)
     clock = np.asarray(codec.token_steps, dtype=np.int32)
+    # Hard caps so a model that never reaches its budget still stops: generous for music
+    # (a note takes 3-4 tokens; long gaps and long notes take a few more).
     if unit == "beats":
         budget, engine_unit = amount * int(codec.steps_per_beat), "steps"
-        cap = 64 * budget + 64
+        cap = 256 * amount + 256
     elif unit == "notes":
         budget, engine_unit = amount, "notes"
-        cap = 64 * amount + 64
+        cap = 32 * amount + 64
     else:
         budget, engine_unit = amount, "tokens"
         cap = amount + 64

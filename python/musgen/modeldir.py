@@ -56,6 +56,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp creates 0600; give the file the mode an ordinary open() would have.
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -197,12 +201,12 @@ def expected_tensors(model: dict, where: str = CONFIG_NAME) -> dict:
 def load_config(model_dir) -> dict:
     path = Path(model_dir) / CONFIG_NAME
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise ModelFormatError(f"{path}: cannot read the model config ({exc.strerror or exc})"
                                ) from exc
     try:
-        config = json.loads(text)
+        config = json.loads(data.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelFormatError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(config, dict) or config.get("format") != FORMAT:

@@ -70,8 +70,10 @@ class Engine:
             from ._cpp import build_cpp_engine
 
             self._cpp = build_cpp_engine(config, tensors)
-        elif backend == "cuda":  # pragma: no cover - resolve() refuses cuda until it is built
-            raise _backend.BackendUnavailableError("the CUDA engine is not part of this build")
+        elif backend == "cuda":  # resolve() returns "cuda" only with a usable device
+            from ._cuda import build_cuda_engine
+
+            self._cpp = build_cuda_engine(config, tensors)
         self._codec = None
 
     def __repr__(self) -> str:
@@ -230,7 +232,7 @@ class Engine:
             raise ValueError(f"length: {length!r}, expected a non-negative integer")
         kind = LENGTH_UNITS.index(unit)
         if max_tokens is None:
-            max_tokens = int(length) + 64 if kind == 0 else 64 * int(length) + 64
+            max_tokens = int(length) + 64 if kind == 0 else 16 * int(length) + 64
         if max_tokens < 0:
             raise ValueError(f"max_tokens: {max_tokens}, expected >= 0")
         p = np.asarray(primer)
@@ -349,7 +351,8 @@ def _run_cpp(cpp, args, threads: int, progress):
 
     from .. import _backend
 
-    counter = _backend.core().EngineProgress()
+    counter = (cpp.new_progress() if hasattr(cpp, "new_progress")
+               else _backend.core().EngineProgress())
     result: dict = {}
 
     def work():

@@ -1,0 +1,1315 @@
+// musgen::cuda::CudaLstmEngine: the lstm_lm forward pass and the whole sampling loop on the GPU.
+//
+// Layout. Each LSTM layer's kernel and recurrent kernel are stored as one "panel" array
+// P[unit][k][4]: for unit j, the 4 gate columns (i, f, c, o) of input row k sit in one float4,
+// and the rows k of the input x come first, then the rows of h. One layout serves both matvec
+// kernels: the warp-per-unit kernel (small batches) reads a unit's panel as consecutive float4s
+// across the lanes (fully coalesced), and the tiled GEMM (large batches) loads 16-unit column
+// tiles as contiguous 256-byte runs. Because a unit's four gates land in one thread, both kernels
+// finish with the LSTM cell update in their epilogue: one kernel per layer and step. Layer 0's
+// input projection (embedding @ W0 + b0) is precomputed as a [vocab, 4u] table, gathered by token.
+// The head uses the same panels with columns 4p..4p+3 (plain linear epilogue).
+//
+// Loop. h is double-buffered per layer (step parity p reads h[p], writes h[p^1]), so a kernel
+// never overwrites h another block is still reading. Each step is: sample (one block per stream,
+// from the logits of the previous step) -> layer kernels -> head. Launch overhead dominates at
+// batch 1, so kChunk steps are captured once per generate() into a CUDA graph and replayed; a
+// tiny status kernel at the end of each chunk counts the unfinished streams and the host reads it
+// with one async copy, one chunk behind (chunk i+1 is already queued while chunk i's flag is
+// read), so the GPU never idles waiting on the host. A persistent kernel would need grid-wide
+// barriers between layers (cooperative launch), which limits the grid to co-resident blocks and
+// hurts large batches; graphs keep every kernel free to use the whole GPU.
+//
+// Only CUDA 11.4 features (JetPack 5): C++17, cudaGraphInstantiateWithFlags, __shfl_xor_sync.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "musgen/cuda.hpp"
+#include "musgen/errors.hpp"
+#include "sampling_rule.cuh"
+
+namespace musgen::cuda {
+namespace {
+
+void check(cudaError_t err, const char* what) {
+  if (err != cudaSuccess) {
+    cudaGetLastError();  // clear a non-sticky error so the next call starts clean
+    throw BackendUnavailable(std::string("CUDA engine: ") + what + " failed: " +
+                             cudaGetErrorName(err) + ": " + cudaGetErrorString(err));
+  }
+}
+
+// A plain device allocation (never managed memory), freed on scope exit.
+template <class T>
+class DeviceArray {
+ public:
+  DeviceArray() = default;
+  explicit DeviceArray(size_t n) { resize(n); }
+  ~DeviceArray() { reset(); }
+  DeviceArray(const DeviceArray&) = delete;
+  DeviceArray& operator=(const DeviceArray&) = delete;
+  DeviceArray(DeviceArray&& o) noexcept : p_(o.p_), n_(o.n_) { o.p_ = nullptr; o.n_ = 0; }
+  DeviceArray& operator=(DeviceArray&& o) noexcept {
+    if (this != &o) {
+      reset();
+      p_ = o.p_;
+      n_ = o.n_;
+      o.p_ = nullptr;
+      o.n_ = 0;
+    }
+    return *this;
+  }
+  void resize(size_t n) {
+    reset();
+    if (n == 0) return;
+    check(cudaMalloc(reinterpret_cast<void**>(&p_), n * sizeof(T)), "cudaMalloc");
+    n_ = n;
+  }
+  void reset() {
+    if (p_ != nullptr) cudaFree(p_);
+    p_ = nullptr;
+    n_ = 0;
+  }
+  void upload(const T* src, size_t n, cudaStream_t s = nullptr) {
+    if (n > n_) throw std::logic_error("DeviceArray::upload: too many elements");
+    if (n) check(cudaMemcpyAsync(p_, src, n * sizeof(T), cudaMemcpyHostToDevice, s), "upload");
+  }
+  T* get() const { return p_; }
+  size_t size() const { return n_; }
+
+ private:
+  T* p_ = nullptr;
+  size_t n_ = 0;
+};
+
+template <class T>
+DeviceArray<T> to_device(const std::vector<T>& v) {
+  DeviceArray<T> d(v.size());
+  d.upload(v.data(), v.size());
+  return d;
+}
+
+struct StreamGuard {
+  cudaStream_t s = nullptr;
+  StreamGuard() { check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate"); }
+  ~StreamGuard() { cudaStreamDestroy(s); }
+};
+
+struct GraphGuard {
+  cudaGraph_t g = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  ~GraphGuard() {
+    if (exec) cudaGraphExecDestroy(exec);
+    if (g) cudaGraphDestroy(g);
+  }
+};
+
+struct PinnedGuard {
+  void* p = nullptr;
+  explicit PinnedGuard(size_t bytes) { check(cudaMallocHost(&p, bytes), "cudaMallocHost"); }
+  ~PinnedGuard() { cudaFreeHost(p); }
+};
+
+struct EventGuard {
+  cudaEvent_t e = nullptr;
+  EventGuard() { check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate"); }
+  ~EventGuard() { cudaEventDestroy(e); }
+};
+
+// ------------------------------------------------------------------------------------------
+// Linear layers: z[m, 4p + g] = sum_k [x1 | x2][m, k] * P[p][k][g] + (bias or gathered table row)
+
+struct LinearArgs {
+  const float* x1 = nullptr;  // [M, ld1], first K1 columns used
+  int ld1 = 0, K1 = 0;
+  const float* x2 = nullptr;  // [M, ld2], first K2 columns used
+  int ld2 = 0, K2 = 0;
+  const float* P = nullptr;   // [np][K1 + K2][4]
+  const float* bias = nullptr;         // [4 * np] (when table is null)
+  const float* table = nullptr;        // [vocab][4 * np]: row tok[m * tok_stride] is added
+  const std::int32_t* tok = nullptr;
+  int tok_stride = 1;
+  int M = 0, np = 0;
+  // LSTM epilogue (units = np): c [M, ldc] updated in place, new h -> h [M, ldh]
+  float* c = nullptr;
+  int ldc = 0;
+  float* h = nullptr;
+  int ldh = 0;
+  // linear epilogue: out [M, ldo], the first N columns
+  float* out = nullptr;
+  int ldo = 0, N = 0;
+};
+
+// The kernel bodies below are __host__ __device__ pieces between barriers: the kernels run them
+// per thread with __syncthreads() in between, and emulate_linear() runs the same pieces for every
+// thread of every block on the host, so tests without a GPU check the kernels' index arithmetic
+// against the CPU engine (see emulate_logits()).
+#if defined(__CUDA_ARCH__)
+#define MUSGEN_LDG(ptr) __ldg(ptr)
+#else
+#define MUSGEN_LDG(ptr) (*(ptr))
+#endif
+
+MUSGEN_HD float sigmoid_f(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+template <bool LSTM>
+MUSGEN_HD void epilogue(const LinearArgs& a, int m, int p, const float z[4]) {
+  float v[4];
+  if (a.table != nullptr) {
+    const float* row = a.table + static_cast<size_t>(a.tok[static_cast<size_t>(m) * a.tok_stride]) *
+                                     (4 * static_cast<size_t>(a.np)) + 4 * p;
+    for (int g = 0; g < 4; ++g) v[g] = z[g] + row[g];
+  } else {
+    for (int g = 0; g < 4; ++g) v[g] = z[g] + a.bias[4 * p + g];
+  }
+  if (LSTM) {
+    const float ig = sigmoid_f(v[0]), fg = sigmoid_f(v[1]), gg = tanhf(v[2]), og = sigmoid_f(v[3]);
+    float* cp = a.c + static_cast<size_t>(m) * a.ldc + p;
+    const float cn = fg * *cp + ig * gg;
+    *cp = cn;
+    a.h[static_cast<size_t>(m) * a.ldh + p] = og * tanhf(cn);
+  } else {
+    for (int g = 0; g < 4; ++g) {
+      const int n = 4 * p + g;
+      if (n < a.N) a.out[static_cast<size_t>(m) * a.ldo + n] = v[g];
+    }
+  }
+}
+
+// Small batches: one warp per unit (4 columns), R rows per block; lanes stride over k, so each
+// warp reads its panel as 512 contiguous bytes per iteration. Weights stay L2-resident across
+// steps for typical model sizes, so batch-1 latency is set by L2 bandwidth, not launches.
+constexpr int kMatvecWarps = 8;
+constexpr int kMatvecRows = 4;
+
+// One lane's partial sums for unit p, rows m0 .. m0 + rows - 1 (before the warp reduction).
+MUSGEN_HD void matvec_partial(const LinearArgs& a, int p, int m0, int rows, int lane,
+                              float acc[kMatvecRows][4]) {
+  const int K = a.K1 + a.K2;
+  const float4* W = reinterpret_cast<const float4*>(a.P) + static_cast<size_t>(p) * K;
+  for (int r = 0; r < kMatvecRows; ++r)
+    for (int g = 0; g < 4; ++g) acc[r][g] = 0.0f;
+#pragma unroll 4
+  for (int k = lane; k < a.K1; k += 32) {
+    const float4 w = MUSGEN_LDG(W + k);
+#pragma unroll
+    for (int r = 0; r < kMatvecRows; ++r)
+      if (r < rows) {
+        const float x = MUSGEN_LDG(a.x1 + static_cast<size_t>(m0 + r) * a.ld1 + k);
+        acc[r][0] += x * w.x;
+        acc[r][1] += x * w.y;
+        acc[r][2] += x * w.z;
+        acc[r][3] += x * w.w;
+      }
+  }
+#pragma unroll 4
+  for (int k = lane; k < a.K2; k += 32) {
+    const float4 w = MUSGEN_LDG(W + a.K1 + k);
+#pragma unroll
+    for (int r = 0; r < kMatvecRows; ++r)
+      if (r < rows) {
+        // The read-only cache is safe: this kernel writes h only into the other parity buffer.
+        const float x = MUSGEN_LDG(a.x2 + static_cast<size_t>(m0 + r) * a.ld2 + k);
+        acc[r][0] += x * w.x;
+        acc[r][1] += x * w.y;
+        acc[r][2] += x * w.z;
+        acc[r][3] += x * w.w;
+      }
+  }
+}
+
+template <bool LSTM>
+__global__ void __launch_bounds__(32 * kMatvecWarps) matvec_kernel(LinearArgs a) {
+  const int lane = threadIdx.x & 31;
+  const int p = blockIdx.x * kMatvecWarps + (threadIdx.x >> 5);
+  if (p >= a.np) return;  // whole warps leave together
+  const int m0 = blockIdx.y * kMatvecRows;
+  const int rows = min(kMatvecRows, a.M - m0);
+  float acc[kMatvecRows][4];
+  matvec_partial(a, p, m0, rows, lane, acc);
+#pragma unroll
+  for (int r = 0; r < kMatvecRows; ++r)
+#pragma unroll
+    for (int g = 0; g < 4; ++g)
+#pragma unroll
+      for (int off = 16; off > 0; off >>= 1) acc[r][g] += __shfl_xor_sync(0xffffffffu, acc[r][g], off);
+  if (lane < rows) {
+    // Lane r writes row r (registers are indexed statically, hence the unrolled select).
+    float z[4];
+#pragma unroll
+    for (int r = 0; r < kMatvecRows; ++r)
+      if (r == lane)
+        for (int g = 0; g < 4; ++g) z[g] = acc[r][g];
+    epilogue<LSTM>(a, m0 + lane, p, z);
+  }
+}
+
+// Large batches: a shared-memory tiled SGEMM, (16 TM) rows x 16 units (64 columns) per block,
+// k tiles of 16, 256 threads with a TM x 4 register tile each: thread (ty, tx) owns rows
+// TM ty .. TM ty + TM - 1 and unit p0 + tx (its 4 gates), so the epilogue has everything for the
+// cell update. TM = 8 for big batches (more FMAs per shared-memory load), 4 for mid-size ones
+// (less padding waste).
+constexpr int kTU = 16, kTK = 16, kGemmThreads = 256;
+
+template <int TM>
+struct __align__(16) GemmTiles {
+  float As[kTK][16 * TM + 4];  // A tile, k-major, so a thread's TM rows are one float4 run
+  float Bs[kTK][4 * kTU + 4];  // 16 units x 4 gates
+};
+
+// Thread tid's share of loading the tiles at k0.
+template <int TM>
+MUSGEN_HD void gemm_load(const LinearArgs& a, int tid, int m0, int p0, int k0, GemmTiles<TM>& t) {
+  const int K = a.K1 + a.K2;
+#pragma unroll
+  for (int i = 0; i < TM; ++i) {  // 16 TM x kTK = 256 TM floats of A
+    const int idx = tid + kGemmThreads * i, mm = idx / kTK, kk = idx % kTK;
+    const int m = m0 + mm, k = k0 + kk;
+    float v = 0.0f;
+    if (m < a.M && k < K)
+      v = k < a.K1 ? a.x1[static_cast<size_t>(m) * a.ld1 + k]
+                   : a.x2[static_cast<size_t>(m) * a.ld2 + (k - a.K1)];
+    t.As[kk][mm] = v;
+  }
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {  // kTK x 64 = 1024 floats of the panels
+    const int idx = tid + kGemmThreads * i, pp = idx / (4 * kTK), rem = idx % (4 * kTK);
+    const int kk = rem / 4, g = rem % 4, p = p0 + pp, k = k0 + kk;
+    t.Bs[kk][4 * pp + g] =
+        (p < a.np && k < K) ? MUSGEN_LDG(a.P + (static_cast<size_t>(p) * K + k) * 4 + g) : 0.0f;
+  }
+}
+
+// Thread tid's FMAs over one k tile.
+template <int TM>
+MUSGEN_HD void gemm_compute(int tid, const GemmTiles<TM>& t, float acc[TM][4]) {
+  const int tx = tid % kTU, ty = tid / kTU;
+#pragma unroll
+  for (int kk = 0; kk < kTK; ++kk) {
+    float ar[TM];
+#pragma unroll
+    for (int i = 0; i < TM; i += 4) {
+      const float4 av = *reinterpret_cast<const float4*>(&t.As[kk][TM * ty + i]);
+      ar[i] = av.x;
+      ar[i + 1] = av.y;
+      ar[i + 2] = av.z;
+      ar[i + 3] = av.w;
+    }
+    const float4 bv = *reinterpret_cast<const float4*>(&t.Bs[kk][4 * tx]);
+    const float br[4] = {bv.x, bv.y, bv.z, bv.w};
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) acc[i][j] += ar[i] * br[j];
+  }
+}
+
+template <bool LSTM, int TM>
+MUSGEN_HD void gemm_finish(const LinearArgs& a, int tid, int m0, int p0, float acc[TM][4]) {
+  const int tx = tid % kTU, ty = tid / kTU, p = p0 + tx;
+  if (p >= a.np) return;
+  for (int i = 0; i < TM; ++i) {
+    const int m = m0 + TM * ty + i;
+    if (m < a.M) epilogue<LSTM>(a, m, p, acc[i]);
+  }
+}
+
+template <bool LSTM, int TM>
+__global__ void __launch_bounds__(kGemmThreads) gemm_kernel(LinearArgs a) {
+  __shared__ GemmTiles<TM> tiles;
+  const int tid = threadIdx.x;
+  const int m0 = blockIdx.y * 16 * TM, p0 = blockIdx.x * kTU;
+  const int K = a.K1 + a.K2;
+  float acc[TM][4];
+#pragma unroll
+  for (int i = 0; i < TM; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) acc[i][j] = 0.0f;
+  for (int k0 = 0; k0 < K; k0 += kTK) {
+    gemm_load<TM>(a, tid, m0, p0, k0, tiles);
+    __syncthreads();
+    gemm_compute<TM>(tid, tiles, acc);
+    __syncthreads();
+  }
+  gemm_finish<LSTM, TM>(a, tid, m0, p0, acc);
+}
+
+// Below this batch the warp-per-unit kernel wins (a 64-row tile would be mostly empty).
+constexpr int kGemmMinRows = 16;
+// From this batch on, 128-row tiles (TM = 8) still leave enough blocks to fill the GPU.
+constexpr int kGemmBigRows = 1024;
+
+// Which kernel a batch of M rows uses: 0 = matvec, else the GEMM's TM.
+int linear_plan(int M) { return M < kGemmMinRows ? 0 : M < kGemmBigRows ? 4 : 8; }
+
+template <bool LSTM>
+void launch_linear(const LinearArgs& a, cudaStream_t s) {
+  if (a.M <= 0) return;
+  const int plan = linear_plan(a.M);
+  if (plan == 0) {
+    dim3 grid((a.np + kMatvecWarps - 1) / kMatvecWarps, (a.M + kMatvecRows - 1) / kMatvecRows);
+    matvec_kernel<LSTM><<<grid, 32 * kMatvecWarps, 0, s>>>(a);
+  } else if (plan == 4) {
+    dim3 grid((a.np + kTU - 1) / kTU, (a.M + 63) / 64);
+    gemm_kernel<LSTM, 4><<<grid, kGemmThreads, 0, s>>>(a);
+  } else {
+    dim3 grid((a.np + kTU - 1) / kTU, (a.M + 127) / 128);
+    gemm_kernel<LSTM, 8><<<grid, kGemmThreads, 0, s>>>(a);
+  }
+  check(cudaGetLastError(), "kernel launch");
+}
+
+// Host emulation of launch_linear: every block and thread of the chosen kernel, in phases
+// separated where the kernel has barriers; the warp reduction as the same xor butterfly.
+template <bool LSTM, int TM>
+void emulate_gemm(const LinearArgs& a) {
+  const int K = a.K1 + a.K2;
+  auto tiles = std::make_unique<GemmTiles<TM>>();
+  std::vector<float> acc(static_cast<size_t>(kGemmThreads) * TM * 4);
+  auto acc_of = [&](int tid) { return reinterpret_cast<float(*)[4]>(acc.data() + tid * TM * 4); };
+  for (int by = 0; by < (a.M + 16 * TM - 1) / (16 * TM); ++by)
+    for (int bx = 0; bx < (a.np + kTU - 1) / kTU; ++bx) {
+      const int m0 = by * 16 * TM, p0 = bx * kTU;
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      for (int k0 = 0; k0 < K; k0 += kTK) {
+        for (int tid = 0; tid < kGemmThreads; ++tid) gemm_load<TM>(a, tid, m0, p0, k0, *tiles);
+        for (int tid = 0; tid < kGemmThreads; ++tid) gemm_compute<TM>(tid, *tiles, acc_of(tid));
+      }
+      for (int tid = 0; tid < kGemmThreads; ++tid) gemm_finish<LSTM, TM>(a, tid, m0, p0, acc_of(tid));
+    }
+}
+
+template <bool LSTM>
+void emulate_linear(const LinearArgs& a) {
+  if (a.M <= 0) return;
+  const int plan = linear_plan(a.M);
+  if (plan == 4) return emulate_gemm<LSTM, 4>(a);
+  if (plan == 8) return emulate_gemm<LSTM, 8>(a);
+  std::vector<float> lanes(32 * kMatvecRows * 4), tmp(lanes.size());
+  for (int p = 0; p < a.np; ++p)
+    for (int m0 = 0; m0 < a.M; m0 += kMatvecRows) {
+      const int rows = std::min(kMatvecRows, a.M - m0);
+      for (int lane = 0; lane < 32; ++lane)
+        matvec_partial(a, p, m0, rows, lane,
+                       reinterpret_cast<float(*)[4]>(lanes.data() + lane * kMatvecRows * 4));
+      for (int off = 16; off > 0; off >>= 1) {  // __shfl_xor_sync butterfly
+        for (int lane = 0; lane < 32; ++lane)
+          for (int i = 0; i < kMatvecRows * 4; ++i)
+            tmp[lane * kMatvecRows * 4 + i] =
+                lanes[lane * kMatvecRows * 4 + i] + lanes[(lane ^ off) * kMatvecRows * 4 + i];
+        lanes.swap(tmp);
+      }
+      for (int lane = 0; lane < rows; ++lane)
+        epilogue<LSTM>(a, m0 + lane, p, lanes.data() + lane * kMatvecRows * 4 + lane * 4);
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Sampling: one block per stream.
+
+struct SampleArgs {
+  int n = 0, V = 0;
+  const float* logits = nullptr;  // [n, ldl]
+  int ldl = 0;
+  const std::int32_t* table = nullptr;  // [n_states, V]
+  const std::uint8_t* can_end = nullptr;
+  std::int32_t eos = -1;
+  const std::int32_t* clock_steps = nullptr;
+  const std::uint8_t* is_note = nullptr;
+  int length_kind = 0;
+  long long length = 0, cap = 0;
+  const std::uint64_t* seeds = nullptr;
+  const float* temperature = nullptr;
+  const std::int32_t* top_k = nullptr;
+  const float* top_p = nullptr;
+  // per-stream state
+  std::int32_t* state = nullptr;
+  long long* count = nullptr;
+  long long* len = nullptr;
+  std::uint8_t* done = nullptr;
+  std::int32_t* next_tok = nullptr;
+  std::int32_t* out = nullptr;  // [n, cap]
+  int* error = nullptr;         // [2]: stream, state of the first "no token allowed" (-1: none)
+  // scratch when the vocabulary does not fit shared memory: [n, V] each
+  double* g_w = nullptr;
+  int* g_i = nullptr;
+};
+
+// Stream s took token v: store it, advance the grammar state and the length budget, and mark
+// the stream done on EOS, on the cap, or when the budget is met where the grammar may end.
+MUSGEN_HD void record_token(const SampleArgs& a, int s, std::int32_t v) {
+  const long long L = a.len[s];
+  a.out[static_cast<size_t>(s) * a.cap + L] = v;
+  a.len[s] = L + 1;
+  const std::int32_t ns = a.table[static_cast<size_t>(a.state[s]) * a.V + v];
+  a.state[s] = ns;
+  long long c = a.count[s];
+  if (a.length_kind == 0) c += 1;
+  else if (a.length_kind == 1) c += a.is_note[v] ? 1 : 0;
+  else c += a.clock_steps[v];
+  a.count[s] = c;
+  a.next_tok[s] = v;
+  if (v == a.eos || L + 1 >= a.cap || (c >= a.length && a.can_end[ns])) a.done[s] = 1;
+}
+
+constexpr int kSampleThreads = 128;
+
+struct Status {
+  long long active;
+  long long generated;
+  int error_stream;
+  int error_state;
+};
+
+// Block-wide exclusive scan of 0/1 flags (ordered by thread id); returns the prefix and sets
+// *total. Deterministic: warp ballots and a fixed-order scan of the warp totals.
+__device__ int block_flag_scan(bool flag, int* warp_sums, int* total) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  const unsigned mask = __ballot_sync(0xffffffffu, flag);
+  const int in_warp = __popc(mask & ((1u << lane) - 1u));
+  if (lane == 0) warp_sums[warp] = __popc(mask);
+  __syncthreads();
+  int before = 0, all = 0;
+  for (int w = 0; w < nw; ++w) {
+    if (w < warp) before += warp_sums[w];
+    all += warp_sums[w];
+  }
+  __syncthreads();
+  *total = all;
+  return before + in_warp;
+}
+
+__global__ void __launch_bounds__(kSampleThreads) sample_kernel(SampleArgs a, int use_shared) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  __shared__ int warp_sums[kSampleThreads / 32];
+  __shared__ double red_d[kSampleThreads / 32];
+  __shared__ float red_f[kSampleThreads / 32];
+  __shared__ int red_i[kSampleThreads / 32];
+  __shared__ int s_pick, s_limit;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nw = blockDim.x >> 5;
+  const int V = a.V;
+  for (int s = blockIdx.x; s < a.n; s += gridDim.x) {
+    if (a.done[s]) continue;  // block-uniform
+    double* wk = use_shared ? reinterpret_cast<double*>(smem) : a.g_w + static_cast<size_t>(s) * V;
+    int* ids = use_shared ? reinterpret_cast<int*>(smem + sizeof(double) * V)
+                          : a.g_i + static_cast<size_t>(s) * V * 3;
+    // ids, rank and order: three int arrays of V in the same scratch (sized so by the host).
+    int* rank = ids + V;
+    int* order = rank + V;
+    const std::int32_t st = a.state[s];
+    const std::int32_t* row = a.table + static_cast<size_t>(st) * V;
+    const bool ce = a.can_end[st] != 0;
+    const float* lg = a.logits + static_cast<size_t>(s) * a.ldl;
+    const float temp = a.temperature[s];
+    if (tid == 0) s_pick = -1;
+    if (temp == 0.0f) {
+      float best = 0.0f;
+      int bi = -1;
+      for (int v = tid; v < V; v += blockDim.x)
+        if (rule::allowed(row, v, ce, a.eos) && rule::greedy_better(lg[v], v, best, bi)) {
+          best = lg[v];
+          bi = v;
+        }
+      for (int off = 16; off > 0; off >>= 1) {
+        const float ob = __shfl_xor_sync(0xffffffffu, best, off);
+        const int oi = __shfl_xor_sync(0xffffffffu, bi, off);
+        if (oi >= 0 && rule::greedy_better(ob, oi, best, bi)) {
+          best = ob;
+          bi = oi;
+        }
+      }
+      if (lane == 0) {
+        red_f[warp] = best;
+        red_i[warp] = bi;
+      }
+      __syncthreads();
+      if (tid == 0) {
+        float b = 0.0f;
+        int id = -1;
+        for (int w = 0; w < nw; ++w)
+          if (red_i[w] >= 0 && rule::greedy_better(red_f[w], red_i[w], b, id)) {
+            b = red_f[w];
+            id = red_i[w];
+          }
+        s_pick = id;
+      }
+      __syncthreads();
+    } else {
+      const double T = static_cast<double>(temp);
+      // 1. the allowed ids, compacted in ascending order, and the max of x over them
+      int nk = 0;
+      double mx = -INFINITY;
+      for (int base = 0; base < V; base += blockDim.x) {
+        const int v = base + tid;
+        const bool ok = v < V && rule::allowed(row, v, ce, a.eos);
+        int tile = 0;
+        const int pos = block_flag_scan(ok, warp_sums, &tile);
+        if (ok) {
+          ids[nk + pos] = v;
+          mx = fmax(mx, rule::scaled(lg[v], T));
+        }
+        nk += tile;
+      }
+      for (int off = 16; off > 0; off >>= 1) mx = fmax(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+      if (lane == 0) red_d[warp] = mx;
+      __syncthreads();
+      mx = red_d[0];
+      for (int w = 1; w < nw; ++w) mx = fmax(mx, red_d[w]);
+      if (nk > 0) {
+        // 2. weights (max is order-independent, so this equals the sequential max)
+        for (int i = tid; i < nk; i += blockDim.x) wk[i] = rule::weight(lg[ids[i]], T, mx);
+        __syncthreads();
+        const int k = a.top_k[s];
+        const float p = a.top_p[s];
+        const bool use_k = k > 0 && k < nk;
+        const bool use_p = p > 0.0f && p < 1.0f;
+        const int n_keep = use_k ? k : nk;
+        if (use_k || use_p) {
+          // 3. rank of each kept token in (w desc, id asc) order: a counting sort, exact and
+          // deterministic; O(nk^2 / threads), cheap for grammar-masked vocabularies.
+          for (int i = tid; i < nk; i += blockDim.x) {
+            const double wi = wk[i];
+            int r = 0;
+            for (int j = 0; j < nk; ++j) r += rule::ranks_before(wk[j], j, wi, i) ? 1 : 0;
+            rank[i] = r;
+            order[r] = i;
+          }
+          __syncthreads();
+          if (tid == 0) s_limit = use_p ? rule::top_p_keep(wk, rank, order, nk, n_keep, p) : n_keep;
+          __syncthreads();
+        }
+        // 4. the draw: float64 sums in id order, by one thread, exactly as the CPU loop.
+        if (tid == 0) {
+          const double u = rule::philox_uniform(a.seeds[s], static_cast<std::uint32_t>(a.len[s]),
+                                                static_cast<std::uint32_t>(s));
+          const int i = rule::pick(wk, (use_k || use_p) ? rank : nullptr, nk,
+                                   (use_k || use_p) ? s_limit : nk, u);
+          s_pick = ids[i];
+        }
+      }
+      __syncthreads();
+    }
+    if (tid == 0) {
+      const int v = s_pick;
+      if (v < 0) {
+        if (atomicCAS(&a.error[0], -1, s) == -1) a.error[1] = st;
+        a.done[s] = 1;
+      } else {
+        record_token(a, s, v);
+      }
+    }
+    __syncthreads();  // the scratch and s_pick are reused by the next stream of this block
+  }
+}
+
+__global__ void status_kernel(const std::uint8_t* done, const long long* len, int n,
+                              const int* error, Status* out) {
+  __shared__ long long sa[256], sg[256];
+  long long act = 0, gen = 0;
+  for (int s = threadIdx.x; s < n; s += blockDim.x) {
+    act += done[s] ? 0 : 1;
+    gen += len[s];
+  }
+  sa[threadIdx.x] = act;
+  sg[threadIdx.x] = gen;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w >>= 1) {
+    if (threadIdx.x < w) {
+      sa[threadIdx.x] += sa[threadIdx.x + w];
+      sg[threadIdx.x] += sg[threadIdx.x + w];
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    out->active = sa[0];
+    out->generated = sg[0];
+    out->error_stream = error[0];
+    out->error_state = error[1];
+  }
+}
+
+std::string shape_str(const std::vector<std::int64_t>& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+const engine::TensorView& need(const std::map<std::string, engine::TensorView>& w,
+                               const std::string& name, std::vector<std::int64_t> shape) {
+  auto it = w.find(name);
+  if (it == w.end())
+    throw ModelFormatError("CudaLstmEngine: tensor '" + name + "' is missing (expected shape " +
+                           shape_str(shape) + ")");
+  if (it->second.shape != shape)
+    throw ModelFormatError("CudaLstmEngine: tensor '" + name + "' has shape " +
+                           shape_str(it->second.shape) + ", expected " + shape_str(shape));
+  if (it->second.data == nullptr && !shape.empty())
+    throw ModelFormatError("CudaLstmEngine: tensor '" + name + "' has no data");
+  return it->second;
+}
+
+// The packed weights, on the host (see the layout notes at the top of this file).
+struct Packed {
+  int vocab = 0, emb = 0, head_np = 0;
+  std::vector<int> units;
+  std::vector<float> token_table;  // [vocab, 4 u0]: embedding @ W0 + b0, interleaved columns
+  std::vector<std::vector<float>> panels;  // per layer: [u][K][4] (K = in + u; layer 0: u0)
+  std::vector<std::vector<float>> biases;  // per layer: [4u] interleaved (layer 0 unused)
+  std::vector<float> head_panels, head_bias;  // [ceil(V/4)][u_last][4], [4 ceil(V/4)]
+};
+
+Packed pack_weights(const std::string& kind, const std::vector<int>& units,
+                    const std::map<std::string, engine::TensorView>& weights) {
+  if (kind != "lstm_lm")
+    throw BackendUnavailable("the CUDA engine runs models of kind lstm_lm; a '" + kind +
+                             "' model runs on backend 'cpp' or 'python'");
+  if (units.empty()) throw ModelFormatError("CudaLstmEngine: lstm_units is empty");
+  for (int u : units)
+    if (u <= 0) throw ModelFormatError("CudaLstmEngine: lstm_units must be positive");
+  auto e = weights.find("embedding/embeddings");
+  if (e == weights.end() || e->second.shape.size() != 2)
+    throw ModelFormatError("CudaLstmEngine: tensor 'embedding/embeddings' is missing or not 2-D");
+  Packed W;
+  W.vocab = static_cast<int>(e->second.shape[0]);
+  W.emb = static_cast<int>(e->second.shape[1]);
+  W.units = units;
+  const engine::TensorView& E = need(weights, "embedding/embeddings", {W.vocab, W.emb});
+  int in = W.emb;
+  for (size_t l = 0; l < units.size(); ++l) {
+    const std::string pre = "lstm_" + std::to_string(l) + "/";
+    const int u = units[l];
+    const engine::TensorView& Wk = need(weights, pre + "kernel", {in, 4L * u});
+    const engine::TensorView& U = need(weights, pre + "recurrent_kernel", {u, 4L * u});
+    const engine::TensorView& b = need(weights, pre + "bias", {4L * u});
+    const int in_rows = l == 0 ? 0 : in;  // layer 0's input part is the token table
+    const int K = in_rows + u;
+    std::vector<float> P(static_cast<size_t>(u) * K * 4), bias(4 * static_cast<size_t>(u));
+    for (int j = 0; j < u; ++j)
+      for (int g = 0; g < 4; ++g) {
+        const size_t kc = static_cast<size_t>(g) * u + j;  // Keras column (gates i, f, c, o)
+        for (int r = 0; r < in_rows; ++r)
+          P[(static_cast<size_t>(j) * K + r) * 4 + g] = Wk.data[static_cast<size_t>(r) * 4 * u + kc];
+        for (int r = 0; r < u; ++r)
+          P[(static_cast<size_t>(j) * K + in_rows + r) * 4 + g] =
+              U.data[static_cast<size_t>(r) * 4 * u + kc];
+        bias[4 * static_cast<size_t>(j) + g] = b.data[kc];
+      }
+    if (l == 0) {
+      // Like the CPU engine: accumulate embedding @ W0 + b0 in double, once.
+      W.token_table.assign(static_cast<size_t>(W.vocab) * 4 * u, 0.0f);
+      std::vector<double> acc(4 * static_cast<size_t>(u));
+      for (int v = 0; v < W.vocab; ++v) {
+        for (size_t kc = 0; kc < acc.size(); ++kc) acc[kc] = b.data[kc];
+        for (int r = 0; r < W.emb; ++r) {
+          const double x = E.data[static_cast<size_t>(v) * W.emb + r];
+          const float* wr = Wk.data + static_cast<size_t>(r) * 4 * u;
+          for (size_t kc = 0; kc < acc.size(); ++kc) acc[kc] += x * wr[kc];
+        }
+        for (int j = 0; j < u; ++j)
+          for (int g = 0; g < 4; ++g)
+            W.token_table[static_cast<size_t>(v) * 4 * u + 4 * j + g] =
+                static_cast<float>(acc[static_cast<size_t>(g) * u + j]);
+      }
+    }
+    W.panels.push_back(std::move(P));
+    W.biases.push_back(std::move(bias));
+    in = u;
+  }
+  const int uL = units.back();
+  const engine::TensorView& hk = need(weights, "head/kernel", {uL, W.vocab});
+  const engine::TensorView& hb = need(weights, "head/bias", {W.vocab});
+  W.head_np = (W.vocab + 3) / 4;
+  W.head_panels.assign(static_cast<size_t>(W.head_np) * uL * 4, 0.0f);
+  W.head_bias.assign(4 * static_cast<size_t>(W.head_np), 0.0f);
+  for (int p = 0; p < W.head_np; ++p)
+    for (int g = 0; g < 4; ++g) {
+      const int n = 4 * p + g;
+      if (n >= W.vocab) continue;
+      for (int r = 0; r < uL; ++r)
+        W.head_panels[(static_cast<size_t>(p) * uL + r) * 4 + g] =
+            hk.data[static_cast<size_t>(r) * W.vocab + n];
+      W.head_bias[n] = hb.data[n];
+    }
+  return W;
+}
+
+// Raw pointers to one copy of the packed weights (device, or host for the emulation).
+struct WeightPtrs {
+  int vocab = 0, head_np = 0;
+  std::vector<int> units;
+  const float* token_table = nullptr;
+  std::vector<const float*> panels, biases;
+  const float* head_panels = nullptr;
+  const float* head_bias = nullptr;
+  int ldl() const { return 4 * head_np; }
+};
+
+// Recurrent state of M streams: c and h (two parities) per layer, and the logits [M, ldl].
+struct StatePtrs {
+  int M = 0;
+  std::vector<float*> c, h0, h1;
+  float* logits = nullptr;
+  float* h(size_t l, int parity) const { return parity ? h1[l] : h0[l]; }
+};
+
+// One step: tokens tok[m * stride] -> logits (out [M, ldo], or the state's buffer). The layer
+// kernels go through `linear(args, is_lstm)`: the device launcher or the host emulation.
+template <class Linear>
+void lstm_step(const WeightPtrs& w, const StatePtrs& st, const std::int32_t* tok, int stride,
+               int parity, float* out, int ldo, Linear&& linear) {
+  const size_t L = w.units.size();
+  for (size_t l = 0; l < L; ++l) {
+    LinearArgs a;
+    a.M = st.M;
+    a.np = w.units[l];
+    if (l == 0) {
+      a.table = w.token_table;
+      a.tok = tok;
+      a.tok_stride = stride;
+    } else {
+      a.x1 = st.h(l - 1, parity ^ 1);
+      a.ld1 = a.K1 = w.units[l - 1];
+      a.bias = w.biases[l];
+    }
+    a.x2 = st.h(l, parity);
+    a.ld2 = a.K2 = w.units[l];
+    a.P = w.panels[l];
+    a.c = st.c[l];
+    a.ldc = w.units[l];
+    a.h = st.h(l, parity ^ 1);
+    a.ldh = w.units[l];
+    linear(a, true);
+  }
+  LinearArgs a;
+  a.M = st.M;
+  a.np = w.head_np;
+  a.x2 = st.h(L - 1, parity ^ 1);
+  a.ld2 = a.K2 = w.units.back();
+  a.P = w.head_panels;
+  a.bias = w.head_bias;
+  a.out = out ? out : st.logits;
+  a.ldo = out ? ldo : w.ldl();
+  a.N = out ? w.vocab : w.ldl();
+  linear(a, false);
+}
+
+// Per-stream start of a generate() call: the grammar state after the primer, the token that
+// feeds the first step, and whether the stream has nothing to generate. Checks the request with
+// the same checks, order and words as the CPU engine.
+struct Start {
+  std::vector<std::int32_t> state, next;
+  std::vector<std::uint8_t> done;
+};
+
+Start prepare_request(const engine::GenerateRequest& r, int V) {
+  // The same argument checks, in the same order and words, as the CPU engine.
+  if (r.n < 0 || r.primer_len < 1 || r.primer == nullptr)
+    throw std::invalid_argument("LstmEngine::generate: need n >= 0 and a primer of >= 1 token");
+  if (r.table == nullptr || r.n_states < 1 || r.can_end == nullptr)
+    throw std::invalid_argument("LstmEngine::generate: a grammar table is required");
+  if (r.start_state < 0 || r.start_state >= r.n_states)
+    throw std::invalid_argument("LstmEngine::generate: start_state out of range");
+  for (std::int64_t i = 0; i < r.n_states * V; ++i)
+    if (r.table[i] < -1 || r.table[i] >= r.n_states)
+      throw std::invalid_argument("LstmEngine::generate: grammar table entry " +
+                                  std::to_string(r.table[i]) + " is not -1 or a state index");
+  if (r.eos_id >= V) throw std::invalid_argument("LstmEngine::generate: eos_id out of range");
+  if (r.max_tokens < 0) throw std::invalid_argument("LstmEngine::generate: max_tokens < 0");
+  if ((r.length_kind == 1 && r.is_note == nullptr) ||
+      (r.length_kind == 2 && r.clock_steps == nullptr) || r.length_kind < 0 || r.length_kind > 2)
+    throw std::invalid_argument("LstmEngine::generate: length unit needs its per-token table");
+  if (r.n > (1 << 30)) throw std::invalid_argument("LstmEngine::generate: n too large");
+  const int n = static_cast<int>(r.n);
+  const std::int64_t cap = r.max_tokens;
+  Start out;
+  out.state.assign(n, 0);
+  out.next.assign(n, 0);
+  out.done.assign(n, 0);
+  std::vector<std::int32_t>& state0 = out.state;
+  std::vector<std::int32_t>& next0 = out.next;
+  std::vector<std::uint8_t>& done0 = out.done;
+  for (int s = 0; s < n; ++s) {
+    std::int32_t st = r.start_state;
+    for (std::int64_t t = 0; t < r.primer_len; ++t) {
+      const std::int32_t tok = r.primer[s * r.primer_len + t];
+      if (tok < 0 || tok >= V)
+        throw std::invalid_argument("LstmEngine::generate: primer token " + std::to_string(tok) +
+                                    " outside [0, " + std::to_string(V) + ")");
+      const std::int32_t nx = r.table[static_cast<std::int64_t>(st) * V + tok];
+      if (nx < 0 || (tok == r.eos_id && t + 1 < r.primer_len))
+        throw CodecError("LstmEngine::generate: primer token " + std::to_string(tok) +
+                         " at position " + std::to_string(t) + " of stream " + std::to_string(s) +
+                         " is not allowed by the grammar in state " + std::to_string(st));
+      st = nx;
+    }
+    state0[s] = st;
+    const std::int32_t last = r.primer[s * r.primer_len + r.primer_len - 1];
+    next0[s] = last;
+    if ((r.eos_id >= 0 && last == r.eos_id) || cap == 0 || (r.length <= 0 && r.can_end[st]))
+      done0[s] = 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+struct CudaLstmEngine::Impl {
+  std::string device;
+  WeightPtrs w;  // into the device arrays below
+  DeviceArray<float> token_table, head_panels, head_bias;
+  std::vector<DeviceArray<float>> panels, biases;
+  int vocab() const { return w.vocab; }
+
+  // Per-call device state.
+  struct State {
+    std::vector<DeviceArray<float>> c, h0, h1;
+    DeviceArray<float> logits;
+    StatePtrs ptrs;
+  };
+
+  void make_state(State& st, int M, cudaStream_t s) const {
+    const size_t L = w.units.size();
+    st.c.resize(L);
+    st.h0.resize(L);
+    st.h1.resize(L);
+    st.ptrs.M = M;
+    for (size_t l = 0; l < L; ++l) {
+      const size_t sz = static_cast<size_t>(M) * w.units[l];
+      for (auto* arr : {&st.c[l], &st.h0[l], &st.h1[l]}) {
+        arr->resize(sz);
+        check(cudaMemsetAsync(arr->get(), 0, sz * sizeof(float), s), "cudaMemset");
+      }
+      st.ptrs.c.push_back(st.c[l].get());
+      st.ptrs.h0.push_back(st.h0[l].get());
+      st.ptrs.h1.push_back(st.h1[l].get());
+    }
+    st.logits.resize(static_cast<size_t>(M) * w.ldl());
+    st.ptrs.logits = st.logits.get();
+  }
+
+  void step(const State& st, const std::int32_t* tok, int stride, int parity, cudaStream_t s,
+            float* out = nullptr, int ldo = 0) const {
+    lstm_step(w, st.ptrs, tok, stride, parity, out, ldo, [s](const LinearArgs& a, bool lstm) {
+      if (lstm) launch_linear<true>(a, s);
+      else launch_linear<false>(a, s);
+    });
+  }
+
+  int ldl() const { return w.ldl(); }
+};
+
+CudaLstmEngine::CudaLstmEngine(const std::string& kind, const std::vector<int>& units,
+                               const std::map<std::string, engine::TensorView>& weights)
+    : impl_(new Impl) {
+  try {
+    Impl& I = *impl_;
+    Packed P = pack_weights(kind, units, weights);
+    const auto [ok, why] = runtime_status();
+    if (!ok) throw BackendUnavailable("the CUDA backend is not available: " + why);
+    check(cudaSetDevice(0), "cudaSetDevice");
+    cudaDeviceProp prop{};
+    check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
+    I.device = prop.name;
+    I.token_table = to_device(P.token_table);
+    I.head_panels = to_device(P.head_panels);
+    I.head_bias = to_device(P.head_bias);
+    for (size_t l = 0; l < units.size(); ++l) {
+      I.panels.push_back(to_device(P.panels[l]));
+      I.biases.push_back(to_device(P.biases[l]));
+    }
+    I.w.vocab = P.vocab;
+    I.w.head_np = P.head_np;
+    I.w.units = P.units;
+    I.w.token_table = I.token_table.get();
+    I.w.head_panels = I.head_panels.get();
+    I.w.head_bias = I.head_bias.get();
+    for (size_t l = 0; l < units.size(); ++l) {
+      I.w.panels.push_back(I.panels[l].get());
+      I.w.biases.push_back(I.biases[l].get());
+    }
+    check(cudaDeviceSynchronize(), "uploading the weights");
+  } catch (...) {
+    delete impl_;
+    throw;
+  }
+}
+
+CudaLstmEngine::~CudaLstmEngine() { delete impl_; }
+
+int CudaLstmEngine::vocab_size() const { return impl_->vocab(); }
+std::string CudaLstmEngine::device_name() const { return impl_->device; }
+
+void CudaLstmEngine::logits(const std::int32_t* tokens, std::int64_t batch, std::int64_t steps,
+                            float* out) const {
+  const Impl& I = *impl_;
+  const int V = I.vocab();
+  for (std::int64_t i = 0; i < batch * steps; ++i)
+    if (tokens[i] < 0 || tokens[i] >= V)
+      throw std::invalid_argument("CudaLstmEngine::logits: token id " + std::to_string(tokens[i]) +
+                                  " outside [0, " + std::to_string(V) + ")");
+  if (batch <= 0 || steps <= 0) return;
+  if (batch > (1 << 30) || steps > (1 << 30))
+    throw std::invalid_argument("CudaLstmEngine::logits: batch or steps too large");
+  check(cudaSetDevice(0), "cudaSetDevice");
+  StreamGuard stream;
+  Impl::State st;
+  I.make_state(st, static_cast<int>(batch), stream.s);
+  DeviceArray<std::int32_t> d_tok(static_cast<size_t>(batch * steps));
+  d_tok.upload(tokens, d_tok.size(), stream.s);
+  // Logits go straight into a [B, T, V] buffer: the head writes row b at (b * T + t) * V.
+  DeviceArray<float> d_out(static_cast<size_t>(batch * steps) * V);
+  for (std::int64_t t = 0; t < steps; ++t)
+    I.step(st, d_tok.get() + t, static_cast<int>(steps), static_cast<int>(t & 1), stream.s,
+           d_out.get() + t * V, static_cast<int>(steps) * V);
+  check(cudaMemcpyAsync(out, d_out.get(), d_out.size() * sizeof(float), cudaMemcpyDeviceToHost,
+                        stream.s),
+        "copying logits");
+  check(cudaStreamSynchronize(stream.s), "the logits kernels");
+}
+
+void CudaLstmEngine::generate(const engine::GenerateRequest& r) const {
+  const Impl& I = *impl_;
+  const int V = I.vocab();
+  const Start start = prepare_request(r, V);
+  const int n = static_cast<int>(r.n);
+  const std::int64_t cap = r.max_tokens;
+  const std::vector<std::int32_t>& state0 = start.state;
+  const std::vector<std::int32_t>& next0 = start.next;
+  const std::vector<std::uint8_t>& done0 = start.done;
+  if (n == 0) return;
+  check(cudaSetDevice(0), "cudaSetDevice");
+  StreamGuard stream;
+  cudaStream_t cs = stream.s;
+  Impl::State st;
+  I.make_state(st, n, cs);
+
+  // Grammar, per-token tables, per-stream settings and state.
+  DeviceArray<std::int32_t> d_table(static_cast<size_t>(r.n_states) * V);
+  d_table.upload(r.table, d_table.size(), cs);
+  DeviceArray<std::uint8_t> d_can_end(r.n_states);
+  d_can_end.upload(r.can_end, r.n_states, cs);
+  std::vector<std::int32_t> clock(V, 0);
+  std::vector<std::uint8_t> notes(V, 0);
+  if (r.clock_steps) std::memcpy(clock.data(), r.clock_steps, sizeof(std::int32_t) * V);
+  if (r.is_note) std::memcpy(notes.data(), r.is_note, V);
+  DeviceArray<std::int32_t> d_clock(V);
+  d_clock.upload(clock.data(), V, cs);
+  DeviceArray<std::uint8_t> d_notes(V);
+  d_notes.upload(notes.data(), V, cs);
+  DeviceArray<std::uint64_t> d_seeds(n);
+  d_seeds.upload(r.seeds, n, cs);
+  DeviceArray<float> d_temp(n), d_topp(n);
+  d_temp.upload(r.temperature, n, cs);
+  d_topp.upload(r.top_p, n, cs);
+  DeviceArray<std::int32_t> d_topk(n), d_state(n), d_next(n);
+  d_topk.upload(r.top_k, n, cs);
+  d_state.upload(state0.data(), n, cs);
+  d_next.upload(next0.data(), n, cs);
+  DeviceArray<std::uint8_t> d_done(n);
+  d_done.upload(done0.data(), n, cs);
+  DeviceArray<long long> d_count(n), d_len(n);
+  check(cudaMemsetAsync(d_count.get(), 0, n * sizeof(long long), cs), "cudaMemset");
+  check(cudaMemsetAsync(d_len.get(), 0, n * sizeof(long long), cs), "cudaMemset");
+  const size_t out_n = static_cast<size_t>(n) * static_cast<size_t>(cap);
+  DeviceArray<std::int32_t> d_out(std::max<size_t>(out_n, 1));
+  check(cudaMemsetAsync(d_out.get(), 0xff, d_out.size() * sizeof(std::int32_t), cs), "cudaMemset");
+  DeviceArray<int> d_error(2);
+  check(cudaMemsetAsync(d_error.get(), 0xff, 2 * sizeof(int), cs), "cudaMemset");
+  DeviceArray<Status> d_status(1);
+  DeviceArray<std::int32_t> d_primer(static_cast<size_t>(n) * r.primer_len);
+  d_primer.upload(r.primer, d_primer.size(), cs);
+
+  // Sampling scratch: w (double) + ids, rank, order (int) per stream, in shared memory when the
+  // vocabulary fits the default 48 KiB, else in global memory.
+  const size_t scratch_bytes = static_cast<size_t>(V) * (sizeof(double) + 3 * sizeof(int));
+  const bool use_shared = scratch_bytes <= 48 * 1024 - 1024;
+  DeviceArray<double> g_w;
+  DeviceArray<int> g_i;
+  if (!use_shared) {
+    g_w.resize(static_cast<size_t>(n) * V);
+    g_i.resize(static_cast<size_t>(n) * V * 3);
+  }
+  SampleArgs sa;
+  sa.n = n;
+  sa.V = V;
+  sa.logits = st.ptrs.logits;
+  sa.ldl = I.ldl();
+  sa.table = d_table.get();
+  sa.can_end = d_can_end.get();
+  sa.eos = r.eos_id;
+  sa.clock_steps = d_clock.get();
+  sa.is_note = d_notes.get();
+  sa.length_kind = r.length_kind;
+  sa.length = r.length;
+  sa.cap = cap;
+  sa.seeds = d_seeds.get();
+  sa.temperature = d_temp.get();
+  sa.top_k = d_topk.get();
+  sa.top_p = d_topp.get();
+  sa.state = d_state.get();
+  sa.count = d_count.get();
+  sa.len = d_len.get();
+  sa.done = d_done.get();
+  sa.next_tok = d_next.get();
+  sa.out = d_out.get();
+  sa.error = d_error.get();
+  sa.g_w = g_w.get();
+  sa.g_i = g_i.get();
+  int sms = 1;
+  check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), "cudaDeviceGetAttribute");
+  const int sample_blocks = std::min(n, sms * 16);
+  const size_t sample_smem = use_shared ? scratch_bytes : 0;
+
+  // Warm the state on the primers (the last step leaves the first logits).
+  int parity = 0;
+  for (std::int64_t t = 0; t < r.primer_len; ++t, parity ^= 1)
+    I.step(st, d_primer.get() + t, static_cast<int>(r.primer_len), parity, cs);
+
+  // Capture kChunk steps (an even number, so the parity pattern repeats) into one graph.
+  GraphGuard graph;
+  check(cudaStreamBeginCapture(cs, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+  try {
+    int p = parity;
+    for (int k = 0; k < kChunk; ++k, p ^= 1) {
+      sample_kernel<<<sample_blocks, kSampleThreads, sample_smem, cs>>>(sa, use_shared ? 1 : 0);
+      check(cudaGetLastError(), "sample kernel launch");
+      I.step(st, d_next.get(), 1, p, cs);
+    }
+    status_kernel<<<1, 256, 0, cs>>>(d_done.get(), d_len.get(), n, d_error.get(), d_status.get());
+    check(cudaGetLastError(), "status kernel launch");
+  } catch (...) {
+    cudaGraph_t g = nullptr;
+    cudaStreamEndCapture(cs, &g);
+    if (g) cudaGraphDestroy(g);
+    throw;
+  }
+  check(cudaStreamEndCapture(cs, &graph.g), "cudaStreamEndCapture");
+  check(cudaGraphInstantiateWithFlags(&graph.exec, graph.g, 0), "cudaGraphInstantiate");
+
+  // Replay with one chunk of look-ahead: chunk i+1 is queued before chunk i's status is read.
+  PinnedGuard pinned(2 * sizeof(Status));
+  Status* hs = static_cast<Status*>(pinned.p);
+  EventGuard ev[2];
+  auto launch = [&](int slot) {
+    check(cudaGraphLaunch(graph.exec, cs), "cudaGraphLaunch");
+    check(cudaMemcpyAsync(hs + slot, d_status.get(), sizeof(Status), cudaMemcpyDeviceToHost, cs),
+          "status copy");
+    check(cudaEventRecord(ev[slot].e, cs), "cudaEventRecord");
+  };
+  bool any = false;
+  for (int s = 0; s < n; ++s) any |= done0[s] == 0;
+  long long reported = 0;
+  if (any) {
+    launch(0);
+    for (long long i = 0;; ++i) {
+      launch(static_cast<int>((i + 1) & 1));
+      check(cudaEventSynchronize(ev[i & 1].e), "the generation kernels");
+      const Status now = hs[i & 1];
+      if (r.progress != nullptr && now.generated > reported) {
+        r.progress->fetch_add(now.generated - reported, std::memory_order_relaxed);
+        reported = now.generated;
+      }
+      if (now.error_stream >= 0) {
+        cudaStreamSynchronize(cs);  // let the queued chunk finish before its buffers are freed
+        throw CodecError("LstmEngine::generate: grammar state " + std::to_string(now.error_state) +
+                         " allows no token (stream " + std::to_string(now.error_stream) + ")");
+      }
+      if (now.active == 0) break;
+    }
+  }
+  std::vector<long long> lens(n);
+  check(cudaMemcpyAsync(lens.data(), d_len.get(), n * sizeof(long long), cudaMemcpyDeviceToHost, cs),
+        "copying lengths");
+  if (out_n)
+    check(cudaMemcpyAsync(r.out_tokens, d_out.get(), out_n * sizeof(std::int32_t),
+                          cudaMemcpyDeviceToHost, cs),
+          "copying tokens");
+  check(cudaStreamSynchronize(cs), "the generation kernels");
+  for (int s = 0; s < n; ++s) r.out_length[s] = lens[s];
+  if (r.progress != nullptr) {
+    long long total = 0;
+    for (long long x : lens) total += x;
+    if (total > reported) r.progress->fetch_add(total - reported, std::memory_order_relaxed);
+  }
+}
+
+namespace {
+
+// The packed weights and the state of M streams in host memory, for the kernel emulation.
+struct HostModel {
+  Packed P;
+  WeightPtrs w;
+  std::vector<std::vector<float>> bufs;
+  StatePtrs st;
+
+  HostModel(Packed packed, int M) : P(std::move(packed)) {
+    w.vocab = P.vocab;
+    w.head_np = P.head_np;
+    w.units = P.units;
+    w.token_table = P.token_table.data();
+    w.head_panels = P.head_panels.data();
+    w.head_bias = P.head_bias.data();
+    for (size_t l = 0; l < P.units.size(); ++l) {
+      w.panels.push_back(P.panels[l].data());
+      w.biases.push_back(P.biases[l].data());
+    }
+    st.M = M;
+    for (int u : P.units)
+      for (int k = 0; k < 3; ++k) bufs.emplace_back(static_cast<size_t>(M) * u, 0.0f);
+    bufs.emplace_back(static_cast<size_t>(M) * w.ldl(), 0.0f);
+    for (size_t l = 0; l < P.units.size(); ++l) {
+      st.c.push_back(bufs[3 * l].data());
+      st.h0.push_back(bufs[3 * l + 1].data());
+      st.h1.push_back(bufs[3 * l + 2].data());
+    }
+    st.logits = bufs.back().data();
+  }
+
+  void step(const std::int32_t* tok, int stride, int parity, float* out = nullptr, int ldo = 0) {
+    lstm_step(w, st, tok, stride, parity, out, ldo, [](const LinearArgs& a, bool lstm) {
+      if (lstm) emulate_linear<true>(a);
+      else emulate_linear<false>(a);
+    });
+  }
+};
+
+}  // namespace
+
+void emulate_logits(const std::string& kind, const std::vector<int>& units,
+                    const std::map<std::string, engine::TensorView>& weights,
+                    const std::int32_t* tokens, std::int64_t batch, std::int64_t steps,
+                    float* out) {
+  Packed P = pack_weights(kind, units, weights);
+  for (std::int64_t i = 0; i < batch * steps; ++i)
+    if (tokens[i] < 0 || tokens[i] >= P.vocab)
+      throw std::invalid_argument("emulate_logits: token id " + std::to_string(tokens[i]) +
+                                  " outside [0, " + std::to_string(P.vocab) + ")");
+  if (batch <= 0 || steps <= 0) return;
+  const int V = P.vocab;
+  HostModel H(std::move(P), static_cast<int>(batch));
+  for (std::int64_t t = 0; t < steps; ++t)
+    H.step(tokens + t, static_cast<int>(steps), static_cast<int>(t & 1), out + t * V,
+           static_cast<int>(steps) * V);
+}
+
+void emulate_generate(const std::string& kind, const std::vector<int>& units,
+                      const std::map<std::string, engine::TensorView>& weights,
+                      const engine::GenerateRequest& r) {
+  Packed P = pack_weights(kind, units, weights);
+  const int V = P.vocab;
+  Start start = prepare_request(r, V);
+  const int n = static_cast<int>(r.n);
+  const std::int64_t cap = r.max_tokens;
+  for (size_t i = 0; i < static_cast<size_t>(n) * static_cast<size_t>(cap); ++i)
+    r.out_tokens[i] = -1;
+  if (n == 0) return;
+  HostModel H(std::move(P), n);
+  std::vector<std::int32_t> clock(V, 0);
+  std::vector<std::uint8_t> notes(V, 0);
+  if (r.clock_steps) std::memcpy(clock.data(), r.clock_steps, sizeof(std::int32_t) * V);
+  if (r.is_note) std::memcpy(notes.data(), r.is_note, V);
+  std::vector<long long> count(n, 0), len(n, 0);
+  SampleArgs a;  // the sampling kernel's view, on host arrays
+  a.n = n;
+  a.V = V;
+  a.logits = H.st.logits;
+  a.ldl = H.w.ldl();
+  a.table = r.table;
+  a.can_end = r.can_end;
+  a.eos = r.eos_id;
+  a.clock_steps = clock.data();
+  a.is_note = notes.data();
+  a.length_kind = r.length_kind;
+  a.length = r.length;
+  a.cap = cap;
+  a.state = start.state.data();
+  a.count = count.data();
+  a.len = len.data();
+  a.done = start.done.data();
+  a.next_tok = start.next.data();
+  a.out = r.out_tokens;
+  int parity = 0;
+  for (std::int64_t t = 0; t < r.primer_len; ++t, parity ^= 1)
+    H.step(r.primer + t, static_cast<int>(r.primer_len), parity);
+  for (;;) {
+    bool active = false;
+    for (int s = 0; s < n; ++s) {
+      if (a.done[s]) continue;
+      const std::int32_t st = a.state[s];
+      const std::int32_t* row = r.table + static_cast<size_t>(st) * V;
+      const double u = rule::philox_uniform(r.seeds[s], static_cast<std::uint32_t>(a.len[s]),
+                                            static_cast<std::uint32_t>(s));
+      const std::int32_t v = sample_reference(a.logits + static_cast<size_t>(s) * a.ldl, row, V,
+                                              r.can_end[st] != 0, r.eos_id, r.temperature[s],
+                                              r.top_k[s], r.top_p[s], u);
+      if (v < 0)
+        throw CodecError("LstmEngine::generate: grammar state " + std::to_string(st) +
+                         " allows no token (stream " + std::to_string(s) + ")");
+      record_token(a, s, v);
+      active |= a.done[s] == 0;
+    }
+    if (!active) break;
+    H.step(a.next_tok, 1, parity);
+    parity ^= 1;
+  }
+  for (int s = 0; s < n; ++s) r.out_length[s] = len[s];
+}
+
+double philox_uniform_shared(std::uint64_t seed, std::uint32_t step, std::uint32_t stream) {
+  return rule::philox_uniform(seed, step, stream);
+}
+
+std::int32_t sample_reference(const float* logits, const std::int32_t* row, int V, bool can_end,
+                              std::int32_t eos, float temperature, std::int32_t top_k,
+                              float top_p, double u) {
+  // The kernel's steps run serially: the parallel parts (max, compaction, counting-sort ranks)
+  // are order-independent, the deciding sums call the same rule:: functions.
+  if (temperature == 0.0f) {
+    float best = 0.0f;
+    int bi = -1;
+    for (int v = 0; v < V; ++v)
+      if (rule::allowed(row, v, can_end, eos) && rule::greedy_better(logits[v], v, best, bi)) {
+        best = logits[v];
+        bi = v;
+      }
+    return bi;
+  }
+  const double T = static_cast<double>(temperature);
+  std::vector<int> ids;
+  double mx = -INFINITY;
+  for (int v = 0; v < V; ++v)
+    if (rule::allowed(row, v, can_end, eos)) {
+      ids.push_back(v);
+      mx = std::fmax(mx, rule::scaled(logits[v], T));
+    }
+  const int nk = static_cast<int>(ids.size());
+  if (nk == 0) return -1;
+  std::vector<double> wk(nk);
+  for (int i = 0; i < nk; ++i) wk[i] = rule::weight(logits[ids[i]], T, mx);
+  const bool use_k = top_k > 0 && top_k < nk;
+  const bool use_p = top_p > 0.0f && top_p < 1.0f;
+  const int n_keep = use_k ? top_k : nk;
+  std::vector<int> rank(nk), order(nk);
+  int limit = nk;
+  if (use_k || use_p) {
+    for (int i = 0; i < nk; ++i) {
+      int rr = 0;
+      for (int j = 0; j < nk; ++j) rr += rule::ranks_before(wk[j], j, wk[i], i) ? 1 : 0;
+      rank[i] = rr;
+      order[rr] = i;
+    }
+    limit = use_p ? rule::top_p_keep(wk.data(), rank.data(), order.data(), nk, n_keep, top_p)
+                  : n_keep;
+  }
+  const int i = rule::pick(wk.data(), (use_k || use_p) ? rank.data() : nullptr, nk, limit, u);
+  return ids[i];
+}
+
+}  // namespace musgen::cuda

@@ -1,0 +1,65 @@
+"""``musgen prepare CORPUS... -o DATASET``: read MIDI corpora and write a tokenized dataset."""
+
+from __future__ import annotations
+
+import argparse
+
+from .dataset import DatasetError
+
+
+def _split(text: str) -> tuple[float, float, float]:
+    try:
+        parts = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected three numbers TRAIN,VALID,TEST "
+                                         "such as 0.8,0.1,0.1")
+    return parts  # type: ignore[return-value]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("corpora", nargs="+", metavar="CORPUS",
+                        help="folders searched for .mid/.midi/.rmi/.kar files (or single files); "
+                             "files under train/valid/validation/test folders keep that split")
+    parser.add_argument("-o", "--output", required=True, metavar="DATASET",
+                        help="dataset folder to write (an earlier dataset there is replaced)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the split of files outside train/valid/test folders")
+    parser.add_argument("--split", type=_split, default=(0.8, 0.1, 0.1), metavar="T,V,T",
+                        help="train,valid,test ratios of the seeded split (default 0.8,0.1,0.1)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="reader and encoder threads (default: every core)")
+    parser.add_argument("--steps-per-beat", type=int, default=None,
+                        help="time grid of the codec (default: the codec's default)")
+    parser.add_argument("--max-tokens", type=int, default=None,
+                        help="quarantine files that encode to more tokens")
+    parser.add_argument("--min-notes", type=int, default=1,
+                        help="quarantine files with fewer notes (default 1)")
+    parser.add_argument("--keep-drums", action="store_true",
+                        help="keep channel-10 percussion as DrumPitch tokens (dropped by default)")
+    parser.add_argument("--backend", default=None, choices=["auto", "cpp", "cuda", "python"],
+                        help="reader/codec implementation (default: $MUSGEN_BACKEND or auto)")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress bar and no summary")
+
+
+def run(args: argparse.Namespace) -> int:
+    from . import codec
+    from .dataset import format_summary, prepare
+
+    overrides = {}
+    if args.steps_per_beat is not None:
+        if args.steps_per_beat < 1:
+            raise DatasetError(f"--steps-per-beat {args.steps_per_beat}: expected >= 1")
+        overrides["steps_per_beat"] = args.steps_per_beat
+    if args.keep_drums:
+        overrides["keep_drums"] = True
+    config = codec.default_config(**overrides)
+    summary = prepare(args.corpora, args.output, config=config, seed=args.seed, split=args.split,
+                      threads=args.threads, max_tokens=args.max_tokens,
+                      min_notes=args.min_notes, quiet=args.quiet,
+                      backend=args.backend)
+    if not args.quiet:
+        print(format_summary(summary))
+    return 0

@@ -1,0 +1,66 @@
+"""``musgen train DATASET -o MODEL_DIR``: train an LSTM on a prepared dataset, checkpoint every
+epoch, and export the best epoch as a model directory."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _minutes(text: str):
+    if text.lower() in ("none", "0", "inf"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected minutes or 'none'") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive number of minutes")
+    return value
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dataset", metavar="DATASET", help="dataset folder written by musgen prepare")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL_DIR",
+                   help="model directory to write (checkpoints go to MODEL_DIR/checkpoints)")
+    p.add_argument("--preset", choices=["default", "paper"], default="default",
+                   help="default: token LSTM language model; paper: the seed paper's "
+                        "regression model on (pitch, velocity, time delta)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="most epochs (default 60; paper preset 30)")
+    p.add_argument("--batch-size", type=int, default=None, help="windows per batch (32)")
+    p.add_argument("--window", type=int, default=None, help="tokens per window (128)")
+    p.add_argument("--stride", type=int, default=None, help="tokens between windows (64)")
+    p.add_argument("--units", type=int, default=None, help="LSTM units per layer (256)")
+    p.add_argument("--layers", type=int, default=None, help="LSTM layers (2)")
+    p.add_argument("--embedding-dim", type=int, default=None, help="token embedding size (64)")
+    p.add_argument("--dropout", type=float, default=None, help="dropout between layers (0.2)")
+    p.add_argument("--learning-rate", type=float, default=None, help="Adam learning rate (2e-3)")
+    p.add_argument("--transpose", type=int, default=None,
+                   help="random transposition by up to +-N semitones (0)")
+    p.add_argument("--patience", type=int, default=None,
+                   help="stop after this many epochs without validation improvement (6)")
+    p.add_argument("--max-minutes", type=_minutes, default="preset",
+                   help="time budget: start no epoch that would end past it (25; 'none')")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights, dropout and data order")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the last complete checkpoint in MODEL_DIR/checkpoints")
+    p.add_argument("--tensorboard", metavar="LOGDIR", default=None,
+                   help="write TensorBoard logs here")
+    p.add_argument("--strategy", choices=["default", "mirrored", "multiworker"],
+                   default="default", help="tf.distribute strategy (multiworker reads TF_CONFIG)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .training import train
+
+    out = train(args.dataset, args.output, preset=args.preset, epochs=args.epochs,
+                batch_size=args.batch_size, window=args.window, stride=args.stride,
+                units=args.units, layers=args.layers, embedding_dim=args.embedding_dim,
+                dropout=args.dropout, learning_rate=args.learning_rate, seed=args.seed,
+                resume=args.resume, patience=args.patience, tensorboard=args.tensorboard,
+                strategy=args.strategy, quiet=args.quiet, max_minutes=args.max_minutes,
+                transpose=args.transpose)
+    if not args.quiet:
+        print(f"model directory: {out}")
+    return 0

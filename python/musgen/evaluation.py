@@ -1,0 +1,308 @@
+"""Held-out evaluation of a model directory, without TensorFlow: NLL per token and per note,
+perplexity, accuracy and NLL per token type, next to an n-gram and the paper-preset baselines.
+
+How the LSTM is scored: each piece of the split is run through ``musgen.engine.load(model_dir)
+.logits`` whole, from the zero state at its BOS (teacher forcing), so every target token
+``tokens[1:]`` (EOS included) is predicted from the complete history of its own piece and is
+counted exactly once. Pieces are batched by length and padded with PAD at the end; the LSTM is
+causal, so the padding never changes the logits of real positions, and padded positions are
+not scored.
+
+What is comparable:
+
+* LSTM and n-gram: same tokens, same split, same targets; NLL per token and per note are on
+  the same scale (nats).
+* Paper preset: a regression model (MSE on pitch, velocity, seconds to the next onset; no
+  durations). To put it on a likelihood scale, a Gaussian per feature is fitted on its
+  validation residuals and its mass over each observed value's quantization cell is taken:
+  pitch to the semitone, velocity to the codec's velocity bin, time delta to the codec's grid
+  step at 120 BPM. Its "NLL per note" is the sum of the three. It models less than the token
+  model (no durations, not the first note of a piece) and scores a tempo-dependent time grid,
+  so it is a coarse reference, not an exact match: a lower token-model NLL per note is a fair
+  win, a lower paper NLL would not be a fair loss.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["evaluate", "format_report", "paper_baseline", "ngram_baseline", "write_json"]
+
+TYPE_NAMES = {0: "special", 1: "time", 2: "pitch", 3: "velocity", 4: "duration",
+              5: "drum_pitch"}
+
+
+def _open_dataset(dataset):
+    if isinstance(dataset, (str, Path)):
+        from .dataset import Dataset
+
+        return Dataset.open(dataset)
+    return dataset
+
+
+def _field(piece, name):
+    if isinstance(piece, dict):
+        return piece[name]
+    try:
+        return piece[name]
+    except (TypeError, KeyError, IndexError, ValueError):
+        return getattr(piece, name)
+
+
+def _split_pieces(dataset, split: str) -> list:
+    idx = [int(i) for i in dataset.split_indices(split)]
+    if not idx:
+        raise ValueError(f"dataset {getattr(dataset, 'path', '?')}: split {split!r} is empty")
+    return idx
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    x = logits.astype(np.float64)
+    x -= x.max(axis=-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+
+
+class _Tally:
+    """Sums of NLL (nats) and counts, overall and per target-token type."""
+
+    def __init__(self, types: np.ndarray):
+        self.types = types
+        self.nll = 0.0
+        self.count = 0
+        self.correct = 0
+        self.by_type: dict = {}
+
+    def add(self, targets: np.ndarray, nll: np.ndarray, correct=None) -> None:
+        self.nll += float(nll.sum())
+        self.count += int(len(targets))
+        if correct is not None:
+            self.correct += int(correct.sum())
+        tt = self.types[targets]
+        for t in np.unique(tt):
+            sel = tt == t
+            s, c = self.by_type.get(int(t), (0.0, 0))
+            self.by_type[int(t)] = (s + float(nll[sel].sum()), c + int(sel.sum()))
+
+    def result(self, n_notes: int, with_accuracy: bool) -> dict:
+        per_tok = self.nll / max(self.count, 1)
+        out = {"nll_per_token": per_tok, "perplexity": math.exp(per_tok),
+               "nll_per_note": self.nll / max(n_notes, 1), "total_nll": self.nll,
+               "n_targets": self.count,
+               "nll_per_token_type": {TYPE_NAMES.get(t, str(t)): s / c
+                                      for t, (s, c) in sorted(self.by_type.items())},
+               "targets_per_token_type": {TYPE_NAMES.get(t, str(t)): c
+                                          for t, (s, c) in sorted(self.by_type.items())}}
+        if with_accuracy:
+            out["accuracy"] = self.correct / max(self.count, 1)
+        return out
+
+
+def _lstm_scores(engine, pieces: list, pad: int, types: np.ndarray, batch: int = 16) -> _Tally:
+    tally = _Tally(types)
+    order = sorted(range(len(pieces)), key=lambda j: len(pieces[j]))
+    for b in range(0, len(order), batch):
+        group = [pieces[j] for j in order[b:b + batch]]
+        T = max(len(p) for p in group) - 1
+        inputs = np.full((len(group), T), pad, np.int32)
+        for r, p in enumerate(group):
+            inputs[r, :len(p) - 1] = p[:-1]
+        logits = np.asarray(engine.logits(inputs))
+        if logits.shape[:2] != (len(group), T):
+            raise RuntimeError(f"engine.logits returned shape {logits.shape}, expected "
+                               f"({len(group)}, {T}, vocab)")
+        for r, p in enumerate(group):
+            n = len(p) - 1
+            lp = _log_softmax(logits[r, :n])
+            tgt = np.asarray(p[1:], np.int64)
+            nll = -lp[np.arange(n), tgt]
+            tally.add(tgt, nll, lp.argmax(axis=-1) == tgt)
+    return tally
+
+
+def _n_notes(dataset, idx: list) -> int:
+    return int(sum(int(_field(dataset.pieces[i], "n_notes")) for i in idx))
+
+
+def ngram_baseline(dataset, split: str, max_order: int = 5) -> dict:
+    """Interpolated Kneser-Ney n-gram trained on ``train``, order chosen on ``valid``."""
+    from .ngram import KneserNey, best_order
+
+    codec = dataset.codec
+    seqs = {s: [np.asarray(dataset.piece_tokens(i), np.int64) for i in _split_pieces(dataset, s)]
+            for s in ("train", "valid", split)}
+    model = KneserNey(seqs["train"], codec.vocab_size, codec.bos_id, max_order=max_order)
+    order, valid_scores = best_order(model, seqs["valid"])
+    types = np.asarray(codec.token_types)
+    tally = _Tally(types)
+    for s in seqs[split]:
+        p = model.target_probs([s], order)
+        tally.add(s[1:], -np.log(p))
+    out = tally.result(_n_notes(dataset, _split_pieces(dataset, split)), with_accuracy=False)
+    out.update({"order": order, "valid_nll_per_token_by_order":
+                {str(k): v for k, v in valid_scores.items()}, "smoothing":
+                "interpolated Kneser-Ney, one discount per order"})
+    return out
+
+
+# ----------------------------------------------------------------------------- paper preset
+def _paper_predict(engine, features: np.ndarray) -> np.ndarray:
+    """Raw features ``[T, 3]`` of one piece -> the model's raw predictions of each next note's
+    features ``[T, 3]`` (the config's feature normalization applied both ways)."""
+    m = engine.config["model"]
+    mean = np.asarray(m["feature_mean"], np.float64)
+    std = np.asarray(m["feature_std"], np.float64)
+    x = ((np.asarray(features, np.float64) - mean) / std).astype(np.float32)
+    return np.asarray(engine.predict(x), np.float64)[0] * std + mean
+
+
+def _paper_pieces(dataset, idx):
+    offs = np.asarray(dataset.piece_note_offsets)
+    for i in idx:
+        n = int(_field(dataset.pieces[i], "n_notes"))
+        yield np.asarray(dataset.paper_features[int(offs[i]):int(offs[i]) + n], np.float64)
+
+
+def _residuals(engine, dataset, idx):
+    res = []
+    for f in _paper_pieces(dataset, idx):
+        if len(f) < 2:
+            continue
+        res.append(f[1:] - _paper_predict(engine, f[:-1]))
+    return np.concatenate(res) if res else np.zeros((0, 3))
+
+
+def _norm_cdf(x):
+    from math import erf
+
+    return 0.5 * (1.0 + np.vectorize(erf)(x / math.sqrt(2.0)))
+
+
+def paper_baseline(paper_model, dataset, split: str = "test", *,
+                   backend: str | None = None) -> dict:
+    """MSE of a paper-preset model and its discretized-Gaussian NLL per note (see module doc)."""
+    from . import engine as _engine
+
+    eng = _engine.load(paper_model, backend=backend)
+    config = eng.config
+    if config["model"]["kind"] != "paper":
+        raise ValueError(f"{paper_model}: model.kind is {config['model']['kind']!r}, "
+                         "expected 'paper'")
+    codec = dataset.codec
+    std = np.asarray(config["model"]["feature_std"], np.float64)
+    vres = _residuals(eng, dataset, _split_pieces(dataset, "valid"))
+    mu, sigma = vres.mean(axis=0), np.maximum(vres.std(axis=0), 1e-6)
+    idx = _split_pieces(dataset, split)
+    res = _residuals(eng, dataset, idx)
+    targets = np.concatenate([f[1:] for f in _paper_pieces(dataset, idx) if len(f) >= 2])
+    pred = targets - res
+    n_vel = int(codec.velocity_bins)
+    if codec.timing == "seconds":
+        step_s = codec.step_ms / 1000.0
+    else:
+        step_s = 0.5 / float(codec.steps_per_beat)  # one grid step at 120 BPM
+    # Quantization cells [lo, hi) of the observed values, in raw units.
+    cells = [(np.round(targets[:, 0]) - 0.5, np.round(targets[:, 0]) + 0.5)]
+    vb = np.floor(np.clip(targets[:, 1], 0, 127) * n_vel / 128.0)
+    cells.append((vb * 128.0 / n_vel, (vb + 1) * 128.0 / n_vel))
+    tq = np.round(np.maximum(targets[:, 2], 0) / step_s)
+    cells.append((np.where(tq == 0, -np.inf, (tq - 0.5) * step_s), (tq + 0.5) * step_s))
+    nll = np.zeros(len(targets))
+    per_feature = {}
+    for f, (lo, hi) in enumerate(cells):
+        m = pred[:, f] + mu[f]
+        mass = _norm_cdf((hi - m) / sigma[f]) - _norm_cdf((lo - m) / sigma[f])
+        part = -np.log(np.maximum(mass, 1e-12))
+        per_feature[("pitch", "velocity", "time_delta")[f]] = float(part.mean())
+        nll += part
+    mse_norm = float(np.mean((res / std) ** 2)) if len(res) else float("nan")
+    return {"mse_normalized": mse_norm,
+            "mse_raw_per_feature": {k: float(v) for k, v in
+                                    zip(("pitch", "velocity", "time_delta_seconds"),
+                                        np.mean(res ** 2, axis=0))},
+            "nll_per_note": float(nll.mean()), "nll_per_note_by_feature": per_feature,
+            "n_notes_scored": int(len(targets)),
+            "gaussian_sigma": [float(s) for s in sigma],
+            "discretization": {"pitch": "semitone", "velocity": f"{n_vel} uniform bins",
+                               "time_delta": f"{step_s:.5f} s grid (codec step at 120 BPM)"}}
+
+
+# ----------------------------------------------------------------------------- public
+def evaluate(model_dir, dataset, *, split: str = "test", backend: str | None = None,
+             baselines: bool = True, paper_model=None, max_order: int = 5) -> dict:
+    """Held-out metrics of a token model on ``split`` of ``dataset``.
+
+    Returns a JSON-serializable dict: ``model`` (nll_per_token, nll_per_note, perplexity,
+    accuracy, nll_per_token_type, counts), and with ``baselines``: ``ngram`` (best order on the
+    valid split) and, when ``paper_model`` (a paper-preset model directory) is given, ``paper``.
+    NLLs are in nats.
+    """
+    from . import engine as _engine
+
+    dataset = _open_dataset(dataset)
+    idx = _split_pieces(dataset, split)
+    eng = _engine.load(model_dir, backend=backend)
+    codec = dataset.codec
+    saved = eng.config.get("codec")
+    if saved != codec.to_dict():
+        from .errors import ModelFormatError
+
+        diff = sorted(k for k in set(saved or {}) | set(codec.to_dict())
+                      if (saved or {}).get(k) != codec.to_dict().get(k))
+        raise ModelFormatError(f"{model_dir}: the model's codec differs from the dataset's "
+                               f"(fields {diff}); evaluate on a dataset prepared with the "
+                               "model's codec")
+    types = np.asarray(codec.token_types)
+    pieces = [np.asarray(dataset.piece_tokens(i), np.int32) for i in idx]
+    pieces = [p for p in pieces if len(p) >= 2]
+    n_notes = _n_notes(dataset, idx)
+    result = {"model_dir": str(model_dir), "dataset": str(getattr(dataset, "path", "")),
+              "split": split, "n_pieces": len(pieces), "n_notes": n_notes,
+              "method": "whole pieces from BOS, teacher-forced, each target counted once",
+              "model": _lstm_scores(eng, pieces, int(codec.pad_id), types)
+              .result(n_notes, with_accuracy=True)}
+    if baselines:
+        ng = ngram_baseline(dataset, split, max_order=max_order)
+        result["ngram"] = ng
+        result["improvement_over_ngram"] = 1.0 - (result["model"]["nll_per_token"]
+                                                  / ng["nll_per_token"])
+        if paper_model is not None:
+            result["paper"] = paper_baseline(paper_model, dataset, split, backend=backend)
+    return result
+
+
+def format_report(result: dict) -> str:
+    """A plain-text table of an ``evaluate`` result."""
+    rows = [("model", result["model"])]
+    if "ngram" in result:
+        rows.append((f"{result['ngram']['order']}-gram KN", result["ngram"]))
+    types = sorted({t for _, r in rows for t in r["nll_per_token_type"]})
+    head = (f"{'':14s} {'NLL/token':>10s} {'NLL/note':>10s} {'ppl':>8s} {'acc':>7s} "
+            + " ".join(f"{t[:8]:>8s}" for t in types))
+    lines = [f"split {result['split']}: {result['n_pieces']} pieces, {result['n_notes']} notes, "
+             f"{result['model']['n_targets']} target tokens (NLL in nats)", head]
+    for name, r in rows:
+        acc = f"{r['accuracy']:7.3f}" if "accuracy" in r else f"{'-':>7s}"
+        lines.append(f"{name:14s} {r['nll_per_token']:10.4f} {r['nll_per_note']:10.4f} "
+                     f"{r['perplexity']:8.3f} {acc} "
+                     + " ".join(f"{r['nll_per_token_type'].get(t, float('nan')):8.4f}"
+                                for t in types))
+    if "improvement_over_ngram" in result:
+        lines.append(f"model vs best n-gram: {100 * result['improvement_over_ngram']:+.1f}% "
+                     "lower NLL per token")
+    if "paper" in result:
+        p = result["paper"]
+        lines.append(f"paper preset: MSE (normalized) {p['mse_normalized']:.4f}, discretized "
+                     f"Gaussian NLL per note {p['nll_per_note']:.4f} "
+                     f"(pitch+velocity+time only; see docs)")
+    return "\n".join(lines)
+
+
+def write_json(result: dict, path) -> None:
+    from .modeldir import atomic_write_bytes
+
+    atomic_write_bytes(Path(path), (json.dumps(result, indent=2, sort_keys=True) + "\n")
+                       .encode())

@@ -1,0 +1,292 @@
+"""Training input: fixed-length windows over a dataset's memory-mapped tokens, shuffled, augmented
+by transposition and batched, as a NumPy iterator or a ``tf.data`` pipeline (same batches).
+
+Windows. A piece of ``L`` tokens (BOS ... EOS) has ``L - 1`` next-token targets. A window that
+starts at ``s`` has inputs ``tokens[s:s+T]`` and targets ``tokens[s+1:s+T+1]``; starts are
+``0, stride, 2*stride, ...`` up to the first window that reaches the piece's last target, so every
+target is in at least one window (exactly one when ``stride == window``). The part of a window
+past the end of its piece (a piece shorter than a window, or the last window of a piece) is
+filled with PAD (id 0) in both inputs and targets. PAD is never a real target, so the loss mask
+is ``targets != PAD_ID`` (``target_weights``, or ``weights=True`` to get it with every batch):
+padded positions carry no loss and no accuracy.
+
+Order. The windows of an epoch are shuffled with ``np.random.default_rng([seed, epoch])`` (when
+``shuffle``), and each window's transposition is drawn from the same generator, so ``seed`` and
+``epoch`` fix every batch: training resumed after a kill at (epoch, batch) sees exactly the batches
+it would have seen (``start_batch`` skips the ones already done).
+
+Transposition. With ``transpose=k`` each window is shifted by a semitone count drawn uniformly
+from ``-k..k`` (``CodecConfig.transpose`` semantics, applied through per-shift lookup tables
+built from it); a window that would leave the codec's pitch range is kept untransposed.
+
+``tf_dataset`` runs the very same batch function inside ``tf.data`` (``tf.numpy_function``, in
+parallel, order kept, prefetched), so the two produce identical batches by construction; a test
+checks it. TensorFlow is imported only inside ``tf_dataset``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from .dataset import Dataset, DatasetError
+
+__all__ = [
+    "PAD_ID",
+    "window_starts",
+    "count_windows",
+    "batches_per_epoch",
+    "numpy_batches",
+    "tf_dataset",
+    "target_weights",
+    "EpochPlan",
+    "plan_epoch",
+]
+
+#: The padding token (the codec's ``pad_id``); targets equal to it carry no loss.
+PAD_ID = 0
+
+
+def _as_dataset(dataset) -> Dataset:
+    return dataset if isinstance(dataset, Dataset) else Dataset.open(dataset)
+
+
+def _check(window: int, stride: int | None, batch_size: int) -> int:
+    if int(window) < 1:
+        raise ValueError(f"window={window!r}: expected a positive number of tokens")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size={batch_size!r}: expected a positive number")
+    stride = int(window) if stride is None else int(stride)
+    if stride < 1:
+        raise ValueError(f"stride={stride!r}: expected a positive number of tokens")
+    return stride
+
+
+def window_starts(lengths: np.ndarray, window: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """For pieces of ``lengths`` tokens: (piece position, start in piece) of every window, int64.
+
+    A piece of length L gets ``1 + ceil(max(0, L - 1 - window) / stride)`` windows.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    n = 1 + -(-np.maximum(lengths - 1 - window, 0) // stride)
+    piece = np.repeat(np.arange(lengths.shape[0], dtype=np.int64), n)
+    first = np.cumsum(n) - n
+    k = np.arange(piece.shape[0], dtype=np.int64) - np.repeat(first, n)
+    return piece, k * stride
+
+
+def count_windows(dataset, split: str, *, window: int, stride: int | None = None) -> int:
+    """How many windows one epoch of ``split`` has."""
+    ds = _as_dataset(dataset)
+    stride = _check(window, stride, 1)
+    lengths = ds.lengths[ds.split_indices(split)]
+    return int((1 + -(-np.maximum(lengths - 1 - window, 0) // stride)).sum())
+
+
+def batches_per_epoch(dataset, split: str, *, window: int, stride: int | None = None,
+                      batch_size: int, drop_remainder: bool = False) -> int:
+    n = count_windows(dataset, split, window=window, stride=stride)
+    return n // batch_size if drop_remainder else -(-n // batch_size)
+
+
+def target_weights(targets: np.ndarray) -> np.ndarray:
+    """float32 loss weights: 1 for real targets, 0 for PAD."""
+    return (np.asarray(targets) != PAD_ID).astype(np.float32)
+
+
+class _TransposeTables:
+    """Per-shift token maps built from ``CodecConfig.transpose`` one token at a time
+    (-1 where the shifted pitch leaves the range), so a whole batch transposes in one gather."""
+
+    def __init__(self, codec, max_shift: int):
+        vocab = int(codec.vocab_size)
+        self.shifts = np.arange(-max_shift, max_shift + 1, dtype=np.int64)
+        self.table = np.empty((self.shifts.shape[0], vocab), dtype=np.int32)
+        for row, s in enumerate(self.shifts):
+            for tok in range(vocab):
+                out = codec.transpose(np.array([tok], dtype=np.int32), int(s))
+                self.table[row, tok] = -1 if out is None else int(np.asarray(out)[0])
+
+    def apply(self, spans: np.ndarray, shift_rows: np.ndarray) -> np.ndarray:
+        out = np.take_along_axis(self.table[shift_rows], spans.astype(np.int64), axis=1)
+        bad = (out < 0).any(axis=1)
+        out[bad] = spans[bad]  # would leave the pitch range: keep the window untransposed
+        return out
+
+
+@dataclass
+class EpochPlan:
+    """Every window of one epoch in batch order: absolute token offset, real tokens in the
+    ``window + 1`` span, and transposition (index into the shift table; 0 shift when off)."""
+
+    starts: np.ndarray  # int64 [n_windows], offset into dataset.tokens
+    valid: np.ndarray  # int64 [n_windows], real tokens in the span (<= window + 1)
+    shift_rows: np.ndarray  # int64 [n_windows]
+    window: int
+    batch_size: int
+    drop_remainder: bool
+
+    @property
+    def n_batches(self) -> int:
+        n = self.starts.shape[0]
+        return n // self.batch_size if self.drop_remainder else -(-n // self.batch_size)
+
+
+def plan_epoch(dataset, split: str, *, window: int = 256, stride: int | None = None,
+               batch_size: int = 32, shuffle: bool = True, seed: int = 0, epoch: int = 0,
+               transpose: int = 0, drop_remainder: bool = False) -> EpochPlan:
+    """The order and augmentation of one epoch (a pure function of its arguments)."""
+    ds = _as_dataset(dataset)
+    stride = _check(window, stride, batch_size)
+    if int(transpose) < 0:
+        raise ValueError(f"transpose={transpose!r}: expected a non-negative semitone count")
+    idx = ds.split_indices(split)
+    lengths = ds.lengths[idx]
+    piece, start = window_starts(lengths, int(window), stride)
+    starts = ds.offsets[idx][piece] + start
+    valid = np.minimum(lengths[piece] - start, int(window) + 1)
+    rng = np.random.default_rng([int(seed), int(epoch)])
+    if shuffle:
+        order = rng.permutation(starts.shape[0])
+        starts, valid = starts[order], valid[order]
+    if transpose:
+        shift_rows = rng.integers(0, 2 * int(transpose) + 1, size=starts.shape[0])
+    else:
+        shift_rows = np.zeros(starts.shape[0], dtype=np.int64)
+    return EpochPlan(starts.astype(np.int64), valid.astype(np.int64),
+                     shift_rows.astype(np.int64), int(window), int(batch_size),
+                     bool(drop_remainder))
+
+
+class _BatchMaker:
+    """Builds batch ``b`` of a plan: the one function both the NumPy and tf.data paths call."""
+
+    def __init__(self, ds: Dataset, transpose: int):
+        self.tokens = ds.tokens
+        self.tables = _TransposeTables(ds.codec, int(transpose)) if transpose else None
+
+    def __call__(self, plan: EpochPlan, b: int) -> tuple[np.ndarray, np.ndarray]:
+        lo = b * plan.batch_size
+        hi = min(lo + plan.batch_size, plan.starts.shape[0])
+        cols = np.arange(plan.window + 1, dtype=np.int64)
+        real = cols[None, :] < plan.valid[lo:hi, None]
+        index = np.where(real, plan.starts[lo:hi, None] + cols[None, :], 0)
+        spans = np.asarray(self.tokens[index.ravel()]).reshape(index.shape)
+        spans[~real] = PAD_ID
+        if self.tables is not None:
+            spans = self.tables.apply(spans, plan.shift_rows[lo:hi])
+        spans = spans.astype(np.int32, copy=False)
+        return np.ascontiguousarray(spans[:, :-1]), np.ascontiguousarray(spans[:, 1:])
+
+
+def numpy_batches(dataset, split: str = "train", *, window: int = 256, stride: int | None = None,
+                  batch_size: int = 32, shuffle: bool = True, seed: int = 0, epoch: int = 0,
+                  transpose: int = 0, drop_remainder: bool = False, epochs: int | None = 1,
+                  start_batch: int = 0, weights: bool = False) -> Iterator[tuple]:
+    """Batches ``(inputs int32 [B, window], targets int32 [B, window])`` of ``split``
+    (``weights=True`` adds ``target_weights(targets)``, float32 [B, window], for Keras).
+
+    Parameters
+    ----------
+    dataset : Dataset or path
+    split : "train", "valid" or "test"
+    window, stride : int
+        Tokens per window, and between window starts (default: ``window``, no overlap).
+    batch_size : int
+        The last batch of an epoch is smaller unless ``drop_remainder``.
+    shuffle, seed, epoch : shuffle the windows of epoch ``epoch`` with ``seed``
+    transpose : int
+        Random transposition within ``-transpose..transpose`` semitones (0: none).
+    epochs : int or None
+        Epochs ``epoch, epoch + 1, ...`` in a row (None: forever).
+    start_batch : int
+        Skip this many batches of the first epoch (resume).
+    weights : bool
+        Also yield the loss weights (0 on PAD targets).
+    """
+    ds = _as_dataset(dataset)
+    make = _BatchMaker(ds, transpose)
+    e = int(epoch)
+    first = int(start_batch)
+    while epochs is None or e < int(epoch) + int(epochs):
+        plan = plan_epoch(ds, split, window=window, stride=stride, batch_size=batch_size,
+                          shuffle=shuffle, seed=seed, epoch=e, transpose=transpose,
+                          drop_remainder=drop_remainder)
+        if plan.n_batches == 0:
+            raise DatasetError(f"{ds.path}: split {split!r} has no windows (no pieces, or "
+                               f"fewer than batch_size={batch_size} windows with drop_remainder)")
+        for b in range(first, plan.n_batches):
+            x, y = make(plan, b)
+            yield (x, y, target_weights(y)) if weights else (x, y)
+        first = 0
+        e += 1
+
+
+def tf_dataset(dataset, split: str = "train", *, window: int = 256, stride: int | None = None,
+               batch_size: int = 32, shuffle: bool = True, seed: int = 0, epoch: int = 0,
+               transpose: int = 0, drop_remainder: bool = False, epochs: int | None = 1,
+               start_batch: int = 0, weights: bool = False, parallel: int | None = None):
+    """The batches of ``numpy_batches`` (same arguments, identical values) as a ``tf.data.Dataset``
+    of ``(inputs, targets)`` int32 tensors (``weights=True``: and float32 loss weights), built in
+    parallel and prefetched; ``model.fit`` takes it as is.
+
+    ``parallel`` is the number of batches built at once (default: the number of cores).
+    """
+    import tensorflow as tf
+
+    ds = _as_dataset(dataset)
+    make = _BatchMaker(ds, transpose)
+    plans: dict[int, EpochPlan] = {}
+    lock = threading.Lock()
+
+    def plan_for(e: int) -> EpochPlan:
+        # Parallel map calls straddle an epoch boundary, so the last two plans are kept.
+        with lock:
+            if e not in plans:
+                for old in sorted(plans)[:-1]:
+                    del plans[old]
+                plans[e] = plan_epoch(ds, split, window=window, stride=stride,
+                                      batch_size=batch_size, shuffle=shuffle, seed=seed, epoch=e,
+                                      transpose=transpose, drop_remainder=drop_remainder)
+            return plans[e]
+
+    # Batch numbers are laid out epoch after epoch; epochs are enumerated here, in Python, so
+    # each epoch's batch count (which can differ only if the split changed) is exact.
+    first_plan = plan_for(int(epoch))
+    if first_plan.n_batches == 0:
+        raise DatasetError(f"{ds.path}: split {split!r} has no windows (no pieces, or fewer "
+                           f"than batch_size={batch_size} windows with drop_remainder)")
+    per_epoch = first_plan.n_batches
+    e0 = int(epoch)
+    first = int(start_batch)
+
+    def indices():
+        e = e0
+        skip = first
+        while epochs is None or e < e0 + int(epochs):
+            for b in range(skip, per_epoch):
+                yield e, b
+            skip = 0
+            e += 1
+
+    def build(e, b):
+        return make(plan_for(int(e)), int(b))
+
+    keys = tf.data.Dataset.from_generator(
+        indices, output_signature=(tf.TensorSpec((), tf.int64), tf.TensorSpec((), tf.int64)))
+
+    def to_tensors(e, b):
+        x, y = tf.numpy_function(build, [e, b], (tf.int32, tf.int32), stateful=False)
+        x.set_shape((None, window))
+        y.set_shape((None, window))
+        if weights:
+            return x, y, tf.cast(tf.not_equal(y, PAD_ID), tf.float32)
+        return x, y
+
+    n_parallel = parallel or os.cpu_count() or 1
+    return (keys.map(to_tensors, num_parallel_calls=n_parallel, deterministic=True)
+            .prefetch(tf.data.AUTOTUNE))

@@ -1,0 +1,240 @@
+"""``prepare`` end to end on small real files: quarantine, splits, provenance, CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+from musgen import codec, midi
+from musgen.cli import main
+from musgen.dataset import Dataset, DatasetError, prepare
+
+# A valid SMF with one track and no notes; and bytes that are no MIDI file at all.
+NO_NOTES = (b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x01\xe0"
+            b"MTrk\x00\x00\x00\x04\x00\xff\x2f\x00")
+NOT_MIDI = b"this is a text file, not a standard MIDI file\n"
+BAD_HEADER = b"MThd\x00\x00\x00\x02\x00"
+# One note, then the file ends long before the 4096 bytes the track chunk announces.
+TRUNCATED_CHUNK = (b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x01\xe0"
+                   b"MTrk\x00\x00\x10\x00\x00\x90\x3c\x40\x60\x80\x3c\x40")
+
+
+@pytest.fixture(scope="module")
+def small(data_dir):
+    return data_dir / "corpus_small"
+
+
+def flat_corpus(tmp_path, small, n=12):
+    """``n`` chorales in a flat folder (no split folders) under odd file-name cases."""
+    root = tmp_path / "flat"
+    (root / "sub").mkdir(parents=True)
+    files = sorted(small.glob("*/*.mid"))[:n]
+    for i, f in enumerate(files):
+        dest = root / ("sub" if i % 2 else "") / (f.stem + (".MID" if i % 3 == 0 else ".mid"))
+        shutil.copyfile(f, dest)
+    return root
+
+
+def read_quarantine(path):
+    lines = (path / "quarantine.tsv").read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "path\treason"
+    return dict(line.split("\t") for line in lines[1:])
+
+
+def test_prepare_quarantines_broken_files_and_keeps_the_rest(tmp_path, small, backend):
+    root = flat_corpus(tmp_path, small, n=6)
+    (root / "not_midi.mid").write_bytes(NOT_MIDI)
+    (root / "bad_header.midi").write_bytes(BAD_HEADER)
+    (root / "truncated.mid").write_bytes(TRUNCATED_CHUNK)
+    (root / "empty.mid").write_bytes(b"")
+    (root / "no_notes.mid").write_bytes(NO_NOTES)
+    shutil.copyfile(root / "sub" / "test_001.mid", root / "zz_copy.mid")
+    (root / "readme.txt").write_text("not a MIDI file name: never looked at")
+
+    summary = prepare([root], tmp_path / "ds", backend=backend, quiet=True, threads=2)
+    q = read_quarantine(tmp_path / "ds")
+    bad = {"flat/not_midi.mid", "flat/bad_header.midi", "flat/empty.mid"}
+    assert bad <= set(q)
+    for label in bad:
+        assert q[label].startswith("unreadable: ")
+    # the reader's own message, with the byte offset, without the path the row already names
+    with pytest.raises(midi.MidiError) as exc:
+        midi.read(root / "not_midi.mid", backend=backend)
+    assert exc.value.offset is not None
+    assert q["flat/not_midi.mid"] == f"unreadable: byte {exc.value.offset}: {exc.value.reason}"
+    assert q["flat/no_notes.mid"].startswith("no_notes: 0 notes")
+    assert q["flat/zz_copy.mid"] == "duplicate: same bytes as flat/sub/test_001.mid"
+    # the reader may reject or recover a truncated chunk; either way it is accounted for
+    ds = Dataset.open(tmp_path / "ds")
+    kept = {f"flat/{p.path}" for p in ds.pieces}
+    recovered = (tmp_path / "ds" / "recovered.tsv").read_text().splitlines()
+    assert recovered[0] == "path\twarning"
+    if "flat/truncated.mid" in kept:
+        assert recovered[1].startswith("flat/truncated.mid\t") and len(recovered) >= 2
+        assert summary["files"]["recovered"] == 1
+    else:
+        assert q["flat/truncated.mid"].startswith("unreadable: ") and len(recovered) == 1
+    good = {f"flat/{p.relative_to(root).as_posix()}" for p in root.rglob("*")
+            if p.stem.startswith(("train_", "valid_", "test_"))}
+    assert good <= kept and len(good) == 6
+    f = summary["files"]
+    assert f["found"] == 12 and f["kept"] == len(kept)
+    assert sum(f["skipped"].values()) == len(q) == 12 - len(kept)
+    assert f["skipped"]["duplicate"] == 1 and f["skipped"]["no_notes"] == 1
+    assert ds.info["files"] == f
+
+
+def test_prepare_tokens_features_and_provenance(tmp_path, small, backend):
+    root = flat_corpus(tmp_path, small, n=5)
+    prepare(root, tmp_path / "ds", backend=backend, quiet=True)
+    ds = Dataset.open(tmp_path / "ds")
+    assert isinstance(ds.tokens, np.memmap)
+    assert ds.codec == codec.default_config()
+    assert [p.path for p in ds.pieces] == sorted((p.path for p in ds.pieces))
+    for i, piece in enumerate(ds.pieces):
+        f = root / piece.path
+        assert piece.source == "flat" and piece.split_by == "seed"
+        assert piece.sha1 == hashlib.sha1(f.read_bytes()).hexdigest()
+        score = midi.read(f, backend=backend)
+        assert np.array_equal(ds.piece_tokens(i), codec.encode(score, backend=backend))
+        feats = codec.paper_features(score)
+        assert piece.n_notes == feats.shape[0] == score.n_notes
+        np.testing.assert_array_equal(ds.piece_paper_features(i), feats)
+    assert ds.info["totals"]["tokens"] == ds.tokens.shape[0]
+    assert ds.info["sources"][0]["name"] == "flat" and ds.info["sources"][0]["files"] == 5
+
+
+def test_prepare_seeded_split_reproducible_and_seed_dependent(tmp_path, small, backend):
+    root = flat_corpus(tmp_path, small, n=20)
+
+    def splits(seed, name):
+        prepare(root, tmp_path / name, seed=seed, backend=backend, quiet=True)
+        return {p.path: p.split for p in Dataset.open(tmp_path / name).pieces}
+
+    a = splits(1, "a")
+    assert a == splits(1, "b")
+    assert sorted(a.values()).count("train") == 16
+    assert sorted(a.values()).count("valid") == 2 and sorted(a.values()).count("test") == 2
+    c = splits(2, "c")
+    assert c != a and sorted(c.values()) == sorted(a.values())
+    # the split follows the file's content, not its name or place
+    shutil.move(str(root / "sub"), str(root / "moved"))
+    moved = {p.replace("moved/", "sub/"): s for p, s in splits(1, "d").items()}
+    assert moved == a
+
+
+def test_prepare_honours_split_folders(tmp_path, small, backend):
+    summary = prepare(small, tmp_path / "ds", backend=backend, quiet=True, seed=9)
+    ds = Dataset.open(tmp_path / "ds")
+    assert {s: v["pieces"] for s, v in summary["splits"].items()} == {
+        "train": 20, "valid": 5, "test": 5}
+    for piece in ds.pieces:
+        assert piece.path.split("/")[0] == piece.split and piece.split_by == "folder"
+    assert len(ds.split_indices("valid")) == 5
+    assert summary["splits"]["train"]["tokens"] == int(ds.lengths[ds.split_indices("train")].sum())
+
+
+def test_prepare_max_tokens_and_min_notes(tmp_path, small, backend):
+    root = flat_corpus(tmp_path, small, n=6)
+    lengths = [codec.encode(midi.read(f)).shape[0] for f in sorted(root.rglob("*.[mM][iI][dD]"))]
+    limit = int(np.median(lengths))
+    summary = prepare(root, tmp_path / "ds", max_tokens=limit, backend=backend, quiet=True)
+    q = read_quarantine(tmp_path / "ds")
+    assert summary["files"]["skipped"]["too_long"] == sum(n > limit for n in lengths) == len(q)
+    for reason in q.values():
+        assert reason.startswith("too_long: ") and reason.endswith(f"> max_tokens {limit}")
+    assert all(p.length <= limit for p in Dataset.open(tmp_path / "ds").pieces)
+    summary = prepare(root, tmp_path / "ds", min_notes=10**6, backend=backend, quiet=True)
+    assert summary["files"]["kept"] == 0 and summary["files"]["skipped"] == {"no_notes": 6}
+
+
+def test_prepare_bad_arguments(tmp_path, small):
+    with pytest.raises(DatasetError, match="no such folder or file"):
+        prepare(tmp_path / "missing", tmp_path / "ds", quiet=True)
+    with pytest.raises(DatasetError, match="split="):
+        prepare(small, tmp_path / "ds", split=(1, 2), quiet=True)
+    with pytest.raises(DatasetError, match="max_tokens=1"):
+        prepare(small, tmp_path / "ds", max_tokens=1, quiet=True)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "keep.txt").write_text("x")
+    with pytest.raises(DatasetError, match="refusing to replace"):
+        prepare(small, tmp_path / "mine", quiet=True)
+    assert not (tmp_path / "ds").exists()
+
+
+def test_cli_prepare_writes_dataset_and_summary(tmp_path, small, capsys):
+    rc = main(["prepare", str(small), "-o", str(tmp_path / "ds"), "--seed", "3",
+               "--steps-per-beat", "4", "--threads", "1"])
+    assert rc == 0
+    out, err = capsys.readouterr()
+    assert "files: 30 found, 30 kept, 0 skipped" in out
+    assert "prepare [" in err and "30/30 files" in err  # the progress bar
+    assert " train: 20 pieces" in out and " valid: 5 pieces" in out and "  test: 5 pieces" in out
+    info = json.loads((tmp_path / "ds" / "dataset.json").read_text())
+    assert info["codec"]["steps_per_beat"] == 4 and info["seed"] == 3
+    rc = main(["prepare", str(small), "-o", str(tmp_path / "ds2"), "--quiet"])
+    assert rc == 0 and capsys.readouterr() == ("", "")
+    rc = main(["prepare", str(tmp_path / "nowhere"), "-o", str(tmp_path / "ds3")])
+    assert rc == 1 and "no such folder or file" in capsys.readouterr().err
+
+
+@pytest.mark.corpus
+def test_prepare_jsb_chorales_keeps_the_standard_split(tmp_path, corpus_root):
+    summary = prepare(corpus_root / "corpora" / "jsb_chorales" / "quarter", tmp_path / "ds",
+                      quiet=True)
+    assert summary["files"] == {"found": 382, "kept": 382, "skipped": {}, "recovered": 0}
+    assert [summary["splits"][s]["pieces"] for s in ("train", "valid", "test")] == [229, 76, 77]
+    ds = Dataset.open(tmp_path / "ds")
+    assert all(p.split_by == "folder" for p in ds.pieces)
+
+
+def write_song(path, channels):
+    """A little MIDI file with four notes on each of ``channels`` (9 = percussion)."""
+    from musgen.score import NOTE_DTYPE, Score
+
+    rows = [(0, ch, 36 + 2 * k + ch, 90, 480 * k, 480 * k + 240)
+            for ch in channels for k in range(4)]
+    notes = np.array(rows, dtype=NOTE_DTYPE)
+    notes.sort(order=["start", "track", "channel", "pitch", "end"])
+    midi.write(Score(notes=notes), path)
+
+
+def test_prepare_drums_dropped_unless_kept(tmp_path, backend):
+    root = tmp_path / "songs"
+    root.mkdir()
+    write_song(root / "band.mid", [0, 9])
+    write_song(root / "drums_only.mid", [9])
+    summary = prepare(root, tmp_path / "ds", backend=backend, quiet=True)
+    q = read_quarantine(tmp_path / "ds")
+    assert q == {"songs/drums_only.mid": "no_notes: 0 notes without drums, need at least 1"}
+    ds = Dataset.open(tmp_path / "ds")
+    assert summary["files"]["kept"] == 1 and ds.pieces[0].n_notes == 4
+    assert not ds.codec.keep_drums
+    assert not (ds.codec.token_types[ds.tokens] == codec.TYPE_DRUM_PITCH).any()
+
+    summary = prepare(root, tmp_path / "ds", backend=backend, quiet=True, keep_drums=True)
+    ds = Dataset.open(tmp_path / "ds")
+    assert summary["files"]["kept"] == 2 and ds.codec.keep_drums
+    assert [p.n_notes for p in ds.pieces] == [8, 4]
+    assert (ds.codec.token_types[ds.piece_tokens(1)] == codec.TYPE_DRUM_PITCH).sum() == 4
+    assert ds.piece_paper_features(1)[:, 0].tolist() == [45, 47, 49, 51]
+
+
+def test_prepare_several_corpora_named_apart(tmp_path, small, backend):
+    a, b = tmp_path / "a" / "songs", tmp_path / "b" / "songs"
+    for root, files in ((a, ["train/train_000.mid"]), (b, ["train/train_001.mid",
+                                                           "test/test_000.mid"])):
+        for f in files:
+            (root / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(small / f, root / f)
+    summary = prepare([a, b], tmp_path / "ds", backend=backend, quiet=True)
+    ds = Dataset.open(tmp_path / "ds")
+    assert [(p.source, p.path, p.split) for p in ds.pieces] == [
+        ("songs", "train/train_000.mid", "train"),
+        ("songs-2", "test/test_000.mid", "test"),
+        ("songs-2", "train/train_001.mid", "train")]
+    assert [s["name"] for s in ds.info["sources"]] == ["songs", "songs-2"]
+    assert summary["files"]["found"] == 3

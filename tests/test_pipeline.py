@@ -1,0 +1,213 @@
+"""Training input windows, targets, padding, shuffling and resume, on tiny hand-made datasets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from musgen import pipeline
+from musgen.dataset import Dataset, DatasetError, _DatasetWriter
+
+
+def write_tiny(path, pieces, splits=None, codec=None):
+    """A dataset with the given token lists (each already BOS ... EOS) and no real codec."""
+    w = _DatasetWriter(path)
+    for i, toks in enumerate(pieces):
+        w.add({"source": "tiny", "path": f"p{i}.mid", "sha1": f"{i:040x}",
+               "split": (splits or ["train"] * len(pieces))[i], "split_by": "folder"},
+              np.asarray(toks, dtype=np.int32), np.zeros((len(toks), 3), np.float32))
+    return w.finish({"codec": codec or {}, "seed": 0})
+
+
+def test_window_starts_cover_every_target_once_without_overlap():
+    piece, start = pipeline.window_starts(np.array([5, 9, 2, 10]), window=4, stride=4)
+    # L=5: targets 1..4 -> one window; L=9: 8 targets -> 2; L=2: 1; L=10: 9 targets -> 3
+    assert piece.tolist() == [0, 1, 1, 2, 3, 3, 3]
+    assert start.tolist() == [0, 0, 4, 0, 0, 4, 8]
+
+
+def test_window_starts_with_overlapping_stride():
+    piece, start = pipeline.window_starts(np.array([10]), window=4, stride=2)
+    # windows cover targets up to s + 4; the last target is 9: starts 0, 2, 4, 6 (6 + 4 >= 9)
+    assert start.tolist() == [0, 2, 4, 6]
+    assert piece.tolist() == [0, 0, 0, 0]
+
+
+def test_numpy_batches_windows_and_targets_by_hand(tmp_path):
+    a = [1, 10, 11, 12, 13, 14, 15, 2]  # 8 tokens, 7 targets
+    b = [1, 20, 2]  # shorter than a window
+    ds = Dataset.open(write_tiny(tmp_path / "ds", [a, b]))
+    batches = list(pipeline.numpy_batches(ds, "train", window=4, batch_size=8, shuffle=False))
+    assert len(batches) == 1
+    x, y = batches[0]
+    assert x.dtype == np.int32 and y.dtype == np.int32 and x.shape == (3, 4)
+    assert x.tolist() == [[1, 10, 11, 12], [13, 14, 15, 2], [1, 20, 2, 0]]
+    assert y.tolist() == [[10, 11, 12, 13], [14, 15, 2, 0], [20, 2, 0, 0]]
+    w = pipeline.target_weights(y)
+    assert w.tolist() == [[1, 1, 1, 1], [1, 1, 1, 0], [1, 1, 0, 0]]
+    # every real target appears exactly once when stride == window
+    assert int(w.sum()) == (len(a) - 1) + (len(b) - 1)
+
+
+def test_numpy_batches_only_the_requested_split(tmp_path):
+    ds = Dataset.open(write_tiny(tmp_path / "ds", [[1, 5, 2], [1, 6, 2], [1, 7, 2]],
+                                 splits=["train", "test", "valid"]))
+    (x, y), = pipeline.numpy_batches(ds, "test", window=2, batch_size=4, shuffle=False)
+    assert x.tolist() == [[1, 6]] and y.tolist() == [[6, 2]]
+    (x, _), = pipeline.numpy_batches(ds, "validation", window=2, batch_size=4, shuffle=False)
+    assert x.tolist() == [[1, 7]]
+
+
+def test_numpy_batches_shuffle_is_seeded_per_epoch(tmp_path):
+    pieces = [[1] + list(range(10 + 7 * i, 17 + 7 * i)) + [2] for i in range(12)]
+    ds = Dataset.open(write_tiny(tmp_path / "ds", pieces))
+
+    def order(seed, epoch):
+        return np.concatenate([x[:, 0] for x, _ in pipeline.numpy_batches(
+            ds, window=3, batch_size=5, seed=seed, epoch=epoch)])
+
+    ref = np.concatenate([x[:, 0] for x, _ in pipeline.numpy_batches(
+        ds, window=3, batch_size=5, shuffle=False)])
+    first = order(7, 0)
+    assert np.array_equal(first, order(7, 0))
+    assert not np.array_equal(first, order(7, 1))
+    assert not np.array_equal(first, order(8, 0))
+    assert not np.array_equal(first, ref)
+    assert sorted(first.tolist()) == sorted(ref.tolist())  # same windows, another order
+
+
+def test_numpy_batches_resume_from_start_batch(tmp_path):
+    pieces = [[1] + list(range(10 + 5 * i, 15 + 5 * i)) + [2] for i in range(9)]
+    ds = Dataset.open(write_tiny(tmp_path / "ds", pieces))
+    full = list(pipeline.numpy_batches(ds, window=3, batch_size=4, seed=3, epoch=0, epochs=2))
+    per_epoch = pipeline.batches_per_epoch(ds, "train", window=3, batch_size=4)
+    assert len(full) == 2 * per_epoch
+    resumed = list(pipeline.numpy_batches(ds, window=3, batch_size=4, seed=3, epoch=0, epochs=2,
+                                          start_batch=2))
+    assert len(resumed) == len(full) - 2
+    for (x0, y0), (x1, y1) in zip(full[2:], resumed):
+        assert np.array_equal(x0, x1) and np.array_equal(y0, y1)
+
+
+def test_numpy_batches_drop_remainder_and_counts(tmp_path):
+    ds = Dataset.open(write_tiny(tmp_path / "ds", [[1, 3, 4, 5, 6, 7, 2]] * 1 + [[1, 9, 2]] * 4))
+    assert pipeline.count_windows(ds, "train", window=3) == 2 + 4
+    sizes = [x.shape[0] for x, _ in pipeline.numpy_batches(ds, window=3, batch_size=4)]
+    assert sizes == [4, 2]
+    sizes = [x.shape[0] for x, _ in pipeline.numpy_batches(ds, window=3, batch_size=4,
+                                                            drop_remainder=True)]
+    assert sizes == [4]
+
+
+def test_numpy_batches_empty_split_raises(tmp_path):
+    ds = Dataset.open(write_tiny(tmp_path / "ds", [[1, 5, 2]]))
+    with pytest.raises(DatasetError, match="split 'test' has no windows"):
+        next(pipeline.numpy_batches(ds, "test", window=2))
+
+
+def test_numpy_batches_bad_arguments(tmp_path):
+    ds = Dataset.open(write_tiny(tmp_path / "ds", [[1, 5, 2]]))
+    with pytest.raises(ValueError, match="window=0"):
+        next(pipeline.numpy_batches(ds, window=0))
+    with pytest.raises(ValueError, match="stride=0"):
+        next(pipeline.numpy_batches(ds, window=2, stride=0))
+    with pytest.raises(DatasetError, match="split 'dev'"):
+        next(pipeline.numpy_batches(ds, "dev", window=2))
+
+
+@pytest.mark.tf
+def test_tf_dataset_matches_numpy_batches(tmp_path):
+    pytest.importorskip("tensorflow")
+    pieces = [[1] + list(range(10 + 3 * i, 10 + 3 * i + (i % 7) * 3)) + [2] for i in range(30)]
+    ds = Dataset.open(write_tiny(tmp_path / "ds", pieces))
+    kw = dict(window=5, stride=3, batch_size=4, seed=11, epoch=2, epochs=2, start_batch=1)
+    ref = list(pipeline.numpy_batches(ds, **kw))
+    got = [(x.numpy(), y.numpy()) for x, y in pipeline.tf_dataset(ds, **kw, parallel=3)]
+    assert len(got) == len(ref) > 4
+    for (x0, y0), (x1, y1) in zip(ref, got):
+        assert x1.dtype == np.int32 and np.array_equal(x0, x1) and np.array_equal(y0, y1)
+
+
+# ----------------------------------------------------------------------------- transposition
+def codec_dataset(tmp_path, backend):
+    """Real codec tokens of random little scores in a narrow pitch range (so that some
+    transpositions leave it)."""
+    from musgen import codec
+    from musgen.score import NOTE_DTYPE, Score
+
+    config = codec.default_config(pitch_range=(55, 79))
+    rng = np.random.default_rng(0)
+    pieces = []
+    for _ in range(12):
+        n = int(rng.integers(3, 40))
+        notes = np.zeros(n, dtype=NOTE_DTYPE)
+        notes["pitch"] = rng.integers(55, 80, n)
+        notes["velocity"] = rng.integers(1, 128, n)
+        notes["start"] = np.sort(rng.integers(0, 480 * 16, n))
+        notes["end"] = notes["start"] + rng.integers(1, 960, n)
+        order = np.lexsort((notes["end"], notes["pitch"], notes["start"]))
+        pieces.append(codec.encode(Score(notes=notes[order]), config, backend=backend))
+    return Dataset.open(write_tiny(tmp_path / "ds", pieces, codec=config.to_dict())), config
+
+
+def test_pipeline_pad_is_the_codec_pad(tmp_path, backend):
+    ds, config = codec_dataset(tmp_path, backend)
+    assert ds.codec == config
+    assert config.pad_id == pipeline.PAD_ID
+
+
+def test_numpy_batches_transposition_stays_in_range(tmp_path, backend):
+    ds, config = codec_dataset(tmp_path, backend)
+    kw = dict(window=16, stride=16, batch_size=64, shuffle=False, seed=5, transpose=6)
+    plain = np.concatenate([x for x, _ in pipeline.numpy_batches(ds, **{**kw, "transpose": 0})])
+    plain_y = np.concatenate([y for _, y in pipeline.numpy_batches(ds, **{**kw, "transpose": 0})])
+    got = list(pipeline.numpy_batches(ds, **kw))
+    x = np.concatenate([b[0] for b in got])
+    y = np.concatenate([b[1] for b in got])
+    plan = pipeline.plan_epoch(ds, "train", **{k: v for k, v in kw.items()})
+    shifts = plan.shift_rows - 6
+    pitch = config.token_types == 2  # TYPE_PITCH
+    kept = moved = 0
+    for row in range(x.shape[0]):
+        span = np.concatenate([plain[row], plain_y[row, -1:]])
+        want = config.transpose(span, int(shifts[row]))
+        if want is None:  # would leave the range: kept as it was
+            want = span
+            kept += 1
+        elif shifts[row] != 0:
+            moved += 1
+        assert np.array_equal(x[row], want[:-1]) and np.array_equal(y[row], want[1:])
+        # still in range: every pitch token is a pitch token of the vocabulary
+        assert np.array_equal(pitch[x[row]], pitch[plain[row]])
+    assert kept > 0 and moved > 0
+    # the PAD positions are untouched
+    assert np.array_equal(x == 0, plain == 0)
+
+
+@pytest.mark.tf
+def test_tf_dataset_matches_numpy_batches_with_transposition(tmp_path, backend):
+    pytest.importorskip("tensorflow")
+    ds, _ = codec_dataset(tmp_path, backend)
+    kw = dict(window=8, stride=5, batch_size=16, seed=2, epoch=0, epochs=2, transpose=5,
+              weights=True)
+    ref = list(pipeline.numpy_batches(ds, **kw))
+    got = [tuple(t.numpy() for t in batch) for batch in pipeline.tf_dataset(ds, **kw)]
+    assert len(got) == len(ref) > 2
+    for (x0, y0, w0), (x1, y1, w1) in zip(ref, got):
+        assert np.array_equal(x0, x1) and np.array_equal(y0, y1)
+        assert w1.dtype == np.float32 and np.array_equal(w0, w1)
+        assert np.array_equal(w0, (y0 != 0).astype(np.float32))
+    assert min(w.min() for _, _, w in got) == 0  # the padded piece ends are masked
+
+
+def test_numpy_batches_order_does_not_depend_on_batch_size(tmp_path):
+    pieces = [[1] + list(range(10 + 6 * i, 16 + 6 * i)) + [2] for i in range(10)]
+    ds = Dataset.open(write_tiny(tmp_path / "ds", pieces))
+
+    def windows(batch_size):
+        got = list(pipeline.numpy_batches(ds, window=4, stride=2, batch_size=batch_size, seed=4))
+        return np.concatenate([x for x, _ in got]), np.concatenate([y for _, y in got])
+
+    x3, y3 = windows(3)
+    x64, y64 = windows(64)
+    assert np.array_equal(x3, x64) and np.array_equal(y3, y64)
+    assert x3.shape[0] == pipeline.count_windows(ds, "train", window=4, stride=2) == 30
