@@ -49,6 +49,7 @@ endif()
 # Old symbol versions for the libm functions glibc renewed after 2.17 (see glibc-compat.h).
 set(CMAKE_C_FLAGS_INIT "-include ${CMAKE_CURRENT_LIST_DIR}/glibc-compat.h")
 set(CMAKE_CXX_FLAGS_INIT "-include ${CMAKE_CURRENT_LIST_DIR}/glibc-compat.h")
+string(APPEND CMAKE_CUDA_FLAGS_INIT " -Xcompiler=-include,${CMAKE_CURRENT_LIST_DIR}/glibc-compat.h")
 
 # libstdc++ and libgcc go into the module, so it needs no GLIBCXX_* newer than the target's;
 # --exclude-libs keeps their symbols private to it (no clash with another copy in the process).

@@ -5,7 +5,7 @@
 #ifndef MUSGEN_GLIBC_COMPAT_H
 #define MUSGEN_GLIBC_COMPAT_H
 #include <features.h>
-#if defined(__GLIBC__) && !defined(__CUDACC__)
+#if defined(__GLIBC__) && !defined(__CUDA_ARCH__) /* host code only (nvcc: host pass) */
 #if defined(__x86_64__)
 #define MUSGEN_GLIBC_BASE "GLIBC_2.2.5"
 #elif defined(__aarch64__)
