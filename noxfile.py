@@ -55,3 +55,9 @@ def compare_tf(session: nox.Session) -> None:
     """Train a small model with TensorFlow, export it, and compare Keras with the C++/NumPy engines."""
     session.install(".[test,train]")
     session.run("python", str(ROOT / "bench" / "compare_tf.py"), *session.posargs)
+
+
+@nox.session(default=False, venv_backend="none")
+def wheels(session: nox.Session) -> None:
+    """manylinux wheels: x86_64, and aarch64 cross-built and tested under qemu (tools/wheels.py)."""
+    session.run("python", str(ROOT / "tools" / "wheels.py"), *session.posargs)
