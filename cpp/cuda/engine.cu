@@ -809,51 +809,19 @@ struct Start {
 };
 
 Start prepare_request(const engine::GenerateRequest& r, int V) {
-  // The same argument checks, in the same order and words, as the CPU engine.
-  if (r.n < 0 || r.primer_len < 1 || r.primer == nullptr)
-    throw std::invalid_argument("LstmEngine::generate: need n >= 0 and a primer of >= 1 token");
-  if (r.table == nullptr || r.n_states < 1 || r.can_end == nullptr)
-    throw std::invalid_argument("LstmEngine::generate: a grammar table is required");
-  if (r.start_state < 0 || r.start_state >= r.n_states)
-    throw std::invalid_argument("LstmEngine::generate: start_state out of range");
-  for (std::int64_t i = 0; i < r.n_states * V; ++i)
-    if (r.table[i] < -1 || r.table[i] >= r.n_states)
-      throw std::invalid_argument("LstmEngine::generate: grammar table entry " +
-                                  std::to_string(r.table[i]) + " is not -1 or a state index");
-  if (r.eos_id >= V) throw std::invalid_argument("LstmEngine::generate: eos_id out of range");
-  if (r.max_tokens < 0) throw std::invalid_argument("LstmEngine::generate: max_tokens < 0");
-  if ((r.length_kind == 1 && r.is_note == nullptr) ||
-      (r.length_kind == 2 && r.clock_steps == nullptr) || r.length_kind < 0 || r.length_kind > 2)
-    throw std::invalid_argument("LstmEngine::generate: length unit needs its per-token table");
+  // The CPU engine's checks and primer walk (one definition, the same words on every backend).
+  Start out;
+  out.state = engine::check_request(r, V);
   if (r.n > (1 << 30)) throw std::invalid_argument("LstmEngine::generate: n too large");
   const int n = static_cast<int>(r.n);
-  const std::int64_t cap = r.max_tokens;
-  Start out;
-  out.state.assign(n, 0);
   out.next.assign(n, 0);
   out.done.assign(n, 0);
-  std::vector<std::int32_t>& state0 = out.state;
-  std::vector<std::int32_t>& next0 = out.next;
-  std::vector<std::uint8_t>& done0 = out.done;
   for (int s = 0; s < n; ++s) {
-    std::int32_t st = r.start_state;
-    for (std::int64_t t = 0; t < r.primer_len; ++t) {
-      const std::int32_t tok = r.primer[s * r.primer_len + t];
-      if (tok < 0 || tok >= V)
-        throw std::invalid_argument("LstmEngine::generate: primer token " + std::to_string(tok) +
-                                    " outside [0, " + std::to_string(V) + ")");
-      const std::int32_t nx = r.table[static_cast<std::int64_t>(st) * V + tok];
-      if (nx < 0 || (tok == r.eos_id && t + 1 < r.primer_len))
-        throw CodecError("LstmEngine::generate: primer token " + std::to_string(tok) +
-                         " at position " + std::to_string(t) + " of stream " + std::to_string(s) +
-                         " is not allowed by the grammar in state " + std::to_string(st));
-      st = nx;
-    }
-    state0[s] = st;
     const std::int32_t last = r.primer[s * r.primer_len + r.primer_len - 1];
-    next0[s] = last;
-    if ((r.eos_id >= 0 && last == r.eos_id) || cap == 0 || (r.length <= 0 && r.can_end[st]))
-      done0[s] = 1;
+    out.next[s] = last;
+    if ((r.eos_id >= 0 && last == r.eos_id) || r.max_tokens == 0 ||
+        (r.length <= 0 && r.can_end[out.state[s]]))
+      out.done[s] = 1;
   }
   return out;
 }

@@ -510,10 +510,7 @@ struct Sampler {
 
 }  // namespace
 
-void LstmEngine::generate(const GenerateRequest& r) const {
-  const Impl& I = *impl_;
-  const int V = I.vocab;
-  if (!I.lm) throw std::invalid_argument("LstmEngine::generate: the model is not of kind lstm_lm");
+std::vector<std::int32_t> check_request(const GenerateRequest& r, int V) {
   if (r.n < 0 || r.primer_len < 1 || r.primer == nullptr)
     throw std::invalid_argument("LstmEngine::generate: need n >= 0 and a primer of >= 1 token");
   if (r.table == nullptr || r.n_states < 1 || r.can_end == nullptr)
@@ -547,6 +544,14 @@ void LstmEngine::generate(const GenerateRequest& r) const {
     }
     state0[s] = st;
   }
+  return state0;
+}
+
+void LstmEngine::generate(const GenerateRequest& r) const {
+  const Impl& I = *impl_;
+  const int V = I.vocab;
+  if (!I.lm) throw std::invalid_argument("LstmEngine::generate: the model is not of kind lstm_lm");
+  const std::vector<std::int32_t> state0 = check_request(r, V);
   const std::int64_t cap = r.max_tokens;
   parallel_chunks(r.n, r.threads, [&](std::int64_t b0, std::int64_t b1) {
     const int nb = static_cast<int>(b1 - b0);

@@ -9,21 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "musgen/midi.hpp"
+
 namespace musgen::codec {
 
-// One note, byte for byte the NumPy NOTE_DTYPE of python/musgen/score.py (aligned, 24 bytes).
-// Times are absolute ticks.
-struct Note {
-  std::uint16_t track;
-  std::uint8_t channel;
-  std::uint8_t pitch;
-  std::uint8_t velocity;
-  std::int64_t start;
-  std::int64_t end;
-};
-static_assert(sizeof(Note) == 24, "Note must match NOTE_DTYPE (itemsize 24)");
-static_assert(offsetof(Note, start) == 8 && offsetof(Note, end) == 16,
-              "Note must match NOTE_DTYPE field offsets");
+// One note: the MIDI reader's (NOTE_DTYPE of python/musgen/score.py, 24 bytes, absolute ticks).
+using Note = musgen::midi::Note;
 
 enum TokenType : std::uint8_t {
   kSpecial = 0,

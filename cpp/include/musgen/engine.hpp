@@ -58,6 +58,12 @@ struct GenerateRequest {
   std::int64_t* out_length = nullptr;    // [n]
 };
 
+// Checks a request against a vocabulary of `vocab` tokens and walks every stream's primer
+// through the grammar: returns each stream's grammar state after its primer. Throws
+// std::invalid_argument (bad arguments) or CodecError (a primer the grammar refuses). Every
+// backend calls this, so they accept and refuse exactly the same requests with the same words.
+std::vector<std::int32_t> check_request(const GenerateRequest& r, int vocab);
+
 class LstmEngine {
  public:
   // kind: "lstm_lm" or "paper"; weights by modeldir tensor name; dense_activation (paper):

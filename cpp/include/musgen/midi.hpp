@@ -19,6 +19,8 @@ struct Note {
   std::int64_t start;
   std::int64_t end;
 };
+static_assert(sizeof(Note) == 24 && offsetof(Note, start) == 8 && offsetof(Note, end) == 16,
+              "Note must match NOTE_DTYPE (itemsize 24, start at 8, end at 16)");
 // TEMPO_DTYPE: microseconds per quarter note from `tick` on.
 struct Tempo {
   std::int64_t tick;
