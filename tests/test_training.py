@@ -341,6 +341,9 @@ def test_train_cli_trains_quietly_and_resumes_to_more_epochs(dataset, tmp_path, 
 
 
 @pytest.mark.tf
+# TensorBoard's summary writer hands NumPy an __array__ without the `copy` keyword (NumPy 2)
+@pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
 def test_train_tensorboard_logs_or_a_clear_error(dataset, tmp_path):
     from importlib.util import find_spec
 
