@@ -27,7 +27,9 @@ COMMANDS = [
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="musgen", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="musgen",
+        description="Train LSTM music generators on MIDI collections and generate new music.")
     parser.add_argument("--version", action="version", version=f"musgen {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
