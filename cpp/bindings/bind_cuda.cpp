@@ -104,7 +104,7 @@ void bind_cuda(py::module_& m) {
         py::arg("temperature"), py::arg("top_k"), py::arg("top_p"), py::arg("u"),
         "One sampling decision by the CUDA kernel's __host__ __device__ code, run on the host");
 
-  py::class_<CudaLstmEngine>(m, "CudaLstmEngine", "The CUDA LSTM engine (kind lstm_lm)")
+  auto cls = py::class_<CudaLstmEngine>(m, "CudaLstmEngine", "The CUDA LSTM engine (kind lstm_lm)")
       .def(py::init(&make_cuda_engine), py::arg("kind"), py::arg("units"), py::arg("weights"))
       .def_property_readonly("vocab_size", &CudaLstmEngine::vocab_size)
       .def_property_readonly("device_name", &CudaLstmEngine::device_name)
@@ -121,26 +121,8 @@ void bind_cuda(py::module_& m) {
              }
              return out;
            },
-           py::arg("tokens"))
-      .def("generate",
-           [](const CudaLstmEngine& e, const carray<std::int32_t>& primer,
-              const carray<std::int32_t>& table, std::int32_t start_state,
-              const carray<std::uint8_t>& can_end, std::int32_t eos_id,
-              const carray<std::int32_t>& clock_steps, const carray<std::uint8_t>& is_note,
-              int length_kind, std::int64_t length, std::int64_t max_tokens,
-              const carray<std::uint64_t>& seeds, const carray<float>& temperature,
-              const carray<std::int32_t>& top_k, const carray<float>& top_p, int threads,
-              GenerateProgress* progress) {
-             return run_generate(e.vocab_size(), primer, table, start_state, can_end, eos_id,
-                                 clock_steps, is_note, length_kind, length, max_tokens, seeds,
-                                 temperature, top_k, top_p, threads, progress,
-                                 [&](const engine::GenerateRequest& r) { e.generate(r); });
-           },
-           py::arg("primer"), py::arg("table"), py::arg("start_state"), py::arg("can_end"),
-           py::arg("eos_id"), py::arg("clock_steps"), py::arg("is_note"), py::arg("length_kind"),
-           py::arg("length"), py::arg("max_tokens"), py::arg("seeds"), py::arg("temperature"),
-           py::arg("top_k"), py::arg("top_p"), py::arg("threads") = 0,
-           py::arg("progress") = nullptr);
+           py::arg("tokens"));
+  def_generate<CudaLstmEngine>(cls);
 #endif
 }
 }  // namespace musgen::bindings

@@ -46,7 +46,7 @@ void bind_engine(py::module_& m) {
   m.def("philox_uniform", &philox_uniform, py::arg("seed"), py::arg("step"), py::arg("stream"),
         "The sampling uniform of (seed, step, stream)");
 
-  py::class_<LstmEngine>(m, "LstmEngine", "The CPU LSTM inference engine (weights copied)")
+  auto cls = py::class_<LstmEngine>(m, "LstmEngine", "The CPU LSTM inference engine (weights copied)")
       .def(py::init(&make_engine), py::arg("kind"), py::arg("units"), py::arg("weights"),
            py::arg("dense_activation") = "relu", py::arg("kernels") = "auto")
       .def_property_readonly("kind", &LstmEngine::kind)
@@ -97,26 +97,8 @@ void bind_engine(py::module_& m) {
              }
              return out;
            },
-           py::arg("primer"), py::arg("steps"), py::arg("threads") = 0)
-      .def("generate",
-           [](const LstmEngine& e, const carray<std::int32_t>& primer,
-              const carray<std::int32_t>& table, std::int32_t start_state,
-              const carray<std::uint8_t>& can_end, std::int32_t eos_id,
-              const carray<std::int32_t>& clock_steps, const carray<std::uint8_t>& is_note,
-              int length_kind, std::int64_t length, std::int64_t max_tokens,
-              const carray<std::uint64_t>& seeds, const carray<float>& temperature,
-              const carray<std::int32_t>& top_k, const carray<float>& top_p, int threads,
-              GenerateProgress* progress) {
-             return run_generate(e.vocab_size(), primer, table, start_state, can_end, eos_id,
-                                 clock_steps, is_note, length_kind, length, max_tokens, seeds,
-                                 temperature, top_k, top_p, threads, progress,
-                                 [&](const engine::GenerateRequest& r) { e.generate(r); });
-           },
-           py::arg("primer"), py::arg("table"), py::arg("start_state"), py::arg("can_end"),
-           py::arg("eos_id"), py::arg("clock_steps"), py::arg("is_note"), py::arg("length_kind"),
-           py::arg("length"), py::arg("max_tokens"), py::arg("seeds"), py::arg("temperature"),
-           py::arg("top_k"), py::arg("top_p"), py::arg("threads") = 0,
-           py::arg("progress") = nullptr);
+           py::arg("primer"), py::arg("steps"), py::arg("threads") = 0);
+  def_generate<LstmEngine>(cls);
 }
 
 }  // namespace musgen::bindings
