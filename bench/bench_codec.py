@@ -15,7 +15,6 @@ import glob
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,8 @@ from musgen import Score, codec
 from musgen.score import NOTE_DTYPE, TEMPO_DTYPE
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from _timing import best_seconds  # noqa: E402
 DATA = Path(os.environ.get("MUSGEN_DATA", ROOT.parent / "shared" / "data"))
 CORPORA = {
     "pop909": "corpora/pop909/*/*.mid",
@@ -62,15 +63,6 @@ def reader():
     return lambda path: midi.read(path, backend="cpp")
 
 
-def best_time(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def run_corpus(name: str, files: list, repeat: int, tokenizer) -> None:
     import symusic
 
@@ -78,14 +70,14 @@ def run_corpus(name: str, files: list, repeat: int, tokenizer) -> None:
     read_cpp = reader()
     rows = []  # per file: notes, parse, cpp, python, miditok, musgen read, read + encode (s)
     for path in files:
-        parse = best_time(lambda: symusic.Score(path), repeat)
+        parse = best_seconds(lambda: symusic.Score(path), repeat)
         sym = symusic.Score(path)
         score = read_cpp(path) if read_cpp else from_symusic(sym)
-        t_cpp = best_time(lambda: codec.encode(score, cfg, backend="cpp"), repeat)
-        t_py = best_time(lambda: codec.encode(score, cfg, backend="python"), repeat)
-        t_mt = best_time(lambda: tokenizer.encode(sym), repeat)
-        t_read = best_time(lambda: read_cpp(path), repeat) if read_cpp else float("nan")
-        t_both = (best_time(lambda: codec.encode(read_cpp(path), cfg, backend="cpp"), repeat)
+        t_cpp = best_seconds(lambda: codec.encode(score, cfg, backend="cpp"), repeat)
+        t_py = best_seconds(lambda: codec.encode(score, cfg, backend="python"), repeat)
+        t_mt = best_seconds(lambda: tokenizer.encode(sym), repeat)
+        t_read = best_seconds(lambda: read_cpp(path), repeat) if read_cpp else float("nan")
+        t_both = (best_seconds(lambda: codec.encode(read_cpp(path), cfg, backend="cpp"), repeat)
                   if read_cpp else float("nan"))
         rows.append((score.n_notes, parse, t_cpp, t_py, t_mt, t_read, t_both))
     a = np.array(rows, dtype=np.float64)
@@ -110,7 +102,7 @@ def run_corpus(name: str, files: list, repeat: int, tokenizer) -> None:
     print(f"  musgen Python / musgen C++ (total time): {a[:, 3].sum() / cpp_total:.1f}x")
     scores = [read_cpp(p) if read_cpp else from_symusic(symusic.Score(p)) for p in files]
     for threads in (1, os.cpu_count() or 1):
-        t = best_time(lambda: codec.encode_many(scores, cfg, threads=threads, backend="cpp"),
+        t = best_seconds(lambda: codec.encode_many(scores, cfg, threads=threads, backend="cpp"),
                       repeat)
         print(f"  encode_many C++, {threads} thread(s): {notes / t:.3e} notes/s")
 

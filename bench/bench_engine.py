@@ -12,10 +12,8 @@ Tool timings are medians of repeats; on a shared or throttled machine they vary 
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 # One BLAS thread: the bounds below are per core, compared with the C++ engine on 1 thread.
@@ -25,6 +23,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import best_seconds, median_seconds  # noqa: E402
 from compare_tf import (  # noqa: E402
     import_keras,
     keras_step_model,
@@ -35,25 +34,6 @@ VOCAB, EMB = 300, 64
 SIZES = [256, 512]
 BATCHES = [1, 16, 256]
 REPEATS = 3
-
-
-def best_time(fn, repeats: int = 7) -> float:
-    """Fastest of repeats: for machine bounds, which are best cases by definition."""
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
-def median_time(fn, repeats=REPEATS) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def steps_for(batch: int, units: int) -> int:
@@ -67,8 +47,8 @@ def bench_musgen(mdir, batch: int, steps: int, backend: str, threads=None) -> fl
 
     eng = engine.load(mdir, backend=backend)
     eng.generate_tokens(batch, primer=[0], length=2, seed=0, threads=threads)  # warm
-    t = median_time(lambda: eng.generate_tokens(batch, primer=[0], length=steps, seed=1,
-                                                threads=threads, max_tokens=steps))
+    t = median_seconds(lambda: eng.generate_tokens(batch, primer=[0], length=steps, seed=1,
+                                                threads=threads, max_tokens=steps), REPEATS)
     return t / steps
 
 
@@ -101,7 +81,7 @@ class StepTools:
                 xs = [xs[0]] + list(out[1:])
             out[0].numpy()
         run()
-        return median_time(run) / steps
+        return median_seconds(run, REPEATS) / steps
 
     def time_onnx(self, steps, threads):
         import onnxruntime as ort
@@ -123,7 +103,7 @@ class StepTools:
                 for j, name in enumerate(names[1:]):
                     f[name] = out[1 + j]
         run()
-        return median_time(run) / steps
+        return median_seconds(run, REPEATS) / steps
 
     def time_litert(self, steps, threads):
         tf = self.tf
@@ -166,7 +146,7 @@ class StepTools:
                 for d, o in zip(order[1:], state_outs):
                     interp.set_tensor(d["index"], interp.get_tensor(o["index"]))
         run()
-        return median_time(run) / steps, which
+        return median_seconds(run, REPEATS) / steps, which
 
 
 # ------------------------------------------------------------------------------ bounds
@@ -178,7 +158,7 @@ def read_bandwidth(nbytes: int) -> float:
     v = np.ones(cols, np.float32)
     reps = max(3, int(2e8 // max(nbytes, 1)))
     a @ v
-    t = best_time(lambda: [a @ v for _ in range(reps)])
+    t = best_seconds(lambda: [a @ v for _ in range(reps)], 7)
     return a.nbytes * reps / t
 
 
@@ -186,7 +166,7 @@ def sgemm_rate() -> float:
     a = np.random.default_rng(0).random((1024, 1024), dtype=np.float32)
     b = np.random.default_rng(1).random((1024, 1024), dtype=np.float32)
     a @ b
-    return 2 * 1024 ** 3 / best_time(lambda: a @ b)
+    return 2 * 1024 ** 3 / best_seconds(lambda: a @ b, 7)
 
 
 def model_costs(units):

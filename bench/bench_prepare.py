@@ -15,10 +15,8 @@ MUSGEN_BENCH_REPEATS runs (default 3). Data: $MUSGEN_DATA (default ../shared/dat
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import tempfile
-import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -31,15 +29,12 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("MUSGEN_DATA", ROOT.parent / "shared" / "data"))
 REPEATS = int(os.environ.get("MUSGEN_BENCH_REPEATS", "3"))
 CORPORA = [("pop909", "corpora/pop909"), ("piano_midi_de", "corpora/piano_midi_de")]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _timing  # noqa: E402
 
 
 def median_seconds(fn, repeats: int = REPEATS) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return _timing.median_seconds(fn, repeats)
 
 
 # ----------------------------------------------------------------------------- competitors
