@@ -168,13 +168,7 @@ class Reader {
           need(pos_, 1, "a meta event type");
           const unsigned mtype = d_[pos_++];
           const std::uint32_t length = vlq("a meta event length");
-          if (length > end_ - pos_) {
-            if (truncated_) throw Truncated{};
-            fail(format("meta event length %u runs past the end of the track %u chunk (%llu "
-                        "bytes left)",
-                        length, track_, static_cast<unsigned long long>(end_ - pos_)),
-                 pos_);
-          }
+          payload_fits(length, "meta event");
           const std::uint8_t* p = d_ + pos_;
           pos_ += length;
           last_tick = tick;
@@ -198,13 +192,7 @@ class Reader {
           if (running) cancelled = running;
           running = 0;
           const std::uint32_t length = vlq("a sysex length");
-          if (length > end_ - pos_) {
-            if (truncated_) throw Truncated{};
-            fail(format("sysex length %u runs past the end of the track %u chunk (%llu bytes "
-                        "left)",
-                        length, track_, static_cast<unsigned long long>(end_ - pos_)),
-                 pos_);
-          }
+          payload_fits(length, "sysex");
           pos_ += length;
           last_tick = tick;
         } else {
@@ -230,6 +218,15 @@ class Reader {
                   track_, what, static_cast<unsigned long long>(k),
                   static_cast<unsigned long long>(end_ - p)),
            p);
+    }
+  }
+  // A meta/sysex payload of `length` bytes at pos_ must end inside the chunk.
+  void payload_fits(std::uint32_t length, const char* what) const {
+    if (length > end_ - pos_) {
+      if (truncated_) throw Truncated{};
+      fail(format("%s length %u runs past the end of the track %u chunk (%llu bytes left)", what,
+                  length, track_, static_cast<unsigned long long>(end_ - pos_)),
+           pos_);
     }
   }
   // A variable-length quantity of at most 4 bytes (the SMF limit).

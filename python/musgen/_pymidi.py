@@ -184,6 +184,14 @@ def _parse_track(data: bytes, pos: int, end: int, truncated: bool, track: int,
             raise MidiError(f"unexpected end of track {track} chunk while reading {what} "
                             f"({k} bytes needed, {end - p} left)", None, p)
 
+    def payload_fits(p: int, length: int, what: str) -> None:
+        """A meta/sysex payload of ``length`` bytes at ``p`` must end inside the chunk."""
+        if length > end - p:
+            if truncated:
+                raise _Truncated
+            raise MidiError(f"{what} length {length} runs past the end of the track {track} "
+                            f"chunk ({end - p} bytes left)", None, p)
+
     def vlq(p: int, what: str) -> tuple[int, int]:
         value = 0
         for i in range(4):
@@ -255,11 +263,7 @@ def _parse_track(data: bytes, pos: int, end: int, truncated: bool, track: int,
                 need(pos, 1, "a meta event type")
                 mtype = data[pos]
                 length, pos = vlq(pos + 1, "a meta event length")
-                if length > end - pos:
-                    if truncated:
-                        raise _Truncated
-                    raise MidiError(f"meta event length {length} runs past the end of the "
-                                    f"track {track} chunk ({end - pos} bytes left)", None, pos)
+                payload_fits(pos, length, "meta event")
                 payload = data[pos:pos + length]
                 pos += length
                 last_tick = tick
@@ -279,11 +283,7 @@ def _parse_track(data: bytes, pos: int, end: int, truncated: bool, track: int,
             elif status == 0xF0 or status == 0xF7:
                 cancelled, running = running or cancelled, 0
                 length, pos = vlq(pos, "a sysex length")
-                if length > end - pos:
-                    if truncated:
-                        raise _Truncated
-                    raise MidiError(f"sysex length {length} runs past the end of the track "
-                                    f"{track} chunk ({end - pos} bytes left)", None, pos)
+                payload_fits(pos, length, "sysex")
                 pos += length
                 last_tick = tick
             else:
