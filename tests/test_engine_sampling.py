@@ -260,6 +260,55 @@ def test_engine_threads_give_same_results(lm_model):
                                   eng._cpp.logits(tokens.astype(np.int32), threads=3))
 
 
+@pytest.fixture(scope="module")
+def wide_model(tmp_path_factory):
+    """Layers wide enough (16 and 12 panels of 8 units) for a team of up to 3 threads to split
+    each step of a small batch between them."""
+    return random_model_dir(tmp_path_factory.mktemp("wide") / "m", vocab_size=41,
+                            embedding_dim=8, lstm_units=[128, 96], seed=4, scale=1.5)
+
+
+def test_engine_team_split_steps_match_one_thread(wide_model):
+    """Fewer streams than threads: the threads split every step's panels (double-buffered
+    layer rows, spin barriers); tokens, lengths and stop rules are those of one thread."""
+    if not _backend.has_cpp():
+        pytest.skip("thread counts apply to the C++ engine")
+    eng = engine.load(wide_model, backend="cpp")
+    g = _toy_grammar(41)
+    for n, eos_id in [(1, None), (2, None), (3, None), (3, 40)]:
+        kw = dict(primer=[0, 2, 1], length=400, grammar=g, eos_id=eos_id, **_parity_settings(n))
+        one = eng.generate_tokens(n, threads=1, **kw)
+        if eos_id is None:
+            assert all(len(t) in (400, 401) for t in one)  # ends where the grammar can end
+        for threads in (2, 3, 8):
+            many = eng.generate_tokens(n, threads=threads, **kw)
+            assert [len(x) for x in one] == [len(y) for y in many], (n, threads)
+            assert all(np.array_equal(x, y) for x, y in zip(one, many)), (n, threads)
+    seen = []
+    out = eng.generate_tokens(2, primer=[0], length=150, seed=1, threads=3, progress=seen.append)
+    assert sum(seen) == sum(len(t) for t in out) == 300
+    if _backend.has_cpp():  # and the NumPy engine agrees with the team, greedy
+        greedy = dict(primer=[5, 6], length=300, temperature=0.0)
+        a = eng.generate_tokens(1, threads=3, **greedy)
+        b = engine.load(wide_model, backend="python").generate_tokens(1, **greedy)
+        np.testing.assert_array_equal(a[0], b[0])
+
+
+def test_engine_team_reports_a_dead_grammar_state(wide_model):
+    """An error in one team member's sampling ends the run for the whole team (no thread is
+    left waiting at a barrier) and reaches the caller."""
+    if not _backend.has_cpp():
+        pytest.skip("thread counts apply to the C++ engine")
+    eng = engine.load(wide_model, backend="cpp")
+    dead = _toy_grammar(41)
+    dead.table = dead.table.copy()
+    dead.table[2, :] = -1
+    dead.can_end = np.zeros(3, bool)
+    for n in (1, 2):
+        with pytest.raises(CodecError, match="allows no token"):
+            eng.generate_tokens(n, primer=[0], length=50, grammar=dead, seed=1, threads=3)
+
+
 def test_engine_concurrent_callers_match_serial(lm_model, backend):
     shared = engine.load(lm_model, backend=backend)
     engines = [shared, shared, engine.load(lm_model, backend=backend)]

@@ -3,6 +3,7 @@
 #include "musgen/engine.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <exception>
@@ -16,6 +17,10 @@
 #include "engine_kernels.hpp"
 #include "musgen/errors.hpp"
 #include "musgen/philox.hpp"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#endif
 
 namespace musgen::engine {
 namespace {
@@ -195,6 +200,83 @@ struct LstmEngine::Impl {
                   sizeof(float) * features);
     lstm_stack(w);
     head(w);
+  }
+
+  // A few streams stepped by a team of threads that split every layer's panels between them
+  // (token models). The layer rows [x, h] are double-buffered by step parity: at parity p a
+  // layer reads xh[p] and writes its new h to xh[1 - p] (its own next input) and to the next
+  // layer's x in xh[p], so no thread overwrites an h that another is still reading. Each panel
+  // is computed by the same kernels in the same order as on one thread: the numbers do not
+  // depend on the team size.
+  struct TeamWork {
+    int nb = 0;
+    std::vector<std::vector<float>> xh[2], c;
+    std::vector<float> z, out;
+  };
+
+  void make_team_work(TeamWork& w, int nb) const {
+    w.nb = nb;
+    for (auto& buf : w.xh) {
+      buf.resize(layers.size());
+      for (size_t l = 0; l < layers.size(); ++l)
+        buf[l].assign(static_cast<size_t>(nb) * layers[l].K, 0.0f);
+    }
+    w.c.resize(layers.size());
+    for (size_t l = 0; l < layers.size(); ++l)
+      w.c[l].assign(static_cast<size_t>(nb) * layers[l].u_pad, 0.0f);
+    w.z.assign(static_cast<size_t>(nb) * max_z, 0.0f);
+    w.out.assign(static_cast<size_t>(nb) * max_out, 0.0f);
+  }
+
+  // The most threads worth splitting a step between: every thread keeps >= 4 panels (32
+  // units) of the smallest layer, or the barriers cost more than the work they share.
+  int max_team() const {
+    int panels = std::numeric_limits<int>::max();
+    for (const Layer& L : layers) panels = std::min(panels, L.panels);
+    return std::max(1, panels / 4);
+  }
+
+  // Thread `tid`'s part of one step at `parity` for tokens tok[m * stride]; `meet` is the
+  // team's barrier. On return every thread's logits columns are in w.out, after a barrier.
+  template <class Meet>
+  void team_step(TeamWork& w, int parity, const std::int32_t* tok, long stride, int tid,
+                 int team, std::vector<const float*>& init, Meet&& meet) const {
+    const int nb = w.nb;
+    auto share = [&](int panels) {
+      return std::pair<int, int>{panels * tid / team, panels * (tid + 1) / team};
+    };
+    for (size_t l = 0; l < layers.size(); ++l) {
+      const Layer& L = layers[l];
+      const auto [p0, p1] = share(L.panels);
+      if (p1 > p0) {
+        const int col = p0 * kPanel;
+        for (int m = 0; m < nb; ++m)
+          init[m] = (l == 0 ? token_table.data() + static_cast<size_t>(tok[m * stride]) *
+                                                       (L.panels * kPanel)
+                            : L.bias.data()) + col;
+        std::vector<float>& in = w.xh[parity][l];
+        ops->gemm(nb, L.K, p1 - p0, in.data(), L.K,
+                  L.W.data() + static_cast<size_t>(p0) * L.K * kPanel, init.data(),
+                  w.z.data() + col, max_z);
+        const bool more = l + 1 < layers.size();
+        ops->lstm_gates(nb, p1 - p0, w.z.data() + col, max_z,
+                        w.c[l].data() + p0 * kUnitsPerPanel, L.u_pad,
+                        w.xh[1 - parity][l].data() + L.in_pad + p0 * kUnitsPerPanel, L.K,
+                        more ? w.xh[parity][l + 1].data() + p0 * kUnitsPerPanel : nullptr,
+                        more ? layers[l + 1].K : 0);
+      }
+      meet();
+    }
+    const Layer& last = layers.back();
+    const Dense& D = dense.front();  // token models have one dense layer, the head
+    const auto [p0, p1] = share(D.panels);
+    if (p1 > p0) {
+      for (int m = 0; m < nb; ++m) init[m] = D.bias.data() + p0 * kPanel;
+      ops->gemm(nb, D.K, p1 - p0, w.xh[1 - parity].back().data() + last.in_pad, last.K,
+                D.W.data() + static_cast<size_t>(p0) * D.K * kPanel, init.data(),
+                w.out.data() + p0 * kPanel, max_out);
+    }
+    meet();
   }
 };
 
@@ -433,6 +515,13 @@ struct Sampler {
   std::vector<std::int32_t> kept, order;
   std::vector<unsigned char> keep;
 
+  void reserve(int V) {
+    w.reserve(V);
+    kept.reserve(V);
+    order.reserve(V);
+    keep.reserve(V);
+  }
+
   // Returns the sampled id, or -1 when the grammar allows no token.
   std::int32_t sample(const float* logits, int V, const std::int32_t* row, bool can_end,
                       std::int32_t eos, float temperature, std::int32_t top_k, float top_p,
@@ -547,72 +636,203 @@ std::vector<std::int32_t> check_request(const GenerateRequest& r, int V) {
   return state0;
 }
 
+namespace {
+
+// One stream's place in a generate() call, and the rules that advance it (GenerateRequest).
+struct Stream {
+  std::int32_t state = 0;
+  std::int64_t count = 0, len = 0;
+  bool done = false;
+
+  // Nothing to generate: an EOS-terminated primer, a zero budget, or no room.
+  void start(const GenerateRequest& r, std::int64_t s, std::int32_t state0) {
+    state = state0;
+    const std::int32_t last = r.primer[s * r.primer_len + r.primer_len - 1];
+    done = (r.eos_id >= 0 && last == r.eos_id) || r.max_tokens == 0 ||
+           (r.length <= 0 && r.can_end[state] != 0);
+  }
+
+  // Samples stream s's token `step` from its logits, records it and applies the stop rules.
+  std::int32_t advance(const GenerateRequest& r, int V, Sampler& sampler, std::int64_t s,
+                       std::int64_t step, const float* logits) {
+    const double u = philox_uniform(r.seeds[s], static_cast<std::uint32_t>(step),
+                                    static_cast<std::uint32_t>(s));
+    const std::int32_t st = state;
+    const std::int32_t v =
+        sampler.sample(logits, V, r.table + static_cast<std::int64_t>(st) * V,
+                       r.can_end[st] != 0, r.eos_id, r.temperature[s], r.top_k[s], r.top_p[s], u);
+    if (v < 0)
+      throw CodecError("LstmEngine::generate: grammar state " + std::to_string(st) +
+                       " allows no token (stream " + std::to_string(s) + ")");
+    r.out_tokens[s * r.max_tokens + len] = v;
+    ++len;
+    state = r.table[static_cast<std::int64_t>(st) * V + v];
+    if (r.length_kind == 0) count += 1;
+    else if (r.length_kind == 1) count += r.is_note[v] ? 1 : 0;
+    else count += r.clock_steps[v];
+    done = v == r.eos_id || len >= r.max_tokens || (count >= r.length && r.can_end[state] != 0);
+    return v;
+  }
+
+  void finish(const GenerateRequest& r, std::int64_t s) const {
+    r.out_length[s] = len;
+    for (std::int64_t i = len; i < r.max_tokens; ++i) r.out_tokens[s * r.max_tokens + i] = -1;
+  }
+};
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(_M_X64)
+  _mm_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// A barrier for a team that meets a few times per token: it spins (a wake-up through the OS
+// would cost more than a step's share of work), then yields, so an oversubscribed machine
+// still makes progress.
+class SpinBarrier {
+ public:
+  explicit SpinBarrier(int n) : n_(n) {}
+  void wait() {
+    const unsigned gen = gen_.load(std::memory_order_acquire);
+    if (count_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_) {
+      count_.store(0, std::memory_order_relaxed);
+      gen_.fetch_add(1, std::memory_order_acq_rel);
+      return;
+    }
+    for (int spin = 0; gen_.load(std::memory_order_acquire) == gen; ++spin) {
+      if (spin < 2000) cpu_relax();
+      else std::this_thread::yield();
+    }
+  }
+
+ private:
+  const int n_;
+  std::atomic<int> count_{0};
+  std::atomic<unsigned> gen_{0};
+};
+
+int resolve_threads(int threads) {
+  return threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+}  // namespace
+
 void LstmEngine::generate(const GenerateRequest& r) const {
   const Impl& I = *impl_;
   const int V = I.vocab;
   if (!I.lm) throw std::invalid_argument("LstmEngine::generate: the model is not of kind lstm_lm");
   const std::vector<std::int32_t> state0 = check_request(r, V);
-  const std::int64_t cap = r.max_tokens;
-  parallel_chunks(r.n, r.threads, [&](std::int64_t b0, std::int64_t b1) {
+  const int threads = resolve_threads(r.threads);
+  // A team larger than the machine would only wait at its barriers for descheduled members.
+  const int team = std::min({threads, I.max_team(), resolve_threads(0)});
+  if (r.n > 0 && r.n < threads && team > 1) {
+    generate_team(r, state0, team);
+    return;
+  }
+  parallel_chunks(r.n, threads, [&](std::int64_t b0, std::int64_t b1) {
     const int nb = static_cast<int>(b1 - b0);
     Impl::Work w;
     I.make_work(w, nb);
     for (std::int64_t t = 0; t < r.primer_len; ++t)
       I.step_tokens(w, r.primer + b0 * r.primer_len + t, static_cast<long>(r.primer_len));
-    std::vector<std::int32_t> state(state0.begin() + b0, state0.begin() + b1), next(nb, 0);
-    std::vector<std::int64_t> count(nb, 0), len(nb, 0);
-    std::vector<unsigned char> done(nb, 0);
-    int active = nb;
+    std::vector<Stream> streams(nb);
+    std::vector<std::int32_t> next(nb, 0);
+    int active = 0;
     for (int m = 0; m < nb; ++m) {
-      const std::int32_t last = r.primer[(b0 + m) * r.primer_len + r.primer_len - 1];
-      // An EOS-terminated primer, a zero budget or no room: nothing to generate.
-      if ((r.eos_id >= 0 && last == r.eos_id) || cap == 0 ||
-          (r.length <= 0 && r.can_end[state[m]])) {
-        done[m] = 1;
-        --active;
-      }
+      streams[m].start(r, b0 + m, state0[b0 + m]);
+      active += streams[m].done ? 0 : 1;
     }
     Sampler sampler;
     for (std::int64_t step = 0; active > 0; ++step) {
       std::int64_t sampled = 0;
       for (int m = 0; m < nb; ++m) {
-        if (done[m]) continue;
-        const std::int64_t s = b0 + m;
-        const double u = philox_uniform(r.seeds[s], static_cast<std::uint32_t>(step),
-                                        static_cast<std::uint32_t>(s));
-        const std::int32_t st = state[m];
-        const std::int32_t v = sampler.sample(
-            w.out.data() + static_cast<size_t>(m) * I.max_out, V,
-            r.table + static_cast<std::int64_t>(st) * V, r.can_end[st] != 0, r.eos_id,
-            r.temperature[s], r.top_k[s], r.top_p[s], u);
-        if (v < 0) throw CodecError("LstmEngine::generate: grammar state " + std::to_string(st) +
-                                    " allows no token (stream " + std::to_string(s) + ")");
-        r.out_tokens[s * cap + len[m]] = v;
-        ++len[m];
+        if (streams[m].done) continue;
+        next[m] = streams[m].advance(r, V, sampler, b0 + m, step,
+                                     w.out.data() + static_cast<size_t>(m) * I.max_out);
         ++sampled;
-        next[m] = v;
-        state[m] = r.table[static_cast<std::int64_t>(st) * V + v];
-        if (r.length_kind == 0) count[m] += 1;
-        else if (r.length_kind == 1) count[m] += r.is_note[v] ? 1 : 0;
-        else count[m] += r.clock_steps[v];
-        const bool stop = v == r.eos_id || len[m] >= cap ||
-                          (count[m] >= r.length && r.can_end[state[m]]);
-        if (stop) {
-          done[m] = 1;
-          --active;
-        }
+        active -= streams[m].done ? 1 : 0;
       }
       if (r.progress != nullptr) r.progress->fetch_add(sampled, std::memory_order_relaxed);
       if (active == 0) break;
       // Finished streams keep stepping on their last token; their rows are ignored.
       I.step_tokens(w, next.data(), 1);
     }
-    for (int m = 0; m < nb; ++m) {
-      const std::int64_t s = b0 + m;
-      r.out_length[s] = len[m];
-      for (std::int64_t i = len[m]; i < cap; ++i) r.out_tokens[s * cap + i] = -1;
-    }
+    for (int m = 0; m < nb; ++m) streams[m].finish(r, b0 + m);
   });
+}
+
+// Fewer streams than threads: the team splits each step's panels (Impl::team_step), and
+// thread t samples the streams m with m % team == t between two barriers.
+void LstmEngine::generate_team(const GenerateRequest& r, const std::vector<std::int32_t>& state0,
+                               int team) const {
+  const Impl& I = *impl_;
+  const int V = I.vocab;
+  const int nb = static_cast<int>(r.n);
+  Impl::TeamWork w;
+  I.make_team_work(w, nb);
+  std::vector<Stream> streams(nb);
+  for (int m = 0; m < nb; ++m) streams[m].start(r, m, state0[m]);
+  std::vector<std::int32_t> next(nb, 0);
+  SpinBarrier barrier(team);
+  std::atomic<bool> failed{false};
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  auto fail = [&] {
+    std::lock_guard<std::mutex> lock(error_mutex);
+    if (!error) error = std::current_exception();
+    failed.store(true, std::memory_order_relaxed);
+  };
+  // Everything a member needs is allocated here, so nothing inside the loop can throw except
+  // sampling, whose errors are recorded and end the run for the whole team at one barrier.
+  std::vector<std::vector<const float*>> inits(team, std::vector<const float*>(nb, nullptr));
+  std::vector<Sampler> samplers(team);
+  for (Sampler& sm : samplers) sm.reserve(V);
+  std::atomic<int> go{0};  // 0: wait, 1: run, 2: the team could not be started
+  auto member = [&](int tid) {
+    while (go.load(std::memory_order_acquire) == 0) std::this_thread::yield();
+    if (go.load(std::memory_order_relaxed) != 1) return;
+    std::vector<const float*>& init = inits[tid];
+    auto meet = [&] { barrier.wait(); };
+    int parity = 0;
+    for (std::int64_t t = 0; t < r.primer_len; ++t, parity ^= 1)
+      I.team_step(w, parity, r.primer + t, static_cast<long>(r.primer_len), tid, team, init,
+                  meet);
+    for (std::int64_t step = 0;; ++step, parity ^= 1) {
+      std::int64_t sampled = 0;
+      for (int m = tid; m < nb; m += team) {
+        if (streams[m].done || failed.load(std::memory_order_relaxed)) continue;
+        try {
+          next[m] = streams[m].advance(r, V, samplers[tid], m, step,
+                                       w.out.data() + static_cast<size_t>(m) * I.max_out);
+          ++sampled;
+        } catch (...) {
+          fail();
+        }
+      }
+      if (sampled > 0 && r.progress != nullptr)
+        r.progress->fetch_add(sampled, std::memory_order_relaxed);
+      barrier.wait();  // every stream's token and done flag are now visible to all
+      bool active = false;
+      for (int m = 0; m < nb; ++m) active = active || !streams[m].done;
+      if (!active || failed.load(std::memory_order_relaxed)) break;
+      I.team_step(w, parity, next.data(), 1, tid, team, init, meet);
+    }
+  };
+  std::vector<std::thread> pool;
+  try {
+    for (int tid = 1; tid < team; ++tid) pool.emplace_back(member, tid);
+  } catch (...) {  // no thread for every member: release the ones started, report why
+    go.store(2, std::memory_order_release);
+    for (auto& th : pool) th.join();
+    throw;
+  }
+  go.store(1, std::memory_order_release);
+  member(0);
+  for (auto& th : pool) th.join();
+  if (error) std::rethrow_exception(error);
+  for (int m = 0; m < nb; ++m) streams[m].finish(r, m);
 }
 
 }  // namespace musgen::engine

@@ -100,6 +100,10 @@ class LstmEngine {
   struct Impl;
 
  private:
+  // generate() for fewer streams than threads: `team` threads share each step.
+  void generate_team(const GenerateRequest& req, const std::vector<std::int32_t>& state0,
+                     int team) const;
+
   Impl* impl_;
 };
 
