@@ -24,10 +24,11 @@ using engine::LstmEngine;
 
 std::unique_ptr<LstmEngine> make_engine(const std::string& kind, const std::vector<int>& units,
                                         const py::dict& weights, const std::string& activation,
-                                        const std::string& kernels) {
+                                        const std::string& kernels,
+                                        const std::string& precision) {
   WeightViews w(weights);
   py::gil_scoped_release release;
-  return std::make_unique<LstmEngine>(kind, units, w.views, activation, kernels);
+  return std::make_unique<LstmEngine>(kind, units, w.views, activation, kernels, precision);
 }
 
 }  // namespace
@@ -48,11 +49,13 @@ void bind_engine(py::module_& m) {
 
   auto cls = py::class_<LstmEngine>(m, "LstmEngine", "The CPU LSTM inference engine (weights copied)")
       .def(py::init(&make_engine), py::arg("kind"), py::arg("units"), py::arg("weights"),
-           py::arg("dense_activation") = "relu", py::arg("kernels") = "auto")
+           py::arg("dense_activation") = "relu", py::arg("kernels") = "auto",
+           py::arg("precision") = "float32")
       .def_property_readonly("kind", &LstmEngine::kind)
       .def_property_readonly("vocab_size", &LstmEngine::vocab_size)
       .def_property_readonly("n_features", &LstmEngine::n_features)
       .def_property_readonly("kernels", &LstmEngine::kernels)
+      .def_property_readonly("precision", &LstmEngine::precision)
       .def_static("available_kernels", &LstmEngine::available_kernels)
       .def("logits",
            [](const LstmEngine& e, const carray<std::int32_t>& tokens, int threads) {

@@ -53,8 +53,9 @@ const TensorView& need(const std::map<std::string, TensorView>& w, const std::st
 // One LSTM layer, packed. Its input row is [x (in_pad floats), h (u_pad floats)] = K floats.
 struct Layer {
   int in = 0, in_pad = 0, units = 0, u_pad = 0, K = 0, panels = 0;
-  std::vector<float> W;     // panels x K x 32
-  std::vector<float> bias;  // 32 * panels, packed order
+  std::vector<float> W;           // panels x K x 32 (float32 models)
+  std::vector<std::uint16_t> Wh;  // the same, float16 (precision "float16"; W is then empty)
+  std::vector<float> bias;        // 32 * panels, packed order
 };
 
 // Packed column index -> Keras column (gate * units + unit), or -1 for padding.
@@ -68,7 +69,43 @@ int keras_column(int packed, int units) {
 struct Dense {
   int K = 0, N = 0, panels = 0;
   std::vector<float> W, bias;
+  std::vector<std::uint16_t> Wh;  // float16 weights (precision "float16")
 };
+
+// float32 -> IEEE binary16 bits, rounded to nearest even (as NumPy's astype(float16)). The
+// caller has checked the range (check_half_range).
+std::uint16_t to_half(float f) {
+  std::uint32_t x;
+  std::memcpy(&x, &f, sizeof x);
+  const std::uint32_t sign = (x >> 16) & 0x8000u;
+  const std::uint32_t ax = x & 0x7fffffffu;
+  if (ax < 0x38800000u) {  // below 2^-14: a subnormal half (or zero), in units of 2^-24
+    float a;
+    std::memcpy(&a, &ax, sizeof a);
+    return static_cast<std::uint16_t>(sign | static_cast<std::uint32_t>(std::nearbyint(a * 16777216.0f)));
+  }
+  const std::uint32_t m = ax - 0x38000000u;  // the exponent rebiased from 127 to 15
+  return static_cast<std::uint16_t>(sign | ((m + 0x0fffu + ((m >> 13) & 1u)) >> 13));
+}
+
+// Float16 storage holds finite values below 65520 in magnitude (larger ones round to inf).
+void check_half_range(const TensorView& t, const std::string& name) {
+  size_t n = 1;
+  for (auto d : t.shape) n *= static_cast<size_t>(d);
+  for (size_t i = 0; i < n; ++i)
+    if (!(std::fabs(t.data[i]) < 65520.0f))
+      throw ModelFormatError("LstmEngine: tensor '" + name + "' holds " +
+                             std::to_string(t.data[i]) + " at index " + std::to_string(i) +
+                             ", outside float16's finite range; use precision float32");
+}
+
+std::vector<std::uint16_t> to_half(const std::vector<float>& w) {
+  std::vector<std::uint16_t> out(w.size());
+  for (size_t i = 0; i < w.size(); ++i) out[i] = to_half(w[i]);
+  return out;
+}
+
+float round_to_half(float f) { return kernels::half_to_float(to_half(f)); }
 
 Dense pack_dense(const TensorView& kernel, const TensorView& bias, int K_pad) {
   Dense d;
@@ -111,7 +148,17 @@ struct LstmEngine::Impl {
   std::vector<Dense> dense;        // lm: the head; paper: the dense stack
   Act act = Act::relu;
   const kernels::Ops* ops = nullptr;
+  bool half = false;  // weights read per step stored as float16
   int max_z = 0, max_out = 0;
+
+  // Z = init + A @ (panels [p0, p0 + np) of a packed layer or dense), in its storage precision.
+  template <class Packed>
+  void matmul(const Packed& P, int M, int p0, int np, const float* A, long lda,
+              const float* const* init, float* Z, long ldz) const {
+    const size_t off = static_cast<size_t>(p0) * P.K * kPanel;
+    if (half) ops->gemm_h(M, P.K, np, A, lda, P.Wh.data() + off, init, Z, ldz);
+    else ops->gemm(M, P.K, np, A, lda, P.W.data() + off, init, Z, ldz);
+  }
 
   // Per-thread state and scratch for `nb` streams.
   struct Work {
@@ -148,8 +195,7 @@ struct LstmEngine::Impl {
       const Layer& L = layers[l];
       if (!(lm && l == 0))
         for (int m = 0; m < nb; ++m) w.init[m] = L.bias.data();
-      ops->gemm(nb, L.K, L.panels, w.xh[l].data(), L.K, L.W.data(), w.init.data(), w.z.data(),
-                max_z);
+      matmul(L, nb, 0, L.panels, w.xh[l].data(), L.K, w.init.data(), w.z.data(), max_z);
       float* next = l + 1 < layers.size() ? w.xh[l + 1].data() : nullptr;
       const long ldn = l + 1 < layers.size() ? layers[l + 1].K : 0;
       ops->lstm_gates(nb, L.panels, w.z.data(), max_z, w.c[l].data(), L.u_pad,
@@ -166,7 +212,7 @@ struct LstmEngine::Impl {
       const Dense& D = dense[j];
       for (int m = 0; m < w.nb; ++m) w.init[m] = D.bias.data();
       float* dst = (dense.size() - j) % 2 == 1 ? w.out.data() : w.tmp.data();
-      ops->gemm(w.nb, D.K, D.panels, a, lda, D.W.data(), w.init.data(), dst, max_out);
+      matmul(D, w.nb, 0, D.panels, a, lda, w.init.data(), dst, max_out);
       if (j + 1 < dense.size()) {
         const size_t n = static_cast<size_t>(w.nb) * max_out;
         for (size_t i = 0; i < n; ++i) dst[i] = activate(dst[i]);
@@ -255,9 +301,7 @@ struct LstmEngine::Impl {
                                                        (L.panels * kPanel)
                             : L.bias.data()) + col;
         std::vector<float>& in = w.xh[parity][l];
-        ops->gemm(nb, L.K, p1 - p0, in.data(), L.K,
-                  L.W.data() + static_cast<size_t>(p0) * L.K * kPanel, init.data(),
-                  w.z.data() + col, max_z);
+        matmul(L, nb, p0, p1 - p0, in.data(), L.K, init.data(), w.z.data() + col, max_z);
         const bool more = l + 1 < layers.size();
         ops->lstm_gates(nb, p1 - p0, w.z.data() + col, max_z,
                         w.c[l].data() + p0 * kUnitsPerPanel, L.u_pad,
@@ -272,9 +316,8 @@ struct LstmEngine::Impl {
     const auto [p0, p1] = share(D.panels);
     if (p1 > p0) {
       for (int m = 0; m < nb; ++m) init[m] = D.bias.data() + p0 * kPanel;
-      ops->gemm(nb, D.K, p1 - p0, w.xh[1 - parity].back().data() + last.in_pad, last.K,
-                D.W.data() + static_cast<size_t>(p0) * D.K * kPanel, init.data(),
-                w.out.data() + p0 * kPanel, max_out);
+      matmul(D, nb, p0, p1 - p0, w.xh[1 - parity].back().data() + last.in_pad, last.K,
+             init.data(), w.out.data() + p0 * kPanel, max_out);
     }
     meet();
   }
@@ -282,11 +325,16 @@ struct LstmEngine::Impl {
 
 LstmEngine::LstmEngine(const std::string& kind, const std::vector<int>& units,
                        const std::map<std::string, TensorView>& weights,
-                       const std::string& dense_activation, const std::string& kernels)
+                       const std::string& dense_activation, const std::string& kernels,
+                       const std::string& precision)
     : impl_(new Impl) {
   try {
     Impl& I = *impl_;
     I.kind = kind;
+    if (precision != "float32" && precision != "float16")
+      throw std::invalid_argument("LstmEngine: precision '" + precision +
+                                  "', expected float32 or float16");
+    I.half = precision == "float16";
     if (kind != "lstm_lm" && kind != "paper")
       throw ModelFormatError("LstmEngine: model kind '" + kind + "', expected lstm_lm or paper");
     if (units.empty()) throw ModelFormatError("LstmEngine: lstm_units is empty");
@@ -324,6 +372,17 @@ LstmEngine::LstmEngine(const std::string& kind, const std::vector<int>& units,
       const TensorView& W = need(weights, pre + "kernel", {in, 4L * u});
       const TensorView& U = need(weights, pre + "recurrent_kernel", {u, 4L * u});
       const TensorView& b = need(weights, pre + "bias", {4L * u});
+      if (I.half) {
+        check_half_range(W, pre + "kernel");
+        check_half_range(U, pre + "recurrent_kernel");
+      }
+      // Float16 models compute with the rounded kernels everywhere, the token table included.
+      std::vector<float> rounded;
+      if (I.half && I.lm && l == 0) {
+        rounded.assign(W.data, W.data + static_cast<size_t>(in) * 4 * u);
+        for (float& x : rounded) x = round_to_half(x);
+      }
+      const float* W0 = rounded.empty() ? W.data : rounded.data();
       Layer L;
       L.in = in;
       L.in_pad = in_pad;
@@ -355,11 +414,15 @@ LstmEngine::LstmEngine(const std::string& kind, const std::vector<int>& units,
             double s = b.data[kc];
             for (int e = 0; e < I.emb; ++e)
               s += static_cast<double>(E.data[static_cast<size_t>(v) * I.emb + e]) *
-                   W.data[static_cast<size_t>(e) * 4 * u + kc];
+                   W0[static_cast<size_t>(e) * 4 * u + kc];
             I.token_table[static_cast<size_t>(v) * cols + pc] = static_cast<float>(s);
           }
       }
       I.max_z = std::max(I.max_z, cols);
+      if (I.half) {
+        L.Wh = to_half(L.W);
+        std::vector<float>().swap(L.W);
+      }
       I.layers.push_back(std::move(L));
       in = u;
       in_pad = I.layers.back().u_pad;
@@ -368,6 +431,7 @@ LstmEngine::LstmEngine(const std::string& kind, const std::vector<int>& units,
     if (I.lm) {
       const TensorView& hk = need(weights, "head/kernel", {units.back(), I.vocab});
       const TensorView& hb = need(weights, "head/bias", {I.vocab});
+      if (I.half) check_half_range(hk, "head/kernel");
       I.dense.push_back(pack_dense(hk, hb, last_pad));
       I.out_dim = I.vocab;
     } else {
@@ -381,6 +445,7 @@ LstmEngine::LstmEngine(const std::string& kind, const std::vector<int>& units,
         const int n = static_cast<int>(k->second.shape[1]);
         const TensorView& dk = need(weights, pre + "kernel", {width, n});
         const TensorView& db = need(weights, pre + "bias", {n});
+        if (I.half) check_half_range(dk, pre + "kernel");
         I.dense.push_back(pack_dense(dk, db, K));
         width = n;
         K = I.dense.back().panels * kPanel;
@@ -391,7 +456,13 @@ LstmEngine::LstmEngine(const std::string& kind, const std::vector<int>& units,
                                " outputs, expected n_features = " + std::to_string(I.features));
       I.out_dim = I.features;
     }
-    for (const Dense& d : I.dense) I.max_out = std::max(I.max_out, d.panels * kPanel);
+    for (Dense& d : I.dense) {
+      I.max_out = std::max(I.max_out, d.panels * kPanel);
+      if (I.half) {
+        d.Wh = to_half(d.W);
+        std::vector<float>().swap(d.W);
+      }
+    }
   } catch (...) {
     delete impl_;
     throw;
@@ -405,6 +476,7 @@ int LstmEngine::vocab_size() const { return impl_->vocab; }
 int LstmEngine::n_features() const { return impl_->features; }
 int LstmEngine::output_dim() const { return impl_->out_dim; }
 std::string LstmEngine::kernels() const { return impl_->ops->name; }
+std::string LstmEngine::precision() const { return impl_->half ? "float16" : "float32"; }
 std::vector<std::string> LstmEngine::available_kernels() {
   std::vector<std::string> out;
   for (const char* const* n = kernels::available_ops(); *n != nullptr; ++n) out.emplace_back(*n);

@@ -3,6 +3,7 @@
 // still runs vector code; best_ops() picks by musgen::cpu_features() at run time.
 #include "engine_kernels.hpp"
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -20,10 +21,10 @@
 
 #if defined(MUSGEN_X86) && (defined(__GNUC__) || defined(__clang__))
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
 #else
 #pragma GCC push_options
-#pragma GCC target("avx2,fma")
+#pragma GCC target("avx2,fma,f16c")
 #endif
 #define MUSGEN_ISA_NS avx2_isa
 #define MUSGEN_ISA_AVX2 1
@@ -57,17 +58,17 @@
 
 namespace musgen::engine::kernels {
 namespace {
-const Ops kGeneric{"generic", &generic_isa::gemm, &generic_isa::lstm_gates};
+const Ops kGeneric{"generic", &generic_isa::gemm, &generic_isa::gemm_h, &generic_isa::lstm_gates};
 #if defined(MUSGEN_HAVE_X86_KERNELS)
-const Ops kAvx2{"avx2", &avx2_isa::gemm, &avx2_isa::lstm_gates};
-const Ops kAvx512{"avx512", &avx512_isa::gemm, &avx512_isa::lstm_gates};
+const Ops kAvx2{"avx2", &avx2_isa::gemm, &avx2_isa::gemm_h, &avx2_isa::lstm_gates};
+const Ops kAvx512{"avx512", &avx512_isa::gemm, &avx512_isa::gemm_h, &avx512_isa::lstm_gates};
 #endif
 
 bool usable(const Ops* ops) {
 #if defined(MUSGEN_HAVE_X86_KERNELS)
   const auto& f = musgen::cpu_features();
   if (ops == &kAvx512) return f.avx512f && f.avx2 && f.fma;
-  if (ops == &kAvx2) return f.avx2 && f.fma;
+  if (ops == &kAvx2) return f.avx2 && f.fma && f.f16c;
 #endif
   return ops == &kGeneric;
 }

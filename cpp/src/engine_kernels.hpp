@@ -7,6 +7,9 @@
 // so the gate update of a panel needs only that panel's 32 outputs.
 #pragma once
 
+#include <cstdint>
+#include <cstring>
+
 namespace musgen::engine::kernels {
 
 constexpr int kPanel = 32;       // columns per panel
@@ -18,11 +21,35 @@ struct Ops {
   // init[m] points at 32 * panels floats (a bias, or a precomputed row such as embedding @ W + b).
   void (*gemm)(int M, int K, int panels, const float* A, long lda, const float* W,
                const float* const* init, float* Z, long ldz);
+  // The same product with IEEE float16 weights, each widened exactly to float32 before use:
+  // the result equals gemm() on the widened weights, bit for bit.
+  void (*gemm_h)(int M, int K, int panels, const float* A, long lda, const std::uint16_t* W,
+                 const float* const* init, float* Z, long ldz);
   // LSTM cell for M rows: Z rows hold 32 * panels pre-activations in the interleaved gate order;
   // C [M, 8 * panels] is updated in place; h is written to H (and to H2 when not null).
   void (*lstm_gates)(int M, int panels, const float* Z, long ldz, float* C, long ldc, float* H,
                      long ldh, float* H2, long ldh2);
 };
+
+// IEEE binary16 bits -> float32, exact (finite inputs; the engine stores no inf or NaN).
+inline float half_to_float(std::uint16_t h) {
+#if defined(__aarch64__) && defined(__ARM_FP16_FORMAT_IEEE)
+  __fp16 v;
+  std::memcpy(&v, &h, sizeof v);
+  return static_cast<float>(v);  // a vectorizable fcvt on every aarch64 CPU
+#else
+  // Rebias the exponent by multiplying by 2^112: exact for normal and subnormal halves.
+  const std::uint32_t rest = static_cast<std::uint32_t>(h & 0x7fffu) << 13;
+  float f;
+  std::memcpy(&f, &rest, sizeof f);
+  f *= 5.192296858534828e33f;  // 2^112
+  std::uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  bits |= static_cast<std::uint32_t>(h & 0x8000u) << 16;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+#endif
+}
 
 // The best kernels for this CPU (MUSGEN_ENGINE_KERNELS=generic|avx2|avx512 overrides, for tests).
 const Ops& best_ops();

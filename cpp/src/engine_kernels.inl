@@ -131,9 +131,15 @@ static void lstm_gates(int M, int panels, const float* Z, long ldz, float* C, lo
 #endif
 
 #if defined(MUSGEN_ISA_AVX512)
+// 16 weights as floats: float32 as stored, float16 widened exactly (vcvtph2ps).
+static inline __m512 loadw(const float* p) { return _mm512_loadu_ps(p); }
+static inline __m512 loadw(const std::uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+
 // MR rows x 32 columns, accumulators in 2 * MR zmm registers.
-template <int MR>
-static inline void micro(int K, const float* A, long lda, const float* W, const float* const* init,
+template <int MR, class WT>
+static inline void micro(int K, const float* A, long lda, const WT* W, const float* const* init,
                          int col, bool accumulate, float* Z, long ldz) {
   __m512 acc[MR][2];
   for (int r = 0; r < MR; ++r) {
@@ -142,8 +148,8 @@ static inline void micro(int K, const float* A, long lda, const float* W, const 
     acc[r][1] = _mm512_loadu_ps(src + 16);
   }
   for (int k = 0; k < K; ++k) {
-    const __m512 w0 = _mm512_loadu_ps(W + k * kPanel);
-    const __m512 w1 = _mm512_loadu_ps(W + k * kPanel + 16);
+    const __m512 w0 = loadw(W + k * kPanel);
+    const __m512 w1 = loadw(W + k * kPanel + 16);
     for (int r = 0; r < MR; ++r) {
       const __m512 a = _mm512_set1_ps(A[r * lda + k]);
       acc[r][0] = _mm512_fmadd_ps(a, w0, acc[r][0]);
@@ -160,20 +166,20 @@ constexpr int kMR = 12;
 // One row. Each column accumulates in k order from its init value, exactly as a row of the
 // micro-kernel does, so a stream's numbers never depend on the batch it runs in; the FMA
 // latency is hidden by running four panels (8 independent chains) at once.
-static inline void gemv(int K, int panels, const float* a, const float* W, const float* init,
+template <class WT>
+static inline void gemv(int K, int panels, const float* a, const WT* W, const float* init,
                         float* z) {
   const long ps = static_cast<long>(K) * kPanel;
   int p = 0;
   for (; p + 4 <= panels; p += 4) {
-    const float* w = W + p * ps;
+    const WT* w = W + p * ps;
     __m512 acc[8];
     for (int q = 0; q < 8; ++q) acc[q] = _mm512_loadu_ps(init + p * kPanel + 16 * q);
     for (int k = 0; k < K; ++k) {
       const __m512 ak = _mm512_set1_ps(a[k]);
       for (int q = 0; q < 4; ++q) {
-        acc[2 * q] = _mm512_fmadd_ps(ak, _mm512_loadu_ps(w + q * ps + k * kPanel), acc[2 * q]);
-        acc[2 * q + 1] =
-            _mm512_fmadd_ps(ak, _mm512_loadu_ps(w + q * ps + k * kPanel + 16), acc[2 * q + 1]);
+        acc[2 * q] = _mm512_fmadd_ps(ak, loadw(w + q * ps + k * kPanel), acc[2 * q]);
+        acc[2 * q + 1] = _mm512_fmadd_ps(ak, loadw(w + q * ps + k * kPanel + 16), acc[2 * q + 1]);
       }
     }
     for (int q = 0; q < 8; ++q) _mm512_storeu_ps(z + p * kPanel + 16 * q, acc[q]);
@@ -184,9 +190,15 @@ static inline void gemv(int K, int panels, const float* a, const float* W, const
   }
 }
 #elif defined(MUSGEN_ISA_AVX2)
+// 8 weights as floats: float32 as stored, float16 widened exactly (F16C vcvtph2ps).
+static inline __m256 loadw(const float* p) { return _mm256_loadu_ps(p); }
+static inline __m256 loadw(const std::uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
 // MR rows x 32 columns, accumulators in 4 * MR ymm registers (MR = 3: 12 of 16).
-template <int MR>
-static inline void micro(int K, const float* A, long lda, const float* W, const float* const* init,
+template <int MR, class WT>
+static inline void micro(int K, const float* A, long lda, const WT* W, const float* const* init,
                          int col, bool accumulate, float* Z, long ldz) {
   __m256 acc[MR][4];
   for (int r = 0; r < MR; ++r) {
@@ -194,9 +206,9 @@ static inline void micro(int K, const float* A, long lda, const float* W, const 
     for (int q = 0; q < 4; ++q) acc[r][q] = _mm256_loadu_ps(src + 8 * q);
   }
   for (int k = 0; k < K; ++k) {
-    const float* wk = W + k * kPanel;
-    const __m256 w0 = _mm256_loadu_ps(wk), w1 = _mm256_loadu_ps(wk + 8);
-    const __m256 w2 = _mm256_loadu_ps(wk + 16), w3 = _mm256_loadu_ps(wk + 24);
+    const WT* wk = W + k * kPanel;
+    const __m256 w0 = loadw(wk), w1 = loadw(wk + 8);
+    const __m256 w2 = loadw(wk + 16), w3 = loadw(wk + 24);
     for (int r = 0; r < MR; ++r) {
       const __m256 a = _mm256_broadcast_ss(A + r * lda + k);
       acc[r][0] = _mm256_fmadd_ps(a, w0, acc[r][0]);
@@ -211,19 +223,20 @@ static inline void micro(int K, const float* A, long lda, const float* W, const 
 constexpr int kMR = 3;
 
 // One row, two panels (8 independent chains) at a time; per-column k order as in micro().
-static inline void gemv(int K, int panels, const float* a, const float* W, const float* init,
+template <class WT>
+static inline void gemv(int K, int panels, const float* a, const WT* W, const float* init,
                         float* z) {
   const long ps = static_cast<long>(K) * kPanel;
   int p = 0;
   for (; p + 2 <= panels; p += 2) {
-    const float* w = W + p * ps;
+    const WT* w = W + p * ps;
     __m256 acc[8];
     for (int q = 0; q < 8; ++q) acc[q] = _mm256_loadu_ps(init + p * kPanel + 8 * q);
     for (int k = 0; k < K; ++k) {
       const __m256 ak = _mm256_broadcast_ss(a + k);
       for (int q = 0; q < 4; ++q) {
-        acc[q] = _mm256_fmadd_ps(ak, _mm256_loadu_ps(w + k * kPanel + 8 * q), acc[q]);
-        acc[4 + q] = _mm256_fmadd_ps(ak, _mm256_loadu_ps(w + ps + k * kPanel + 8 * q), acc[4 + q]);
+        acc[q] = _mm256_fmadd_ps(ak, loadw(w + k * kPanel + 8 * q), acc[q]);
+        acc[4 + q] = _mm256_fmadd_ps(ak, loadw(w + ps + k * kPanel + 8 * q), acc[4 + q]);
       }
     }
     for (int q = 0; q < 8; ++q) _mm256_storeu_ps(z + p * kPanel + 8 * q, acc[q]);
@@ -235,8 +248,11 @@ static inline void gemv(int K, int panels, const float* a, const float* W, const
 }
 #else
 // Portable: plain loops over a 32-float row that the compiler vectorizes (SSE2, NEON, ...).
-template <int MR>
-static inline void micro(int K, const float* A, long lda, const float* W, const float* const* init,
+static inline float wval(float w) { return w; }
+static inline float wval(std::uint16_t w) { return musgen::engine::kernels::half_to_float(w); }
+
+template <int MR, class WT>
+static inline void micro(int K, const float* A, long lda, const WT* W, const float* const* init,
                          int col, bool accumulate, float* Z, long ldz) {
   float acc[MR][kPanel];
   for (int r = 0; r < MR; ++r) {
@@ -244,10 +260,12 @@ static inline void micro(int K, const float* A, long lda, const float* W, const 
     for (int j = 0; j < kPanel; ++j) acc[r][j] = src[j];
   }
   for (int k = 0; k < K; ++k) {
-    const float* wk = W + k * kPanel;
+    const WT* wk = W + k * kPanel;
+    float wf[kPanel];
+    for (int j = 0; j < kPanel; ++j) wf[j] = wval(wk[j]);
     for (int r = 0; r < MR; ++r) {
       const float a = A[r * lda + k];
-      for (int j = 0; j < kPanel; ++j) acc[r][j] += a * wk[j];
+      for (int j = 0; j < kPanel; ++j) acc[r][j] += a * wf[j];
     }
   }
   for (int r = 0; r < MR; ++r)
@@ -255,7 +273,8 @@ static inline void micro(int K, const float* A, long lda, const float* W, const 
 }
 constexpr int kMR = 4;
 
-static inline void gemv(int K, int panels, const float* a, const float* W, const float* init,
+template <class WT>
+static inline void gemv(int K, int panels, const float* a, const WT* W, const float* init,
                         float* z) {
   for (int p = 0; p < panels; ++p) {
     const float* const row_init = init + p * kPanel;
@@ -265,15 +284,15 @@ static inline void gemv(int K, int panels, const float* a, const float* W, const
 }
 #endif
 
-template <int MR>
-static void micro_rows(int K, const float* A, long lda, const float* W, const float* const* init,
+template <int MR, class WT>
+static void micro_rows(int K, const float* A, long lda, const WT* W, const float* const* init,
                        int col, bool accumulate, float* Z, long ldz) {
   micro<MR>(K, A, lda, W, init, col, accumulate, Z, ldz);
 }
 
 // Remainder rows (fewer than kMR) dispatched to an exact-size micro-kernel.
-template <int R>
-static void micro_tail(int rows, int K, const float* A, long lda, const float* W,
+template <int R, class WT>
+static void micro_tail(int rows, int K, const float* A, long lda, const WT* W,
                        const float* const* init, int col, bool accumulate, float* Z, long ldz) {
   if constexpr (R > 0) {
     if (rows == R) return micro_rows<R>(K, A, lda, W, init, col, accumulate, Z, ldz);
@@ -283,8 +302,9 @@ static void micro_tail(int rows, int K, const float* A, long lda, const float* W
 
 constexpr int kKC = 256;  // K block: a 32-column panel block of 32 KiB stays in L1
 
-static void gemm(int M, int K, int panels, const float* A, long lda, const float* W,
-                 const float* const* init, float* Z, long ldz) {
+template <class WT>
+static void gemm_t(int M, int K, int panels, const float* A, long lda, const WT* W,
+                   const float* const* init, float* Z, long ldz) {
   if (M == 1) {
     gemv(K, panels, A, W, init[0], Z);
     return;
@@ -293,7 +313,7 @@ static void gemm(int M, int K, int panels, const float* A, long lda, const float
     const int kc = K - k0 < kKC ? K - k0 : kKC;
     const bool accumulate = k0 > 0;
     for (int p = 0; p < panels; ++p) {
-      const float* w = W + static_cast<long>(p) * K * kPanel + static_cast<long>(k0) * kPanel;
+      const WT* w = W + static_cast<long>(p) * K * kPanel + static_cast<long>(k0) * kPanel;
       const int col = p * kPanel;
       int m = 0;
       for (; m + kMR <= M; m += kMR)
@@ -305,6 +325,16 @@ static void gemm(int M, int K, int panels, const float* A, long lda, const float
     }
     if (K == 0) break;
   }
+}
+
+static void gemm(int M, int K, int panels, const float* A, long lda, const float* W,
+                 const float* const* init, float* Z, long ldz) {
+  gemm_t(M, K, panels, A, lda, W, init, Z, ldz);
+}
+
+static void gemm_h(int M, int K, int panels, const float* A, long lda, const std::uint16_t* W,
+                   const float* const* init, float* Z, long ldz) {
+  gemm_t(M, K, panels, A, lda, W, init, Z, ldz);
 }
 
 }  // namespace MUSGEN_ISA_NS

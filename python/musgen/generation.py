@@ -55,10 +55,14 @@ def parse_length(length) -> tuple[int, str]:
     return amount, unit
 
 
-def _load_model(model, backend):
+def _load_model(model, backend, precision=None):
     from .engine import Engine, load
 
     if isinstance(model, Engine):
+        if precision is not None and precision != model.precision:
+            raise ValueError(f"precision: {precision!r}, but the Engine given was loaded with "
+                             f"{model.precision!r}; load it with engine.load(..., "
+                             f"precision={precision!r})")
         return model
     if model is None:
         path = default_model_dir()
@@ -67,7 +71,7 @@ def _load_model(model, backend):
                 f"no default model is installed (expected {path}); pass a model directory "
                 "made by `musgen train`, e.g. generate('my-model')")
         model = path
-    return load(model, backend=backend)
+    return load(model, backend=backend, precision=precision or "float32")
 
 
 def _primer_tokens(primer, codec) -> np.ndarray:
@@ -96,7 +100,7 @@ def _primer_tokens(primer, codec) -> np.ndarray:
 
 def generate(model=None, *, n: int = 1, length=DEFAULT_LENGTH, temperature=1.0, top_k=None,
              top_p=None, seed=None, primer=None, backend: str | None = None,
-             threads: int | None = None, progress=None) -> list:
+             threads: int | None = None, progress=None, precision: str | None = None) -> list:
     """Generate ``n`` pieces.
 
     Parameters
@@ -127,6 +131,10 @@ def generate(model=None, *, n: int = 1, length=DEFAULT_LENGTH, temperature=1.0, 
         CPU threads over the streams (None: all cores).
     progress : callable(int) or None
         Called with the number of tokens generated since the last call.
+    precision : {"float32", "float16"} or None
+        Weight storage of the CPU engine (see :func:`musgen.engine.load`); None: float32, or
+        the given Engine's own. "float16" is an opt-in speed-up that changes the logits by about
+        1e-3, so the same seed may give different pieces than float32.
 
     Returns
     -------
@@ -135,7 +143,7 @@ def generate(model=None, *, n: int = 1, length=DEFAULT_LENGTH, temperature=1.0, 
     """
     from . import codec as codec_mod
 
-    engine = _load_model(model, backend)
+    engine = _load_model(model, backend, precision)
     if engine.kind != "lstm_lm":
         raise ValueError(f"generate: the model is of kind {engine.kind!r}; generate() samples "
                          "token models (kind 'lstm_lm')")

@@ -8,6 +8,7 @@ namespace musgen {
 struct CpuFeatures {
   bool avx2 = false;
   bool fma = false;
+  bool f16c = false;
   bool avx512f = false;
   bool neon = false;
 };

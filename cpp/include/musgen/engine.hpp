@@ -68,11 +68,15 @@ class LstmEngine {
  public:
   // kind: "lstm_lm" or "paper"; weights by modeldir tensor name; dense_activation (paper):
   // "relu", "tanh", "sigmoid" or "linear", applied between dense layers (the last is linear).
-  // kernels: "auto" or a name from available_kernels(). Throws ModelFormatError on any
-  // missing or mis-shaped tensor.
+  // kernels: "auto" or a name from available_kernels(). precision: "float32", or "float16" to
+  // store every kernel and recurrent kernel as IEEE half (half the bytes read per step; the
+  // math stays float32 on the exactly widened weights; embeddings and biases stay float32).
+  // Throws ModelFormatError on any missing or mis-shaped tensor, or a kernel value beyond
+  // float16's range.
   LstmEngine(const std::string& kind, const std::vector<int>& units,
              const std::map<std::string, TensorView>& weights,
-             const std::string& dense_activation = "relu", const std::string& kernels = "auto");
+             const std::string& dense_activation = "relu", const std::string& kernels = "auto",
+             const std::string& precision = "float32");
   ~LstmEngine();
   LstmEngine(const LstmEngine&) = delete;
   LstmEngine& operator=(const LstmEngine&) = delete;
@@ -82,6 +86,7 @@ class LstmEngine {
   int n_features() const;     // paper
   int output_dim() const;
   std::string kernels() const;
+  std::string precision() const;
   static std::vector<std::string> available_kernels();
 
   // Teacher-forced logits from a zero state: tokens [B, T] -> out [B, T, vocab].

@@ -13,7 +13,7 @@ def has_cpp_engine() -> bool:
     return _backend.has_cpp() and hasattr(_backend.core(), "LstmEngine")
 
 
-def build_cpp_engine(config: dict, tensors: dict):
+def build_cpp_engine(config: dict, tensors: dict, precision: str = "float32"):
     """A ``_core.LstmEngine`` holding a private copy of the weights (repacked once in C++)."""
     core = _backend.core()
     if not hasattr(core, "LstmEngine"):
@@ -22,4 +22,4 @@ def build_cpp_engine(config: dict, tensors: dict):
     model = config["model"]
     weights = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}
     return core.LstmEngine(model["kind"], [int(u) for u in model["lstm_units"]], weights,
-                           str(model.get("dense_activation", "relu")))
+                           str(model.get("dense_activation", "relu")), "auto", precision)
