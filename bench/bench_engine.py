@@ -4,8 +4,13 @@ LiteRT running the same weights as a single-step model, plus the machine's bound
 For 2x256 and 2x512 LSTMs (embedding 64, vocabulary 300) it prints time per generated token at
 batch 1 and tokens/s at batch 1, 16 and 256. musgen's numbers are whole sampling loops
 (forward, softmax, sampling); the other tools' are the forward step alone (their best case).
-Bounds: weight bytes per step / measured read bandwidth on a buffer of that size (batch 1), and
-FLOPs per step / measured NumPy sgemm rate (large batches), both one core, best of repeats.
+Every tool runs on one thread, then musgen, ONNX Runtime and LiteRT on two (TensorFlow's thread
+pools are fixed once per process, so Keras runs on one). musgen's opt-in float16 weights are
+timed beside float32, and their accuracy is measured on the shipped model over real music.
+
+Bounds, one core, best of repeats: weight bytes per step / the read bandwidth of a buffer that
+size (batch 1), and FLOPs per step / the multiply-add peak (large batches), both measured by
+probes in musgen's core with this CPU's best instructions; NumPy's sgemm rate is printed too.
 Tool timings are medians of repeats; on a shared or throttled machine they vary run to run.
 """
 
@@ -21,6 +26,9 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import numpy as np  # noqa: E402
+
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import best_seconds, median_seconds  # noqa: E402
@@ -42,10 +50,11 @@ def steps_for(batch: int, units: int) -> int:
 
 
 # ------------------------------------------------------------------------------ musgen
-def bench_musgen(mdir, batch: int, steps: int, backend: str, threads=None) -> float:
+def bench_musgen(mdir, batch: int, steps: int, backend: str, threads=None,
+                 precision: str = "float32") -> float:
     from musgen import engine
 
-    eng = engine.load(mdir, backend=backend)
+    eng = engine.load(mdir, backend=backend, precision=precision)
     eng.generate_tokens(batch, primer=[0], length=2, seed=0, threads=threads)  # warm
     t = median_seconds(lambda: eng.generate_tokens(batch, primer=[0], length=steps, seed=1,
                                                 threads=threads, max_tokens=steps), REPEATS)
@@ -151,8 +160,13 @@ class StepTools:
 
 # ------------------------------------------------------------------------------ bounds
 def read_bandwidth(nbytes: int) -> float:
-    """Bytes/s streaming a float32 matrix of nbytes through BLAS sgemv (matrix @ vector reads
-    every weight once, the batch-1 engine's access pattern), caches warm, one thread."""
+    """Bytes/s one thread reads from a warm buffer of nbytes: musgen's core probe (a vectorized
+    streaming sum), or, without the extension, BLAS sgemv over a matrix that size (slower: it
+    measures too low a bound)."""
+    from musgen import _backend
+
+    if _backend.has_cpp() and hasattr(_backend.core(), "probe_read_bandwidth"):
+        return _backend.core().probe_read_bandwidth(nbytes, 0.5)
     cols = 1024
     a = np.ones((max(1, nbytes // 4 // cols), cols), np.float32)
     v = np.ones(cols, np.float32)
@@ -160,6 +174,16 @@ def read_bandwidth(nbytes: int) -> float:
     a @ v
     t = best_seconds(lambda: [a @ v for _ in range(reps)], 7)
     return a.nbytes * reps / t
+
+
+def fma_peak() -> float:
+    """FLOP/s of one thread's multiply-adds in registers (musgen's core probe), or the NumPy
+    sgemm rate without the extension."""
+    from musgen import _backend
+
+    if _backend.has_cpp() and hasattr(_backend.core(), "probe_fma_peak"):
+        return _backend.core().probe_fma_peak(0.5)
+    return sgemm_rate()
 
 
 def sgemm_rate() -> float:
@@ -181,6 +205,58 @@ def model_costs(units):
     return floats * 4, flops
 
 
+def precision_accuracy(paths) -> dict:
+    """Float16 against float32 on the shipped model, teacher-forced over real pieces: logit
+    error, test NLL per token, and how often the two choose the same token (greedy, and
+    sampled at temperature 1 with the same Philox uniform) under the codec's grammar."""
+    from musgen import codec, engine, midi
+    from musgen.engine.philox import philox_uniform
+    from musgen.engine.sampling import sample_token
+    from musgen.generation import default_model_dir
+
+    d = default_model_dir()
+    e32 = engine.load(d, backend="cpp")
+    e16 = engine.load(d, backend="cpp", precision="float16")
+    cfg = e32.codec
+    g = codec.grammar(cfg)
+    nll = {"float32": 0.0, "float16": 0.0}
+    n = greedy = sampled = 0
+    max_err = 0.0
+    for path in paths:
+        tok = codec.encode(midi.read(path), cfg)
+        inp, target = tok[None, :-1], tok[1:]
+        logits = {"float32": e32.logits(inp)[0], "float16": e16.logits(inp)[0]}
+        max_err = max(max_err, float(np.max(np.abs(logits["float16"] - logits["float32"]))))
+        for name, L in logits.items():
+            x = L.astype(np.float64)
+            lse = np.log(np.exp(x - x.max(1, keepdims=True)).sum(1)) + x.max(1)
+            nll[name] += float(np.sum(lse - x[np.arange(len(target)), target]))
+        state = g.walk(tok[:1])
+        for t in range(len(target)):
+            allowed = g.table[state] >= 0
+            if not g.can_end[state]:
+                allowed[cfg.eos_id] = False
+            u = float(philox_uniform(np.uint64(7), np.uint32(n), np.uint32(0)))
+            a, b = (sample_token(logits[k][t], allowed, 0.0, 0, 1.0, u) for k in logits)
+            greedy += a == b
+            a, b = (sample_token(logits[k][t], allowed, 1.0, 0, 1.0, u) for k in logits)
+            sampled += a == b
+            state = g.table[state, target[t]]
+            n += 1
+    return dict(pieces=len(paths), tokens=n, max_logit_error=max_err,
+                nll32=nll["float32"] / n, nll16=nll["float16"] / n,
+                greedy_agreement=greedy / n, sampled_agreement=sampled / n)
+
+
+def real_pieces() -> list:
+    """The JSB Chorales test split the shipped model was scored on (the data folder:
+    MUSGEN_DATA, default ../shared/data), else the five test pieces in tests/data."""
+    root = Path(__file__).resolve().parents[1]
+    data = Path(os.environ.get("MUSGEN_DATA", root.parent / "shared" / "data"))
+    full = sorted((data / "corpora" / "jsb_chorales" / "quarter" / "test").glob("*.mid"))
+    return full or sorted((root / "tests" / "data" / "corpus_small" / "test").glob("*.mid"))
+
+
 def main() -> int:
     from musgen import _backend
     from musgen.engine._random import random_model_dir
@@ -188,11 +264,21 @@ def main() -> int:
 
     tf, keras = import_keras()
     has_cpp = _backend.has_cpp()
-    peak = sgemm_rate()
+    sgemm = sgemm_rate()
+    peak = fma_peak()
     cores = os.cpu_count()
     print(f"musgen engine benchmark: vocabulary {VOCAB}, embedding {EMB}; {cores} cores; "
-          f"NumPy sgemm {peak / 1e9:.1f} GFLOP/s; C++ kernels "
+          f"multiply-add peak {peak / 1e9:.1f} GFLOP/s, NumPy sgemm {sgemm / 1e9:.1f} GFLOP/s "
+          f"(one thread); C++ kernels "
           f"{_backend.core().LstmEngine.available_kernels()[0] if has_cpp else 'n/a'}")
+    if has_cpp:
+        acc = precision_accuracy(real_pieces())
+        print(f"\nfloat16 weights on the shipped model, {acc['pieces']} JSB test pieces "
+              f"({acc['tokens']} tokens, teacher-forced): max |logit error| "
+              f"{acc['max_logit_error']:.2e}; NLL/token {acc['nll16']:.5f} vs float32 "
+              f"{acc['nll32']:.5f}; same token as float32: greedy "
+              f"{acc['greedy_agreement']:.2%}, sampled (T=1, same uniforms) "
+              f"{acc['sampled_agreement']:.2%}")
     with tempfile.TemporaryDirectory() as tmp:
         for u in SIZES:
             units = [u, u]
@@ -201,7 +287,7 @@ def main() -> int:
             _, tensors = load_model_dir(mdir)
             wbytes, flops = model_costs(units)
             bw = read_bandwidth(wbytes)
-            peak = max(peak, sgemm_rate())  # re-measured beside each model: a shared machine
+            peak = max(peak, fma_peak())  # re-measured beside each model: a shared machine
             print(f"\n== 2x{u} LSTM: {wbytes / 2**20:.1f} MiB of weights per step, "
                   f"{flops / 1e6:.2f} MFLOP per token; read bandwidth at that size "
                   f"{bw / 1e9:.1f} GB/s")
@@ -209,36 +295,46 @@ def main() -> int:
                 steps = steps_for(batch, u)
                 res = {}
                 if has_cpp:
-                    res["musgen C++ 1 thread"] = bench_musgen(mdir, batch, steps, "cpp", 1)
-                    res["musgen C++ 2 threads"] = bench_musgen(mdir, batch, steps, "cpp", 2)
+                    for th in (1, 2):
+                        for prec in ("float32", "float16"):
+                            name = f"musgen C++ {th} thread{'s' if th > 1 else ''}" + (
+                                " float16" if prec == "float16" else "")
+                            res[name] = bench_musgen(mdir, batch, steps, "cpp", th, prec)
                 res["musgen NumPy"] = bench_musgen(mdir, batch, max(4, steps // 10), "python")
                 tools = StepTools(tf, keras, tensors, units, batch)
-                res["Keras tf.function"] = tools.time_tf(max(4, steps // 5))
-                try:
-                    res["ONNX Runtime 1 thread"] = tools.time_onnx(max(4, steps // 2), 1)
-                except Exception as exc:  # report and go on: the other rows still compare
-                    print(f"  ONNX Runtime failed: {type(exc).__name__}: {exc}")
-                try:
-                    t, which = tools.time_litert(max(4, steps // 2), 1)
-                    res[f"LiteRT ({which}) 1 thread"] = t
-                except Exception as exc:
-                    print(f"  LiteRT failed: {type(exc).__name__}: {exc}")
+                res["Keras tf.function 1 thread"] = tools.time_tf(max(4, steps // 5))
+                for th in (1, 2):
+                    label = f"{th} thread{'s' if th > 1 else ''}"
+                    try:
+                        res[f"ONNX Runtime {label}"] = tools.time_onnx(max(4, steps // 2), th)
+                    except Exception as exc:  # report and go on: the other rows still compare
+                        print(f"  ONNX Runtime failed: {type(exc).__name__}: {exc}")
+                    try:
+                        t, which = tools.time_litert(max(4, steps // 2), th)
+                        res[f"LiteRT ({which}) {label}"] = t
+                    except Exception as exc:
+                        print(f"  LiteRT failed: {type(exc).__name__}: {exc}")
                 bound = (wbytes / bw) if batch == 1 else batch * flops / peak
-                base = res.get("musgen C++ 1 thread")
                 print(f"  batch {batch:3d} ({steps} steps)   bound {bound * 1e6:9.1f} us/step "
-                      f"({'weights / bandwidth' if batch == 1 else 'FLOPs / sgemm peak'})")
+                      f"({'weights / bandwidth' if batch == 1 else 'FLOPs / multiply-add peak'})")
                 for name, t in res.items():
+                    # each row against the musgen float32 row with the same thread count
+                    ref = "musgen C++ 2 threads" if "2 thread" in name else "musgen C++ 1 thread"
+                    base = res.get(ref)
                     extra = ""
-                    if base is not None and name != "musgen C++ 1 thread":
-                        extra = f"  musgen C++ is {t / base:5.2f}x faster"
-                    print(f"    {name:30s} {t * 1e6:10.1f} us/step {batch / t:12,.0f} tok/s"
+                    if base is not None and name != ref:
+                        extra = f"  {t / base:5.2f}x the time of {ref}"
+                    print(f"    {name:34s} {t * 1e6:10.1f} us/step {batch / t:12,.0f} tok/s"
                           + extra)
+                base = res.get("musgen C++ 1 thread")
                 if base is not None:
                     if batch == 1:
-                        print(f"    C++ / bound: {base / bound:.2f}x the bandwidth bound")
+                        print(f"    C++ 1 thread / bound: {base / bound:.2f}x the bandwidth "
+                              "bound (float32)")
                     else:
-                        print(f"    C++ reaches {batch * flops / base / peak:.0%} of NumPy "
-                              "sgemm peak (forward + sampling)")
+                        print(f"    C++ 1 thread reaches {batch * flops / base / peak:.0%} of the "
+                              f"multiply-add peak, {batch * flops / base / sgemm:.0%} of NumPy "
+                              "sgemm (forward + sampling)")
     return 0
 
 

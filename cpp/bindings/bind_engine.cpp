@@ -44,6 +44,19 @@ void bind_engine(py::module_& m) {
           return philox4x32_10(ctr, key);
         },
         py::arg("counter"), py::arg("key"), "One Philox4x32-10 block (for known-answer tests)");
+  m.def("probe_read_bandwidth",
+        [](std::int64_t nbytes, double seconds) {
+          py::gil_scoped_release release;
+          return engine::probe_read_bandwidth(nbytes, seconds);
+        },
+        py::arg("nbytes"), py::arg("seconds") = 0.5,
+        "Bytes/s one thread reads from a warm buffer of nbytes (benchmark bounds)");
+  m.def("probe_fma_peak",
+        [](double seconds) {
+          py::gil_scoped_release release;
+          return engine::probe_fma_peak(seconds);
+        },
+        py::arg("seconds") = 0.5, "Multiply-add FLOP/s of one thread (benchmark bounds)");
   m.def("philox_uniform", &philox_uniform, py::arg("seed"), py::arg("step"), py::arg("stream"),
         "The sampling uniform of (seed, step, stream)");
 

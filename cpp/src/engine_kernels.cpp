@@ -58,10 +58,15 @@
 
 namespace musgen::engine::kernels {
 namespace {
-const Ops kGeneric{"generic", &generic_isa::gemm, &generic_isa::gemm_h, &generic_isa::lstm_gates};
+#define MUSGEN_OPS(label, ns)                                                              \
+  Ops {                                                                                     \
+    label, &ns::gemm, &ns::gemm_h, &ns::lstm_gates, &ns::probe_read, &ns::probe_fma,         \
+        ns::kProbeFmaFloats                                                                  \
+  }
+const Ops kGeneric = MUSGEN_OPS("generic", generic_isa);
 #if defined(MUSGEN_HAVE_X86_KERNELS)
-const Ops kAvx2{"avx2", &avx2_isa::gemm, &avx2_isa::gemm_h, &avx2_isa::lstm_gates};
-const Ops kAvx512{"avx512", &avx512_isa::gemm, &avx512_isa::gemm_h, &avx512_isa::lstm_gates};
+const Ops kAvx2 = MUSGEN_OPS("avx2", avx2_isa);
+const Ops kAvx512 = MUSGEN_OPS("avx512", avx512_isa);
 #endif
 
 bool usable(const Ops* ops) {

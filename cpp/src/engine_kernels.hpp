@@ -29,6 +29,11 @@ struct Ops {
   // C [M, 8 * panels] is updated in place; h is written to H (and to H2 when not null).
   void (*lstm_gates)(int M, int panels, const float* Z, long ldz, float* C, long ldc, float* H,
                      long ldh, float* H2, long ldh2);
+  // Probes for benchmarks: a streaming sum of n floats, and `iters` rounds of fma_floats
+  // independent multiply-adds (2 * fma_floats FLOPs a round).
+  float (*probe_read)(const float* p, long n);
+  float (*probe_fma)(long iters, float x);
+  int fma_floats;
 };
 
 // IEEE binary16 bits -> float32, exact (finite inputs; the engine stores no inf or NaN).

@@ -332,6 +332,59 @@ static void gemm(int M, int K, int panels, const float* A, long lda, const float
   gemm_t(M, K, panels, A, lda, W, init, Z, ldz);
 }
 
+// Probes of one core's limits for the benchmarks' bounds (the engine never calls them).
+// A streaming read: n floats summed into 128 independent partial sums.
+static float probe_read(const float* p, long n) {
+  float acc[128] = {};
+  long i = 0;
+  for (; i + 128 <= n; i += 128)
+    for (int j = 0; j < 128; ++j) acc[j] += p[i + j];
+  float s = 0.0f;
+  for (; i < n; ++i) s += p[i];
+  for (float a : acc) s += a;
+  return s;
+}
+
+// Arithmetic peak: `iters` rounds of independent multiply-adds in registers, enough chains to
+// cover the FMA latency on every port. Returns a value that depends on every result.
+#if defined(MUSGEN_ISA_AVX512)
+constexpr int kProbeFmaFloats = 16 * 16;
+static float probe_fma(long iters, float x) {
+  __m512 acc[16];
+  for (int j = 0; j < 16; ++j) acc[j] = _mm512_set1_ps(x * static_cast<float>(j));
+  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+  for (long i = 0; i < iters; ++i)
+    for (int j = 0; j < 16; ++j) acc[j] = _mm512_fmadd_ps(acc[j], a, b);
+  for (int j = 1; j < 16; ++j) acc[0] = _mm512_add_ps(acc[0], acc[j]);
+  return _mm512_reduce_add_ps(acc[0]);
+}
+#elif defined(MUSGEN_ISA_AVX2)
+constexpr int kProbeFmaFloats = 12 * 8;
+static float probe_fma(long iters, float x) {
+  __m256 acc[12];
+  for (int j = 0; j < 12; ++j) acc[j] = _mm256_set1_ps(x * static_cast<float>(j));
+  const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
+  for (long i = 0; i < iters; ++i)
+    for (int j = 0; j < 12; ++j) acc[j] = _mm256_fmadd_ps(acc[j], a, b);
+  float out[8], s = 0.0f;
+  for (int j = 1; j < 12; ++j) acc[0] = _mm256_add_ps(acc[0], acc[j]);
+  _mm256_storeu_ps(out, acc[0]);
+  for (float v : out) s += v;
+  return s;
+}
+#else
+constexpr int kProbeFmaFloats = 64;
+static float probe_fma(long iters, float x) {
+  float acc[64];
+  for (int j = 0; j < 64; ++j) acc[j] = x * static_cast<float>(j);
+  for (long i = 0; i < iters; ++i)
+    for (int j = 0; j < 64; ++j) acc[j] = acc[j] * 0.999999f + 1e-7f;
+  float s = 0.0f;
+  for (float v : acc) s += v;
+  return s;
+}
+#endif
+
 static void gemm_h(int M, int K, int panels, const float* A, long lda, const std::uint16_t* W,
                    const float* const* init, float* Z, long ldz) {
   gemm_t(M, K, panels, A, lda, W, init, Z, ldz);

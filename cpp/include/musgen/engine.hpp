@@ -64,6 +64,12 @@ struct GenerateRequest {
 // backend calls this, so they accept and refuse exactly the same requests with the same words.
 std::vector<std::int32_t> check_request(const GenerateRequest& r, int vocab);
 
+// Probes of one core's limits with this CPU's best kernels, for benchmark bounds: the read
+// bandwidth over a buffer of `nbytes` already in cache (bytes/s) and the multiply-add peak
+// (FLOP/s), each the best of repeated windows of about `seconds` / 5.
+double probe_read_bandwidth(std::int64_t nbytes, double seconds);
+double probe_fma_peak(double seconds);
+
 class LstmEngine {
  public:
   // kind: "lstm_lm" or "paper"; weights by modeldir tensor name; dense_activation (paper):
