@@ -178,6 +178,11 @@ static inline void gemv(int K, int panels, const float* a, const WT* W, const fl
     for (int k = 0; k < K; ++k) {
       const __m512 ak = _mm512_set1_ps(a[k]);
       for (int q = 0; q < 4; ++q) {
+        // Half weights: a k row of a panel is one cache line; fetching 8 rows ahead measured
+        // 73 -> 62 us per 2x512 step (float32 rows measured no gain, so they go without).
+        if constexpr (sizeof(WT) == 2)
+          _mm_prefetch(reinterpret_cast<const char*>(w + q * ps + (k + 8) * kPanel),
+                       _MM_HINT_T0);
         acc[2 * q] = _mm512_fmadd_ps(ak, loadw(w + q * ps + k * kPanel), acc[2 * q]);
         acc[2 * q + 1] = _mm512_fmadd_ps(ak, loadw(w + q * ps + k * kPanel + 16), acc[2 * q + 1]);
       }
