@@ -194,6 +194,36 @@ static inline void gemv(int K, int panels, const float* a, const WT* W, const fl
     micro<1>(K, a, 0, W + p * ps, &row_init, 0, false, z + p * kPanel, 0);
   }
 }
+
+// Two or three rows: micro() would run only 4 or 6 FMA chains, too few to hide the latency,
+// so two panels go at once (8 or 12 chains). Per-column k order as in micro().
+template <int MR, class WT>
+static inline void few_rows(int K, int panels, const float* A, long lda, const WT* W,
+                            const float* const* init, float* Z, long ldz) {
+  const long ps = static_cast<long>(K) * kPanel;
+  int p = 0;
+  for (; p + 2 <= panels; p += 2) {
+    __m512 acc[MR][4];
+    for (int r = 0; r < MR; ++r)
+      for (int q = 0; q < 4; ++q) acc[r][q] = _mm512_loadu_ps(init[r] + p * kPanel + 16 * q);
+    const WT* w0 = W + p * ps;
+    const WT* w1 = w0 + ps;
+    for (int k = 0; k < K; ++k) {
+      const __m512 x0 = loadw(w0 + k * kPanel), x1 = loadw(w0 + k * kPanel + 16);
+      const __m512 x2 = loadw(w1 + k * kPanel), x3 = loadw(w1 + k * kPanel + 16);
+      for (int r = 0; r < MR; ++r) {
+        const __m512 a = _mm512_set1_ps(A[r * lda + k]);
+        acc[r][0] = _mm512_fmadd_ps(a, x0, acc[r][0]);
+        acc[r][1] = _mm512_fmadd_ps(a, x1, acc[r][1]);
+        acc[r][2] = _mm512_fmadd_ps(a, x2, acc[r][2]);
+        acc[r][3] = _mm512_fmadd_ps(a, x3, acc[r][3]);
+      }
+    }
+    for (int r = 0; r < MR; ++r)
+      for (int q = 0; q < 4; ++q) _mm512_storeu_ps(Z + r * ldz + p * kPanel + 16 * q, acc[r][q]);
+  }
+  if (p < panels) micro<MR>(K, A, lda, W + p * ps, init, p * kPanel, false, Z + p * kPanel, ldz);
+}
 #elif defined(MUSGEN_ISA_AVX2)
 // 8 weights as floats: float32 as stored, float16 widened exactly (F16C vcvtph2ps).
 static inline __m256 loadw(const float* p) { return _mm256_loadu_ps(p); }
@@ -314,6 +344,10 @@ static void gemm_t(int M, int K, int panels, const float* A, long lda, const WT*
     gemv(K, panels, A, W, init[0], Z);
     return;
   }
+#if defined(MUSGEN_ISA_AVX512)
+  if (M == 2) return few_rows<2>(K, panels, A, lda, W, init, Z, ldz);
+  if (M == 3) return few_rows<3>(K, panels, A, lda, W, init, Z, ldz);
+#endif
   for (int k0 = 0; k0 < K || k0 == 0; k0 += kKC) {
     const int kc = K - k0 < kKC ? K - k0 : kKC;
     const bool accumulate = k0 > 0;
