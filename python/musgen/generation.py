@@ -128,7 +128,8 @@ def generate(model=None, *, n: int = 1, length=DEFAULT_LENGTH, temperature=1.0, 
     backend : {"cpp", "python", "cuda"} or None
         The engine backend (None: ``MUSGEN_BACKEND``, default auto).
     threads : int or None
-        CPU threads over the streams (None: all cores).
+        CPU threads (None: all cores): many streams are split between them; with fewer
+        streams than threads, the threads share each step (same results either way).
     progress : callable(int) or None
         Called with the number of tokens generated since the last call.
     precision : {"float32", "float16"} or None

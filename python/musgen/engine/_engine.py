@@ -256,7 +256,8 @@ class Engine:
             Hard cap of generated tokens per stream (default ``length`` + 64 for unit tokens,
             else 64 * length + 64).
         threads : int or None
-            C++ threads over streams (None: all cores).
+            C++ threads (None: all cores): split over the streams, or, with fewer streams than
+            threads, sharing each step's matrix work. Results do not depend on it.
         progress : callable(int) or None
             Called with the number of tokens generated since the last call.
 
