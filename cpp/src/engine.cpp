@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cmath>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <exception>
 #include <limits>
@@ -83,7 +83,8 @@ std::uint16_t to_half(float f) {
   if (ax < 0x38800000u) {  // below 2^-14: a subnormal half (or zero), in units of 2^-24
     float a;
     std::memcpy(&a, &ax, sizeof a);
-    return static_cast<std::uint16_t>(sign | static_cast<std::uint32_t>(std::nearbyint(a * 16777216.0f)));
+    const auto units = static_cast<std::uint32_t>(std::nearbyint(a * 16777216.0f));  // 2^24
+    return static_cast<std::uint16_t>(sign | units);
   }
   const std::uint32_t m = ax - 0x38000000u;  // the exponent rebiased from 127 to 15
   return static_cast<std::uint16_t>(sign | ((m + 0x0fffu + ((m >> 13) & 1u)) >> 13));
@@ -787,12 +788,9 @@ class SpinBarrier {
 };
 
 int resolve_threads(int threads) {
-  return threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (threads > 0) return threads;
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
-
-}  // namespace
-
-namespace {
 
 // Best rate of 5 windows of about seconds / 5 each: work(reps) does reps units of `per_rep`.
 template <class Work>
