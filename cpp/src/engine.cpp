@@ -489,9 +489,15 @@ namespace {
 
 // Run fn(begin, end) over [0, n) split into contiguous chunks on up to `threads` threads.
 // Streams are independent, so each thread runs its whole loop with no synchronization.
+// Threads asked for, or every core for 0.
+int resolve_threads(int threads) {
+  if (threads > 0) return threads;
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
 template <class Fn>
 void parallel_chunks(std::int64_t n, int threads, Fn&& fn) {
-  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  threads = resolve_threads(threads);
   const std::int64_t t = std::max<std::int64_t>(1, std::min<std::int64_t>(threads, n));
   if (t == 1) {
     fn(std::int64_t{0}, n);
@@ -786,11 +792,6 @@ class SpinBarrier {
   std::atomic<int> count_{0};
   std::atomic<unsigned> gen_{0};
 };
-
-int resolve_threads(int threads) {
-  if (threads > 0) return threads;
-  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-}
 
 // Best rate of 5 windows of about seconds / 5 each: work(reps) does reps units of `per_rep`.
 template <class Work>
