@@ -22,7 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 from musgen import _backend, codec, engine
 from musgen.engine._random import random_model_dir

@@ -36,7 +36,7 @@ def rate(batches, n_batches: int) -> float:
 def lstm_rate(vocab: int, ds) -> float:
     """Tokens per second of a 2 x 256 LSTM language model's train step (Keras, this CPU)."""
     import tensorflow as tf
-    from musgen import pipeline
+    from musgen.data import pipeline
 
     inputs = tf.keras.Input((WINDOW,), dtype="int32")
     h = tf.keras.layers.Embedding(vocab, 256, name="embedding")(inputs)
@@ -62,8 +62,8 @@ def lstm_rate(vocab: int, ds) -> float:
 
 def main() -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from musgen import pipeline
-    from musgen.dataset import Dataset, prepare
+    from musgen.data import pipeline
+    from musgen.data import Dataset, prepare
 
     corpus = DATA / "corpora" / "pop909"
     if not corpus.is_dir():

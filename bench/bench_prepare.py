@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from musgen import _backend, codec, midi
-from musgen.dataset import find_midi_files, prepare
+from musgen.data import find_midi_files, prepare
 from musgen.score import NOTE_DTYPE, TEMPO_DTYPE, Score
 
 ROOT = Path(__file__).resolve().parent.parent

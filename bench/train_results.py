@@ -82,8 +82,8 @@ def main(argv=None) -> int:
         return 0
 
     import musgen
-    from musgen import dataset as mds
-    from musgen.evaluation import evaluate, format_report
+    from musgen import data as mds
+    from musgen.eval import evaluate, format_report
 
     root = Path(os.environ.get("MUSGEN_DATA", REPO.parent / "shared" / "data"))
 
@@ -159,7 +159,7 @@ def render(results: dict) -> str:
                   + " |",
                   "| n-gram | " + " | ".join(f"{ng['nll_per_token_type'].get(k, float('nan')):.4f}"
                                             for k in m["nll_per_token_type"]) + " |", "",
-                  f"n-gram validation NLL/token by order: "
+                  "n-gram validation NLL/token by order: "
                   + ", ".join(f"{k}: {v:.4f}" for k, v in
                               ng["valid_nll_per_token_by_order"].items()) + ".", "",
                   f"Training: {tr['epochs_run']} epochs in {tr['train_seconds'] / 60:.1f} min "

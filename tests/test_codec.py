@@ -60,7 +60,7 @@ def scores(draw, max_notes=40):
 
 
 def first_tempo(score):
-    from musgen._pycodec import first_tempo as ft
+    from musgen.codec._python import first_tempo as ft
 
     return ft(score, None)
 

@@ -13,7 +13,7 @@ import pytest
 
 from musgen import MidiWarning, codec, midi
 from musgen._backend import has_cpp
-from musgen._pycodec import first_tempo
+from musgen.codec._python import first_tempo
 
 DATA = Path(__file__).resolve().parent / "data" / "midi"
 CONFIGS = {

@@ -6,12 +6,13 @@ import json
 
 import numpy as np
 import pytest
-from musgen import dataset as D
-from musgen.dataset import Dataset, DatasetError
+from musgen import data as D
+from musgen.data import Dataset, DatasetError
+from musgen.data.writer import DatasetWriter
 
 
 def write(path, pieces, splits):
-    w = D._DatasetWriter(path)
+    w = DatasetWriter(path)
     for i, toks in enumerate(pieces):
         w.add({"source": "s", "path": f"f{i}.mid", "sha1": f"{i:040x}", "split": splits[i],
                "split_by": "seed"}, np.asarray(toks, np.int32),
@@ -58,12 +59,12 @@ def test_dataset_writer_refuses_a_folder_that_is_not_a_dataset(tmp_path):
     (tmp_path / "ds").mkdir()
     (tmp_path / "ds" / "notes.txt").write_text("mine")
     with pytest.raises(DatasetError, match="not a musgen dataset; refusing"):
-        D._DatasetWriter(tmp_path / "ds")
+        DatasetWriter(tmp_path / "ds")
     assert (tmp_path / "ds" / "notes.txt").read_text() == "mine"
 
 
 def test_dataset_writer_abort_leaves_nothing(tmp_path):
-    w = D._DatasetWriter(tmp_path / "ds")
+    w = DatasetWriter(tmp_path / "ds")
     w.add({"source": "s", "path": "a.mid", "sha1": "0", "split": "train", "split_by": "seed"},
           np.array([1, 2], np.int32), np.zeros((1, 3), np.float32))
     w.abort()

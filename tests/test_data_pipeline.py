@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from musgen import pipeline
-from musgen.dataset import Dataset, DatasetError, _DatasetWriter
+from musgen.data import pipeline
+from musgen.data import Dataset, DatasetError
+from musgen.data.writer import DatasetWriter
 
 
 def write_tiny(path, pieces, splits=None, codec=None):
     """A dataset with the given token lists (each already BOS ... EOS) and no real codec."""
-    w = _DatasetWriter(path)
+    w = DatasetWriter(path)
     for i, toks in enumerate(pieces):
         w.add({"source": "tiny", "path": f"p{i}.mid", "sha1": f"{i:040x}",
                "split": (splits or ["train"] * len(pieces))[i], "split_by": "folder"},

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from musgen import codec, midi
 from musgen.cli import main
-from musgen.dataset import Dataset, DatasetError, prepare
+from musgen.data import Dataset, DatasetError, prepare
 
 # A valid SMF with one track and no notes; and bytes that are no MIDI file at all.
 NO_NOTES = (b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x01\xe0"
@@ -171,7 +171,8 @@ def test_cli_prepare_writes_dataset_and_summary(tmp_path, small, capsys):
     assert rc == 0
     out, err = capsys.readouterr()
     assert "files: 30 found, 30 kept, 0 skipped" in out
-    assert "prepare [" in err and "30/30 files" in err  # the progress bar
+    # not a terminal: no bar redrawn with carriage returns, one line when the loop ends
+    assert "prepare: 30/30 files in " in err and "\r" not in err and err.count("prepare:") == 1
     assert " train: 20 pieces" in out and " valid: 5 pieces" in out and "  test: 5 pieces" in out
     info = json.loads((tmp_path / "ds" / "dataset.json").read_text())
     assert info["codec"]["steps_per_beat"] == 4 and info["seed"] == 3

@@ -59,8 +59,8 @@ def test_default_model_cli_generate(tmp_path):
 
 @pytest.mark.corpus
 def test_default_model_card_metrics_reproduced(corpus_root, tmp_path):
-    from musgen.dataset import prepare
-    from musgen.evaluation import evaluate
+    from musgen.data import prepare
+    from musgen.eval import evaluate
 
     prepare([corpus_root / "corpora" / "jsb_chorales" / "quarter"], tmp_path / "jsb", seed=0,
             quiet=True)

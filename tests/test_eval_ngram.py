@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from musgen.ngram import KneserNey, best_order
+from musgen.eval.ngram import KneserNey, best_order
 
 BOS, EOS, A, B = 1, 2, 3, 4
 V = 5  # PAD, BOS, EOS, A, B

@@ -12,8 +12,8 @@ from test_training import TINY, make_dataset
 
 from musgen import cli, engine
 from musgen.codec import TYPE_DURATION, TYPE_PITCH, TYPE_TIME
-from musgen.evaluation import evaluate, format_report
-from musgen.ngram import KneserNey, best_order
+from musgen.eval import evaluate, format_report
+from musgen.eval.ngram import KneserNey, best_order
 
 
 @pytest.fixture(scope="module")
@@ -127,8 +127,8 @@ def test_evaluate_and_export_modules_never_import_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys, musgen.evaluation, musgen.training, musgen.ngram, musgen.cli_evaluate, "
-            "musgen.cli_export, musgen.cli_train; "
+    code = ("import sys, musgen.eval, musgen.evaluation, musgen.training, musgen.eval.ngram, "
+            "musgen.cli.evaluate, musgen.cli.export, musgen.cli.train; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

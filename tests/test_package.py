@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -55,3 +56,77 @@ def test_info_cli_json():
     assert info["version"] == musgen.__version__
     assert info["backends"]["python"]["available"] is True
     assert info["backends"]["cpp"]["available"] is _backend.has_cpp()
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_in_a_log_is_one_line_without_carriage_returns():
+    from musgen._progress import progress_bar
+
+    log = io.StringIO()
+    with progress_bar(40, "reading", unit="files", stream=log) as bar:
+        for _ in range(40):
+            bar.update(1)
+        bar.close()  # closing twice prints once
+    text = log.getvalue()
+    assert "\r" not in text and text.count("\n") == 1
+    assert text.startswith("reading: 40/40 files in ")
+
+
+def test_progress_bar_on_a_terminal_is_tqdm_and_quiet_prints_nothing():
+    from musgen._progress import progress_bar
+
+    term = _Terminal()
+    with progress_bar(40, "reading", unit="files", stream=term) as bar:
+        bar.update(40)
+    assert type(bar).__module__.startswith("tqdm")
+    assert "reading: 100%" in term.getvalue() and "40/40" in term.getvalue()
+    quiet = _Terminal()
+    with progress_bar(40, "reading", quiet=True, stream=quiet) as bar:
+        bar.update(40)
+    assert quiet.getvalue() == ""
+
+
+def test_earlier_import_paths_keep_working():
+    """Modules that moved into the stage subpackages are still importable by their old names."""
+    import musgen.dataset
+    import musgen.evaluation
+    from musgen.data import Dataset, prepare
+    from musgen.eval import evaluate
+
+    assert musgen.dataset.prepare is prepare and musgen.dataset.Dataset is Dataset
+    assert musgen.dataset.piece_field is musgen.data.piece_field
+    assert musgen.evaluation.evaluate is evaluate
+    assert musgen.evaluation.paper_baseline is musgen.eval.paper_baseline
+    assert musgen.prepare is prepare and musgen.evaluate is evaluate
+    assert callable(musgen.train) and musgen.train is musgen.training.train
+
+
+def test_imports_point_one_way_along_the_data_flow():
+    """No stage imports a later stage (cli -> stages -> score/errors), checked on the source."""
+    import ast
+    from pathlib import Path
+
+    order = ["errors", "score", "_io", "_backend", "_progress", "midi", "codec", "data",
+             "modeldir", "training", "engine", "generation", "eval", "cli"]
+    rank = {name: i for i, name in enumerate(order)}
+    root = Path(musgen.__file__).parent
+    bad = []
+    for path in root.rglob("*.py"):
+        rel = path.relative_to(root).parts
+        stage = rel[0].removesuffix(".py")
+        if stage not in rank:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level > 0:
+                parts = list(rel[:-1])[: len(rel) - node.level]
+                target = (parts + (node.module or "").split("."))[0] if parts or node.module \
+                    else ""
+                names = [a.name for a in node.names] if not parts and not node.module else []
+                for t in [target] + names:
+                    if t in rank and rank[t] > rank[stage]:
+                        bad.append(f"{'/'.join(rel)} imports {t}")
+    assert bad == []

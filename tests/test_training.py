@@ -17,7 +17,8 @@ import pytest
 
 import musgen
 from musgen import codec as mcodec
-from musgen.dataset import Dataset, _DatasetWriter
+from musgen.data import Dataset
+from musgen.data.writer import DatasetWriter
 from musgen.score import NOTE_DTYPE, Score
 
 TINY = dict(units=24, layers=2, embedding_dim=8, window=24, stride=12, batch_size=16,
@@ -48,7 +49,7 @@ def make_dataset(path: Path, n_pieces: int = 40, seed: int = 0) -> Dataset:
     """A real dataset folder (tokens from the default codec) of synthetic tunes, split 60/20/20."""
     rng = np.random.default_rng(seed)
     config = mcodec.default_config()
-    w = _DatasetWriter(path)
+    w = DatasetWriter(path)
     for i in range(n_pieces):
         score = synthetic_score(rng, n_bars=int(rng.integers(3, 7)))
         split = ("train", "train", "train", "valid", "test")[i % 5]
@@ -71,7 +72,7 @@ def keras_logits(model_dir: Path, tokens: np.ndarray) -> np.ndarray:
     model = training.build_keras_model(state["model"])
     opt = keras.optimizers.Adam()
     opt.build(model.trainable_variables)
-    training._restore(model, opt, model_dir / "checkpoints" / "best.npz")
+    training.checkpoints.restore(model, opt, model_dir / "checkpoints" / "best.npz")
     return np.asarray(model(tokens, training=False))
 
 
@@ -186,7 +187,7 @@ def test_train_epoch_windows_depend_only_on_seed_and_epoch(dataset):
 RUN = textwrap.dedent("""
     import sys, json
     from musgen import training
-    from musgen.dataset import Dataset
+    from musgen.data import Dataset
     ds = Dataset.open(sys.argv[1])
     kw = json.loads(sys.argv[3])
     training.train(ds, sys.argv[2], **kw)
@@ -243,7 +244,7 @@ def test_train_resume_after_sigkill_matches_uninterrupted_run(dataset, tmp_path)
 @pytest.mark.tf
 def test_train_paper_preset_exports_a_regression_model(dataset, tmp_path, backend):
     from musgen import engine, training
-    from musgen.evaluation import paper_baseline
+    from musgen.eval import paper_baseline
 
     out = training.train(dataset, tmp_path / "paper", preset="paper", epochs=3, units=16,
                          window=8, stride=4, batch_size=8, quiet=True, max_minutes=None,
@@ -252,7 +253,7 @@ def test_train_paper_preset_exports_a_regression_model(dataset, tmp_path, backen
     m = config["model"]
     assert m["kind"] == "paper" and m["n_features"] == 3 and m["lstm_units"] == [16, 16]
     assert m["dense_units"] == [8] and m["dense_activation"] == "relu"
-    train_feats = np.concatenate([training._paper_piece(dataset, i)
+    train_feats = np.concatenate([training.windows._paper_piece(dataset, i)
                                   for i in dataset.split_indices("train")])
     np.testing.assert_allclose(m["feature_mean"], train_feats.mean(axis=0), rtol=1e-5)
     hist = json.loads((out / "checkpoints" / "state.json").read_text())["history"]

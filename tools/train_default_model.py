@@ -103,8 +103,8 @@ def main(argv=None) -> int:
     ap.add_argument("--check", action="store_true", help="compare with the shipped weights")
     args = ap.parse_args(argv)
 
-    from musgen import dataset as ds_mod
-    from musgen import evaluation, training
+    from musgen import data as ds_mod
+    from musgen import eval as evaluation, training
     from musgen.modeldir import load_model_dir, save_model_dir
 
     src = Path(args.data) / SOURCE

@@ -3,6 +3,9 @@
 Public entry points (imported lazily so ``import musgen`` stays cheap and TensorFlow-free):
 ``musgen.midi`` (read/read_many/write), ``musgen.codec``, ``musgen.prepare``, ``musgen.train``,
 ``musgen.evaluate``, ``musgen.engine`` and ``musgen.generate``.
+
+The subpackages are the stages of the data flow: ``midi`` -> ``codec`` -> ``data`` ->
+``training`` -> (``modeldir``) -> ``engine`` -> ``generation`` -> ``eval``; ``cli`` drives them.
 """
 
 from __future__ import annotations
@@ -41,9 +44,13 @@ _LAZY = {
     "codec": ("musgen.codec", None),
     "engine": ("musgen.engine", None),
     "generate": ("musgen.generation", "generate"),
-    "prepare": ("musgen.dataset", "prepare"),
+    "data": ("musgen.data", None),
+    "training": ("musgen.training", None),
+    "eval": ("musgen.eval", None),
+    "generation": ("musgen.generation", None),
+    "prepare": ("musgen.data", "prepare"),
     "train": ("musgen.training", "train"),
-    "evaluate": ("musgen.evaluation", "evaluate"),
+    "evaluate": ("musgen.eval", "evaluate"),
 }
 
 

@@ -1,54 +1,88 @@
-"""A dependency-free progress bar for long loops, drawn on stderr unless ``quiet``."""
+"""Progress bars for long loops: tqdm on a terminal or in a notebook, one summary line in a log.
+
+tqdm redraws its bar with carriage returns, which is right on a terminal and noise in a log
+file or a CI transcript. So the bar is drawn only where it can be redrawn (a terminal, or a
+Jupyter notebook through ``tqdm.notebook``); anywhere else the loop prints a single line when it
+ends (``prepare: 30/30 files in 1.2 s``). ``quiet`` silences both.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
 
+__all__ = ["progress_bar", "is_interactive"]
 
-class Progress:
-    """``with Progress(total, "reading") as p: p.update(n)``; silent when ``quiet``."""
 
-    def __init__(self, total: int | None, desc: str = "", *, quiet: bool = False,
-                 unit: str = "it", stream=None, min_interval: float = 0.1):
-        self.total = total
-        self.desc = desc
-        self.unit = unit
-        self.stream = stream if stream is not None else sys.stderr
+def is_interactive(stream) -> bool:
+    """True when ``stream`` is a terminal (a bar can be redrawn in place)."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+def _notebook_tqdm():
+    """tqdm's notebook widget when running inside a Jupyter kernel, else None (the test
+    ``tqdm.autonotebook`` makes, without its warning)."""
+    ipython = sys.modules.get("IPython")
+    try:
+        shell = ipython.get_ipython() if ipython is not None else None
+        if shell is None or "IPKernelApp" not in shell.config:
+            return None
+        from tqdm.notebook import IProgress, tqdm
+
+        return tqdm if IProgress is not None else None  # ipywidgets present
+    except Exception:  # noqa: BLE001 - any failure means: not a usable notebook
+        return None
+
+
+class _LogLine:
+    """The non-interactive stand-in: counts like a tqdm bar and prints one line at the end."""
+
+    def __init__(self, total, desc: str, unit: str, stream, quiet: bool):
+        self.total, self.desc, self.unit, self.stream = total, desc, unit, stream
         self.quiet = quiet
-        self.count = 0
-        self.min_interval = min_interval
+        self.n = 0
         self._t0 = time.perf_counter()
-        self._last = 0.0
+        self._postfix = ""
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+
+    def set_postfix_str(self, text: str, refresh: bool = True) -> None:
+        self._postfix = text
+
+    def close(self) -> None:
+        if self.quiet:
+            return
+        self.quiet = True  # a second close prints nothing
+        elapsed = time.perf_counter() - self._t0
+        count = f"{self.n}/{self.total}" if self.total else f"{self.n}"
+        extra = f", {self._postfix}" if self._postfix else ""
+        self.stream.write(f"{self.desc}: {count} {self.unit} in {elapsed:.1f} s{extra}\n")
+        self.stream.flush()
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc) -> None:
         self.close()
 
-    def update(self, n: int = 1) -> None:
-        self.count += n
-        now = time.perf_counter()
-        if not self.quiet and (now - self._last >= self.min_interval
-                               or (self.total is not None and self.count >= self.total)):
-            self._last = now
-            self._draw(now)
 
-    def _draw(self, now: float, end: str = "\r") -> None:
-        elapsed = now - self._t0
-        rate = self.count / elapsed if elapsed > 0 else 0.0
-        if self.total:
-            frac = min(1.0, self.count / self.total)
-            bar = "#" * int(frac * 30)
-            text = (f"{self.desc} [{bar:<30}] {self.count}/{self.total} {self.unit} "
-                    f"{rate:,.1f} {self.unit}/s {elapsed:.1f}s")
-        else:
-            text = f"{self.desc} {self.count} {self.unit} {rate:,.1f} {self.unit}/s {elapsed:.1f}s"
-        self.stream.write(text + end)
-        self.stream.flush()
+def progress_bar(total: int | None, desc: str, *, unit: str = "it", quiet: bool = False,
+                 stream=None, leave: bool = True):
+    """A progress bar for a loop of ``total`` units (None: unknown), used as a context manager
+    with ``update(n)``: a tqdm bar on a terminal or in a notebook, one line at the end in a log,
+    nothing when ``quiet``. Written to ``stream`` (default: standard error)."""
+    stream = sys.stderr if stream is None else stream
+    if not quiet:
+        notebook = _notebook_tqdm()
+        if notebook is not None:
+            return notebook(total=total, desc=desc, unit=unit, leave=leave)
+        if is_interactive(stream):
+            from tqdm import tqdm
 
-    def close(self) -> None:
-        if not self.quiet and self.count:
-            self._draw(time.perf_counter(), end="\n")
-        self.quiet = True
+            return tqdm(total=total, desc=desc, unit=unit, file=stream, leave=leave,
+                        dynamic_ncols=True)
+    return _LogLine(total, desc, unit, stream, quiet)

@@ -17,13 +17,12 @@ Tensor names (Keras layout, gate order i, f, c, o):
 from __future__ import annotations
 
 import json
-import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ._io import atomic_write_bytes
 from .errors import ModelFormatError
 
 __all__ = [
@@ -45,28 +44,6 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "weights.safetensors"
 MODEL_KINDS = ("lstm_lm", "paper")
 _MAX_HEADER = 100 * 1024 * 1024
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync, then rename over ``path``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp creates 0600; give the file the mode an ordinary open() would have.
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 # ----------------------------------------------------------------------------- safetensors

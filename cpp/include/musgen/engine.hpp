@@ -3,7 +3,7 @@
 // independent streams; the whole sampling loop runs here, without Python.
 //
 // Weights come in Keras layout (musgen.modeldir: kernel [in, 4u], recurrent kernel [u, 4u],
-// bias [4u], gate order i, f, c, o) and are repacked once into panels (engine_kernels.hpp).
+// bias [4u], gate order i, f, c, o) and are repacked once into panels (src/engine/kernels.hpp).
 #pragma once
 
 #include <atomic>

@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "engine_kernels.hpp"
+#include "kernels.hpp"
 #include "musgen/errors.hpp"
 #include "musgen/philox.hpp"
 

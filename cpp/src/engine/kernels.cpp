@@ -1,7 +1,7 @@
-// Instantiates the engine kernels (engine_kernels.inl) for AVX-512, AVX2+FMA and portable code
+// Instantiates the engine kernels (kernels.inl) for AVX-512, AVX2+FMA and portable code
 // in one translation unit via per-region target pragmas, so a portable build (no -march=native)
 // still runs vector code; best_ops() picks by musgen::cpu_features() at run time.
-#include "engine_kernels.hpp"
+#include "kernels.hpp"
 
 #include <cstdint>
 #include <cstdlib>
@@ -16,7 +16,7 @@
 #endif
 
 #define MUSGEN_ISA_NS generic_isa
-#include "engine_kernels.inl"
+#include "kernels.inl"
 #undef MUSGEN_ISA_NS
 
 #if defined(MUSGEN_X86) && (defined(__GNUC__) || defined(__clang__))
@@ -28,7 +28,7 @@
 #endif
 #define MUSGEN_ISA_NS avx2_isa
 #define MUSGEN_ISA_AVX2 1
-#include "engine_kernels.inl"
+#include "kernels.inl"
 #undef MUSGEN_ISA_AVX2
 #undef MUSGEN_ISA_NS
 #if defined(__clang__)
@@ -45,7 +45,7 @@
 #endif
 #define MUSGEN_ISA_NS avx512_isa
 #define MUSGEN_ISA_AVX512 1
-#include "engine_kernels.inl"
+#include "kernels.inl"
 #undef MUSGEN_ISA_AVX512
 #undef MUSGEN_ISA_NS
 #if defined(__clang__)

@@ -1,5 +1,5 @@
 // The engine's hot loops, compiled once per instruction set and picked at run time
-// (engine_kernels.cpp): a packed-panel matrix product and the fused LSTM gate update.
+// (kernels.cpp): a packed-panel matrix product and the fused LSTM gate update.
 //
 // Packed weights: a matrix with N columns is stored as ceil(N / 32) panels; panel p holds columns
 // [32p, 32p + 32) as K rows of 32 contiguous floats (zero beyond N). LSTM weights are packed with

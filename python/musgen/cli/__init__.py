@@ -1,6 +1,6 @@
 """The ``musgen`` command line: subcommands mirror the Python API.
 
-Each subcommand lives in ``musgen/cli_<name>.py`` with ``add_arguments(parser)`` and
+Each subcommand lives in ``musgen/cli/<name>.py`` with ``add_arguments(parser)`` and
 ``run(args) -> int``; it is imported only when used, so ``musgen info`` never loads TensorFlow.
 """
 
@@ -11,21 +11,21 @@ import sys
 from importlib import import_module
 from importlib.util import find_spec
 
-from .errors import MusgenError
+from ..errors import MusgenError
 
 #: (subcommand, module, one-line help)
 COMMANDS = [
-    ("prepare", "musgen.cli_prepare", "read a MIDI corpus and write a tokenized dataset"),
-    ("train", "musgen.cli_train", "train an LSTM on a dataset and export a model directory"),
-    ("export", "musgen.cli_export", "export a model directory from a training checkpoint"),
-    ("evaluate", "musgen.cli_evaluate", "held-out NLL, perplexity and accuracy of a model"),
-    ("generate", "musgen.cli_generate", "generate MIDI files with a model (default: shipped)"),
-    ("info", "musgen.cli_info", "show the version, backends and what is available"),
+    ("prepare", "musgen.cli.prepare", "read a MIDI corpus and write a tokenized dataset"),
+    ("train", "musgen.cli.train", "train an LSTM on a dataset and export a model directory"),
+    ("export", "musgen.cli.export", "export a model directory from a training checkpoint"),
+    ("evaluate", "musgen.cli.evaluate", "held-out NLL, perplexity and accuracy of a model"),
+    ("generate", "musgen.cli.generate", "generate MIDI files with a model (default: shipped)"),
+    ("info", "musgen.cli.info", "show the version, backends and what is available"),
 ]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .. import __version__
 
     parser = argparse.ArgumentParser(
         prog="musgen",

@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate, format_report, write_json
+    from ..eval import evaluate, format_report, write_json
 
     result = evaluate(args.model, args.dataset, split=args.split, backend=args.backend,
                       baselines=not args.no_baselines, paper_model=args.paper,

@@ -16,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .training import export
+    from ..training import export
 
     out = export(args.checkpoint, args.output)
     if not args.quiet:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .generation import DEFAULT_LENGTH
+from ..generation import DEFAULT_LENGTH
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -44,9 +44,9 @@ def output_paths(output: str, n: int) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
-    from . import midi
-    from ._progress import Progress
-    from .generation import generate, parse_length
+    from .. import midi
+    from .._progress import progress_bar
+    from ..generation import generate, parse_length
 
     if args.n < 1:
         raise SystemExit("musgen generate: error: --n must be >= 1")
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     paths = output_paths(args.output, args.n)
     paths[0].parent.mkdir(parents=True, exist_ok=True)
     total = args.n * amount if unit == "tokens" else None
-    with Progress(total, "generating", unit="tok", quiet=args.quiet) as bar:
+    with progress_bar(total, "generating", unit="tok", quiet=args.quiet) as bar:
         scores = generate(args.model, n=args.n, length=args.length,
                           temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                           seed=args.seed, primer=args.primer, backend=args.backend,

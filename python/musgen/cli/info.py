@@ -12,7 +12,7 @@ def add_arguments(p) -> None:
 
 
 def collect() -> dict:
-    from . import __version__, _backend
+    from .. import __version__, _backend
 
     info: dict = {
         "version": __version__,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .dataset import DatasetError
+from ..data import DatasetError
 
 
 def _split(text: str) -> tuple[float, float, float]:
@@ -45,8 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from . import codec
-    from .dataset import format_summary, prepare
+    from .. import codec
+    from ..data import format_summary, prepare
 
     overrides = {}
     if args.steps_per_beat is not None:

@@ -54,7 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .training import train
+    from ..training import train
 
     out = train(args.dataset, args.output, preset=args.preset, epochs=args.epochs,
                 batch_size=args.batch_size, window=args.window, stride=args.stride,

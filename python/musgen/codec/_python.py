@@ -1,18 +1,16 @@
-"""Pure-Python (NumPy) codec backend: the reference the C++ core in cpp/src/codec.cpp must match
-token for token, note for note and message for message. Called through musgen.codec only."""
+"""Pure-Python (NumPy) codec backend: the reference the C++ core in cpp/src/codec/codec.cpp must
+match token for token, note for note and message for message. Called through musgen.codec only."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .errors import CodecError
-from .score import DEFAULT_TEMPO, NOTE_DTYPE
+from ..errors import CodecError
+from ..score import DEFAULT_TEMPO, NOTE_DTYPE
+from .config import DRUM_CHANNEL, MAX_TOKENS
+from .grammar import violation_message
 
-DRUM_CHANNEL = 9
 _MAX_UNITS = 1 << 61
-#: Longest token sequence encode produces: a huge gap or note length (a damaged file's far-away
-#: tick) is refused instead of allocating without bound.
-MAX_TOKENS = 1 << 25
 
 
 def ticks_to_steps(t: np.ndarray, seg_ticks: np.ndarray, seg_rates: np.ndarray,
@@ -115,8 +113,6 @@ def decode_tokens(tokens: np.ndarray, grammar, config, num: int, den: int) -> np
 
     A note exists once its first Duration token is read, so a prefix cut inside a note drops it.
     """
-    from .codec import _violation_message
-
     table = grammar.table
     rows = _rows(grammar)
     V = config.vocab_size
@@ -132,7 +128,7 @@ def decode_tokens(tokens: np.ndarray, grammar, config, num: int, den: int) -> np
     for pos, t in enumerate(toks):
         nxt = rows[state][t] if 0 <= t < V else -1
         if nxt < 0:
-            raise CodecError(_violation_message(config, table, state, pos, t))
+            raise CodecError(violation_message(config, table, state, pos, t))
         state = nxt
         if t >= dur_base:
             if prev_type_velocity:

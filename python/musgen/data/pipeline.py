@@ -33,7 +33,8 @@ from typing import Iterator
 
 import numpy as np
 
-from .dataset import Dataset, DatasetError
+from .dataset import Dataset
+from .format import DatasetError
 
 __all__ = [
     "PAD_ID",

@@ -30,9 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import piece_field
+from ..data.format import piece_field
 
-__all__ = ["evaluate", "format_report", "paper_baseline", "ngram_baseline", "write_json"]
+__all__ = ["evaluate", "format_report", "ngram_baseline", "write_json", "split_pieces",
+           "count_notes"]
 
 TYPE_NAMES = {0: "special", 1: "time", 2: "pitch", 3: "velocity", 4: "duration",
               5: "drum_pitch"}
@@ -40,14 +41,14 @@ TYPE_NAMES = {0: "special", 1: "time", 2: "pitch", 3: "velocity", 4: "duration",
 
 def _open_dataset(dataset):
     if isinstance(dataset, (str, Path)):
-        from .dataset import Dataset
+        from ..data import Dataset
 
         return Dataset.open(dataset)
     return dataset
 
 
 
-def _split_pieces(dataset, split: str) -> list:
+def split_pieces(dataset, split: str) -> list:
     idx = [int(i) for i in dataset.split_indices(split)]
     if not idx:
         raise ValueError(f"dataset {getattr(dataset, 'path', '?')}: split {split!r} is empty")
@@ -117,7 +118,7 @@ def _lstm_scores(engine, pieces: list, pad: int, types: np.ndarray, batch: int =
     return tally
 
 
-def _n_notes(dataset, idx: list) -> int:
+def count_notes(dataset, idx: list) -> int:
     return int(sum(int(piece_field(dataset.pieces[i], "n_notes")) for i in idx))
 
 
@@ -126,7 +127,7 @@ def ngram_baseline(dataset, split: str, max_order: int = 5) -> dict:
     from .ngram import KneserNey, best_order
 
     codec = dataset.codec
-    seqs = {s: [np.asarray(dataset.piece_tokens(i), np.int64) for i in _split_pieces(dataset, s)]
+    seqs = {s: [np.asarray(dataset.piece_tokens(i), np.int64) for i in split_pieces(dataset, s)]
             for s in ("train", "valid", split)}
     model = KneserNey(seqs["train"], codec.vocab_size, codec.bos_id, max_order=max_order)
     order, valid_scores = best_order(model, seqs["valid"])
@@ -135,93 +136,11 @@ def ngram_baseline(dataset, split: str, max_order: int = 5) -> dict:
     for s in seqs[split]:
         p = model.target_probs([s], order)
         tally.add(s[1:], -np.log(p))
-    out = tally.result(_n_notes(dataset, _split_pieces(dataset, split)), with_accuracy=False)
+    out = tally.result(count_notes(dataset, split_pieces(dataset, split)), with_accuracy=False)
     out.update({"order": order, "valid_nll_per_token_by_order":
                 {str(k): v for k, v in valid_scores.items()}, "smoothing":
                 "interpolated Kneser-Ney, one discount per order"})
     return out
-
-
-# ----------------------------------------------------------------------------- paper preset
-def _paper_predict(engine, features: np.ndarray) -> np.ndarray:
-    """Raw features ``[T, 3]`` of one piece -> the model's raw predictions of each next note's
-    features ``[T, 3]`` (the config's feature normalization applied both ways)."""
-    m = engine.config["model"]
-    mean = np.asarray(m["feature_mean"], np.float64)
-    std = np.asarray(m["feature_std"], np.float64)
-    x = ((np.asarray(features, np.float64) - mean) / std).astype(np.float32)
-    return np.asarray(engine.predict(x), np.float64)[0] * std + mean
-
-
-def _paper_pieces(dataset, idx):
-    offs = np.asarray(dataset.piece_note_offsets)
-    for i in idx:
-        n = int(piece_field(dataset.pieces[i], "n_notes"))
-        yield np.asarray(dataset.paper_features[int(offs[i]):int(offs[i]) + n], np.float64)
-
-
-def _residuals(engine, dataset, idx):
-    res = []
-    for f in _paper_pieces(dataset, idx):
-        if len(f) < 2:
-            continue
-        res.append(f[1:] - _paper_predict(engine, f[:-1]))
-    return np.concatenate(res) if res else np.zeros((0, 3))
-
-
-def _norm_cdf(x):
-    from math import erf
-
-    return 0.5 * (1.0 + np.vectorize(erf)(x / math.sqrt(2.0)))
-
-
-def paper_baseline(paper_model, dataset, split: str = "test", *,
-                   backend: str | None = None) -> dict:
-    """MSE of a paper-preset model and its discretized-Gaussian NLL per note (see module doc)."""
-    from . import engine as _engine
-
-    eng = _engine.load(paper_model, backend=backend)
-    config = eng.config
-    if config["model"]["kind"] != "paper":
-        raise ValueError(f"{paper_model}: model.kind is {config['model']['kind']!r}, "
-                         "expected 'paper'")
-    codec = dataset.codec
-    std = np.asarray(config["model"]["feature_std"], np.float64)
-    vres = _residuals(eng, dataset, _split_pieces(dataset, "valid"))
-    mu, sigma = vres.mean(axis=0), np.maximum(vres.std(axis=0), 1e-6)
-    idx = _split_pieces(dataset, split)
-    res = _residuals(eng, dataset, idx)
-    targets = np.concatenate([f[1:] for f in _paper_pieces(dataset, idx) if len(f) >= 2])
-    pred = targets - res
-    n_vel = int(codec.velocity_bins)
-    if codec.timing == "seconds":
-        step_s = codec.step_ms / 1000.0
-    else:
-        step_s = 0.5 / float(codec.steps_per_beat)  # one grid step at 120 BPM
-    # Quantization cells [lo, hi) of the observed values, in raw units.
-    cells = [(np.round(targets[:, 0]) - 0.5, np.round(targets[:, 0]) + 0.5)]
-    vb = np.floor(np.clip(targets[:, 1], 0, 127) * n_vel / 128.0)
-    cells.append((vb * 128.0 / n_vel, (vb + 1) * 128.0 / n_vel))
-    tq = np.round(np.maximum(targets[:, 2], 0) / step_s)
-    cells.append((np.where(tq == 0, -np.inf, (tq - 0.5) * step_s), (tq + 0.5) * step_s))
-    nll = np.zeros(len(targets))
-    per_feature = {}
-    for f, (lo, hi) in enumerate(cells):
-        m = pred[:, f] + mu[f]
-        mass = _norm_cdf((hi - m) / sigma[f]) - _norm_cdf((lo - m) / sigma[f])
-        part = -np.log(np.maximum(mass, 1e-12))
-        per_feature[("pitch", "velocity", "time_delta")[f]] = float(part.mean())
-        nll += part
-    mse_norm = float(np.mean((res / std) ** 2)) if len(res) else float("nan")
-    return {"mse_normalized": mse_norm,
-            "mse_raw_per_feature": {k: float(v) for k, v in
-                                    zip(("pitch", "velocity", "time_delta_seconds"),
-                                        np.mean(res ** 2, axis=0))},
-            "nll_per_note": float(nll.mean()), "nll_per_note_by_feature": per_feature,
-            "n_notes_scored": int(len(targets)),
-            "gaussian_sigma": [float(s) for s in sigma],
-            "discretization": {"pitch": "semitone", "velocity": f"{n_vel} uniform bins",
-                               "time_delta": f"{step_s:.5f} s grid (codec step at 120 BPM)"}}
 
 
 # ----------------------------------------------------------------------------- public
@@ -234,15 +153,15 @@ def evaluate(model_dir, dataset, *, split: str = "test", backend: str | None = N
     valid split) and, when ``paper_model`` (a paper-preset model directory) is given, ``paper``.
     NLLs are in nats.
     """
-    from . import engine as _engine
+    from .. import engine as _engine
 
     dataset = _open_dataset(dataset)
-    idx = _split_pieces(dataset, split)
+    idx = split_pieces(dataset, split)
     eng = _engine.load(model_dir, backend=backend)
     codec = dataset.codec
     saved = eng.config.get("codec")
     if saved != codec.to_dict():
-        from .errors import ModelFormatError
+        from ..errors import ModelFormatError
 
         diff = sorted(k for k in set(saved or {}) | set(codec.to_dict())
                       if (saved or {}).get(k) != codec.to_dict().get(k))
@@ -252,7 +171,7 @@ def evaluate(model_dir, dataset, *, split: str = "test", backend: str | None = N
     types = np.asarray(codec.token_types)
     pieces = [np.asarray(dataset.piece_tokens(i), np.int32) for i in idx]
     pieces = [p for p in pieces if len(p) >= 2]
-    n_notes = _n_notes(dataset, idx)
+    n_notes = count_notes(dataset, idx)
     result = {"model_dir": str(model_dir), "dataset": str(getattr(dataset, "path", "")),
               "split": split, "n_pieces": len(pieces), "n_notes": n_notes,
               "method": "whole pieces from BOS, teacher-forced, each target counted once",
@@ -264,6 +183,8 @@ def evaluate(model_dir, dataset, *, split: str = "test", backend: str | None = N
         result["improvement_over_ngram"] = 1.0 - (result["model"]["nll_per_token"]
                                                   / ng["nll_per_token"])
         if paper_model is not None:
+            from .paper import paper_baseline
+
             result["paper"] = paper_baseline(paper_model, dataset, split, backend=backend)
     return result
 
@@ -296,7 +217,7 @@ def format_report(result: dict) -> str:
 
 
 def write_json(result: dict, path) -> None:
-    from .modeldir import atomic_write_bytes
+    from .._io import atomic_write_bytes
 
     atomic_write_bytes(Path(path), (json.dumps(result, indent=2, sort_keys=True) + "\n")
                        .encode())

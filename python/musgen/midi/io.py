@@ -1,9 +1,6 @@
-"""Read and write Standard MIDI Files: ``read``, ``read_bytes``, ``read_many``, ``write``.
-
-Two readers sit behind these functions, chosen by ``backend=`` / MUSGEN_BACKEND: the C++ core
-(``musgen._core``, GIL released, threads for ``read_many``) and the pure-Python reference
-(``musgen._pymidi``). They give identical Scores, warnings and errors on every file.
-"""
+"""The one face of both MIDI backends: each function resolves ``backend=`` (or MUSGEN_BACKEND)
+and calls the C++ reader (``musgen._core``) or the pure-Python one (``._python``); the writer is
+``._writer``. Re-exported by ``musgen.midi``."""
 
 from __future__ import annotations
 
@@ -11,10 +8,11 @@ import os
 import warnings
 from typing import Iterable, NamedTuple, Sequence
 
-from . import _backend, _pymidi
-from .errors import MidiError, MidiWarning
-from .modeldir import atomic_write_bytes
-from .score import Score
+from .. import _backend
+from .._io import atomic_write_bytes
+from ..errors import MidiError, MidiWarning
+from ..score import Score
+from . import _python, _writer
 
 __all__ = ["read", "read_bytes", "read_many", "write", "ReadManyResult"]
 
@@ -35,7 +33,7 @@ def _emit(where: str, messages: Sequence[str]) -> None:
 
 def _python_parse(data: bytes, path: str | None) -> tuple[Score, list]:
     try:
-        fields, warns = _pymidi.parse(data)
+        fields, warns = _python.parse(data)
     except MidiError as exc:
         raise MidiError(exc.reason, path, exc.offset) from None
     return Score(**fields), warns
@@ -170,4 +168,4 @@ def write(score: Score, path: str | os.PathLike) -> None:
     produce (on each key, a note that starts later never ends earlier), which every Score from
     ``read`` satisfies. Raises ValueError for values MIDI cannot hold.
     """
-    atomic_write_bytes(path, _pymidi.encode(score))
+    atomic_write_bytes(path, _writer.encode(score))

@@ -1,0 +1,154 @@
+"""Writing a dataset folder: streamed into a hidden folder beside the output, renamed into place
+when complete."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .format import (
+    FORMAT,
+    FORMAT_VERSION,
+    INFO_NAME,
+    PAPER_NAME,
+    PIECES_NAME,
+    QUARANTINE_NAME,
+    RECOVERED_NAME,
+    TOKENS_NAME,
+    DatasetError,
+)
+
+__all__ = ["DatasetWriter"]
+
+
+def _clean_field(text: str) -> str:
+    """One TSV field: no tabs or line breaks (MidiError texts may quote file bytes)."""
+    return " ".join(str(text).replace("\t", " ").splitlines()).strip()
+
+
+class _NpyAppender:
+    """Append rows to a .npy file whose length is unknown until the end.
+
+    NumPy pads every header with room for the longest possible first dimension, so the real
+    header is written over the placeholder in place: no second copy of a large token file.
+    """
+
+    def __init__(self, path: Path, dtype, row_shape: tuple = ()):
+        self.path = path
+        self.dtype = np.dtype(dtype)
+        self.row_shape = tuple(row_shape)
+        self.rows = 0
+        self._file = open(path, "wb")
+        self._header_len = self._write_header()
+
+    def _write_header(self) -> int:
+        self._file.seek(0)
+        np.lib.format.write_array_header_1_0(
+            self._file,
+            {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+             "shape": (self.rows, *self.row_shape)},
+        )
+        return self._file.tell()
+
+    def append(self, rows: np.ndarray) -> None:
+        rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        if rows.shape[1:] != self.row_shape:
+            raise ValueError(f"{self.path.name}: row shape {rows.shape[1:]}, expected "
+                             f"{self.row_shape}")
+        self._file.write(rows.tobytes())
+        self.rows += rows.shape[0]
+
+    def close(self) -> None:
+        end = self._file.tell()
+        if self._write_header() != self._header_len:  # pragma: no cover - numpy's padding rule
+            raise DatasetError(f"{self.path.name}: .npy header grew; cannot finish in place")
+        self._file.seek(end)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+
+
+class DatasetWriter:
+    """Streams pieces into a hidden folder beside ``output`` and renames it into place at the end,
+    so a killed ``prepare`` never leaves a half-written dataset under the output name."""
+
+    def __init__(self, output: str | os.PathLike):
+        self.output = Path(output)
+        if self.output.exists() and not self.output.is_dir():
+            raise DatasetError(f"output {str(self.output)!r} exists and is not a folder")
+        if self.output.is_dir() and any(self.output.iterdir()) and not (
+            self.output / INFO_NAME
+        ).is_file():
+            raise DatasetError(f"output {str(self.output)!r} is a non-empty folder that is not a "
+                               "musgen dataset; refusing to replace it")
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.output.name}.", suffix=".tmp",
+                                         dir=self.output.parent))
+        self._tokens = _NpyAppender(self.tmp / TOKENS_NAME, np.int32)
+        self._paper = _NpyAppender(self.tmp / PAPER_NAME, np.float32, (3,))
+        self._pieces = open(self.tmp / PIECES_NAME, "w", encoding="utf-8")
+        self._quarantine = open(self.tmp / QUARANTINE_NAME, "w", encoding="utf-8")
+        self._quarantine.write("path\treason\n")
+        self._recovered = open(self.tmp / RECOVERED_NAME, "w", encoding="utf-8")
+        self._recovered.write("path\twarning\n")
+        self.pieces: list[dict] = []
+
+    def add(self, meta: dict, tokens: np.ndarray, paper: np.ndarray) -> dict:
+        tokens = np.asarray(tokens)
+        paper = np.asarray(paper, dtype=np.float32).reshape(-1, 3)
+        if tokens.ndim != 1:
+            raise DatasetError(f"{meta.get('path')}: tokens must be 1-D, got {tokens.shape}")
+        row = dict(meta)
+        row["index"] = len(self.pieces)
+        row["offset"] = self._tokens.rows
+        row["length"] = int(tokens.shape[0])
+        row["n_notes"] = int(paper.shape[0])
+        row["note_offset"] = self._paper.rows
+        self._tokens.append(tokens)
+        self._paper.append(paper)
+        self.pieces.append(row)
+        return row
+
+    def quarantine(self, path: str, reason: str) -> None:
+        self._quarantine.write(f"{_clean_field(path)}\t{_clean_field(reason)}\n")
+
+    def recovered(self, path: str, warning: str) -> None:
+        self._recovered.write(f"{_clean_field(path)}\t{_clean_field(warning)}\n")
+
+    def finish(self, info: dict) -> Path:
+        self._tokens.close()
+        self._paper.close()
+        self._quarantine.close()
+        self._recovered.close()
+        keys = ("index", "source", "path", "sha1", "split", "split_by", "offset", "length",
+                "n_notes", "note_offset")
+        for row in self.pieces:
+            self._pieces.write(json.dumps({k: row.get(k) for k in keys}, ensure_ascii=False)
+                               + "\n")
+        self._pieces.close()
+        info = {"format": FORMAT, "format_version": FORMAT_VERSION, **info}
+        (self.tmp / INFO_NAME).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n",
+                                          encoding="utf-8")
+        os.chmod(self.tmp, 0o755)  # mkdtemp makes it 0700
+        old = None
+        if self.output.exists():  # an earlier dataset (checked in __init__): swap it out
+            old = self.output.with_name(self.tmp.name + ".old")
+            os.replace(self.output, old)
+        os.replace(self.tmp, self.output)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return self.output
+
+    def abort(self) -> None:
+        for f in (self._tokens._file, self._paper._file, self._pieces, self._quarantine,
+                  self._recovered):
+            try:
+                f.close()
+            except Exception:  # pragma: no cover - best effort cleanup
+                pass
+        shutil.rmtree(self.tmp, ignore_errors=True)

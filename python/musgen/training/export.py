@@ -1,0 +1,64 @@
+"""``export``: the model directory of a training checkpoint (no TensorFlow needed)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from .._version import __version__
+from ..errors import ModelFormatError
+from ..modeldir import save_model_dir
+from .checkpoints import find_checkpoint, read_state
+from .model import tensor_name
+
+__all__ = ["export"]
+
+
+def export(checkpoint, output) -> Path:
+    """Write the model directory ``output`` from a training checkpoint (no TensorFlow needed).
+
+    ``checkpoint`` is a model directory holding ``checkpoints/``, a checkpoints directory (the
+    best epoch is exported) or one ``.npz`` checkpoint file beside its ``state.json``.
+    """
+    ckpt_dir, npz = find_checkpoint(Path(checkpoint))
+    state = read_state(ckpt_dir)
+    try:
+        with np.load(npz) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as exc:
+        raise ModelFormatError(f"{npz}: cannot read the checkpoint ({exc})") from exc
+    tensors = {}
+    for key, value in arrays.items():
+        if not key.startswith("model/"):
+            continue
+        name = tensor_name(key.split("/", 2)[2])
+        if name is None:
+            continue
+        if name in tensors:
+            raise ModelFormatError(f"{npz}: two variables map to tensor {name!r}")
+        tensors[name] = value.astype(np.float32)
+    hist = state["history"]
+    best = state["best_epoch"]
+    best_row = next((h for h in hist if h["epoch"] == best + 1), hist[-1] if hist else {})
+    if npz.name.startswith("epoch-"):
+        best_row = next((h for h in hist if f"epoch-{h['epoch']:04d}.npz" == npz.name),
+                        best_row)
+    training = {
+        "dataset": state["run"]["dataset"], "preset": state["run"]["preset"],
+        "seed": state["run"]["seed"], "hyperparameters": state["train_config"],
+        "epochs_run": len(hist), "best_epoch": best + 1,
+        "exported_epoch": best_row.get("epoch"),
+        "train_loss": best_row.get("loss"), "valid_loss": best_row.get("val_loss"),
+        "final_train_loss": hist[-1]["loss"] if hist else None,
+        "final_valid_loss": hist[-1]["val_loss"] if hist else None,
+        "loss": "mse on normalized features" if state["model"]["kind"] == "paper"
+        else "cross-entropy per token (nats)",
+        "stop_reason": state.get("stop_reason"),
+        "train_seconds": round(float(state["elapsed_seconds"]), 1),
+        "musgen_version": state.get("musgen_version", __version__),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    config = {"model": state["model"], "codec": state["codec"], "training": training}
+    return save_model_dir(output, config, tensors)
