@@ -1,5 +1,5 @@
 // Bindings for musgen::codec: encode (one score or many, on threads) and decode, with the GIL
-// released around the C++ work. Called only by python/musgen/codec.py, which prepares the
+// released around the C++ work. Called only by python/musgen/codec/tokens.py, which prepares the
 // arrays (NOTE_DTYPE notes, int64 time-base segments) and the grammar table.
 #include <cstring>
 #include <string>

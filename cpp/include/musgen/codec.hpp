@@ -1,7 +1,7 @@
-// musgen::codec: notes <-> token ids, the C++ twin of python/musgen/_pycodec.py (identical
+// musgen::codec: notes <-> token ids, the C++ twin of python/musgen/codec/_python.py (identical
 // tokens, notes and error messages). The vocabulary layout and the grammar table are defined
-// once, in python/musgen/codec.py; this side rebuilds the layout from the same parameters and
-// receives the grammar table.
+// once, in python/musgen/codec/vocab.py and grammar.py; this side rebuilds the layout from the
+// same parameters and receives the grammar table.
 #pragma once
 
 #include <cstddef>

@@ -1,5 +1,5 @@
-// musgen::midi: the Standard MIDI File reader (a port of python/musgen/_pymidi.py, which is the
-// readable reference; both must agree on every file, errors and warnings included).
+// musgen::midi: the Standard MIDI File reader (a port of python/musgen/midi/_python.py, which is
+// the readable reference; both must agree on every file, errors and warnings included).
 // Arrays use exactly the aligned layouts of python/musgen/score.py (checked by the bindings).
 #pragma once
 

@@ -1,5 +1,5 @@
 // musgen::codec: the token encoder and decoder. Every rule here mirrors
-// python/musgen/_pycodec.py exactly (same integer rounding, order, merging and messages); the
+// python/musgen/codec/_python.py exactly (same integer rounding, order, merging and messages); the
 // test suite compares the two on random and real scores.
 #include "musgen/codec.hpp"
 
@@ -155,8 +155,16 @@ Vocab make_vocab(std::int32_t max_time_shift, std::int32_t max_duration, std::in
   return v;
 }
 
-void encode_score(const ScoreView& score, const Vocab& v, std::vector<std::int32_t>& out,
-                  EncodeScratch& scratch) {
+namespace {
+
+// The segments of the time base that matter (up to the last tick), after the checks the
+// Python side makes too: no negative tick, no int64 overflow in U(t).
+struct CheckedTime {
+  std::size_t n_seg = 1;
+  std::int64_t hi = 0, max_rate = 0;
+};
+
+CheckedTime check_time_base(const ScoreView& score) {
   const TimeBase& tb = score.time;
   if (tb.n_segments == 0 || tb.seg_ticks == nullptr || tb.seg_rates == nullptr ||
       tb.seg_ticks[0] != 0)
@@ -164,30 +172,33 @@ void encode_score(const ScoreView& score, const Vocab& v, std::vector<std::int32
   if (tb.divisor <= 0)
     throw CodecError("encode: the score's time division gives " + std::to_string(tb.divisor) +
                      " units per step (ticks_per_beat must be positive)");
-  const Note* notes = score.notes;
-  const std::size_t n = score.n_notes;
-
-  // Checks shared with the Python side: no negative tick, no int64 overflow in U(t).
   std::int64_t lo = 0, hi = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    lo = std::min({lo, notes[i].start, notes[i].end});
-    hi = std::max({hi, notes[i].start, notes[i].end});
+  for (std::size_t i = 0; i < score.n_notes; ++i) {
+    lo = std::min({lo, score.notes[i].start, score.notes[i].end});
+    hi = std::max({hi, score.notes[i].start, score.notes[i].end});
   }
   if (lo < 0)
     throw CodecError("encode: the score has a note at negative tick " + std::to_string(lo));
+  CheckedTime c;
+  c.hi = hi;
   // Segments after the last tick play no part (the Python side cuts them the same way).
-  std::size_t n_seg = 1;
-  while (n_seg < tb.n_segments && tb.seg_ticks[n_seg] <= hi) ++n_seg;
-  std::int64_t max_rate = 0;
-  for (std::size_t s = 0; s < n_seg; ++s) {
+  while (c.n_seg < tb.n_segments && tb.seg_ticks[c.n_seg] <= hi) ++c.n_seg;
+  for (std::size_t s = 0; s < c.n_seg; ++s) {
     if (tb.seg_rates[s] < 0 || (s > 0 && tb.seg_ticks[s] <= tb.seg_ticks[s - 1]))
       throw CodecError("encode_score: time base segments must have rising ticks and rates >= 0");
-    max_rate = std::max(max_rate, tb.seg_rates[s]);
+    c.max_rate = std::max(c.max_rate, tb.seg_rates[s]);
   }
-  if (max_rate > 0 && hi > kMaxUnits / max_rate)
+  if (c.max_rate > 0 && hi > kMaxUnits / c.max_rate)
     throw CodecError("encode: tick " + std::to_string(hi) +
                      " is too large to convert to grid steps without overflow");
+  return c;
+}
 
+// Quantizes the kept notes into scratch.items; returns whether their onsets rose (no sort).
+bool quantize_items(const ScoreView& score, const Vocab& v, const CheckedTime& c,
+                    EncodeScratch& scratch) {
+  const TimeBase& tb = score.time;
+  const std::size_t n_seg = c.n_seg;
   std::vector<std::int64_t>& cum = scratch.cum;
   cum.assign(n_seg, 0);
   for (std::size_t s = 1; s < n_seg; ++s)
@@ -195,52 +206,59 @@ void encode_score(const ScoreView& score, const Vocab& v, std::vector<std::int32
   const std::int64_t* seg_ticks = tb.seg_ticks;
   const std::int64_t* seg_rates = tb.seg_rates;
   const std::int64_t divisor = tb.divisor;
-  std::vector<EncodeScratch::Item>& items = scratch.items;
-  bool sorted = true;
   // One segment (every beat grid) whose largest 2 U + divisor fits 32 bits: a 32-bit division
   // is several times cheaper than a 64-bit one and gives the same quotient.
-  // (hi * max_rate <= 2^61 was checked above, so this bound is computed without overflow.)
+  // (hi * max_rate <= 2^61 was checked, so this bound is computed without overflow.)
   constexpr std::int64_t k32 = std::int64_t{1} << 32;
-  const bool narrow = n_seg == 1 && 2 * hi * max_rate + divisor < k32 && 2 * divisor < k32;
-  if (narrow) {
+  if (n_seg == 1 && 2 * c.hi * c.max_rate + divisor < k32 && 2 * divisor < k32) {
     const auto rate = static_cast<std::uint32_t>(seg_rates[0]);
     const auto half = static_cast<std::uint32_t>(divisor);
     const auto two_div = 2 * half;
-    sorted = select_notes(notes, n, v, items, [=](std::int64_t t) -> std::int64_t {
-      return (2 * static_cast<std::uint32_t>(t) * rate + half) / two_div;
-    });
-  } else {
-    const std::int64_t two_div = 2 * divisor;
-    sorted = select_notes(notes, n, v, items, [&](std::int64_t t) -> std::int64_t {
-      std::size_t i = 0;
-      if (n_seg > 1)
-        i = static_cast<std::size_t>(std::upper_bound(seg_ticks, seg_ticks + n_seg, t) -
-                                     seg_ticks) - 1;
-      const std::int64_t units = cum[i] + (t - seg_ticks[i]) * seg_rates[i];
-      return (2 * units + divisor) / two_div;  // units >= 0: '/' is floor division
-    });
+    return select_notes(score.notes, score.n_notes, v, scratch.items,
+                        [=](std::int64_t t) -> std::int64_t {
+                          return (2 * static_cast<std::uint32_t>(t) * rate + half) / two_div;
+                        });
   }
+  const std::int64_t two_div = 2 * divisor;
+  return select_notes(score.notes, score.n_notes, v, scratch.items,
+                      [&](std::int64_t t) -> std::int64_t {
+                        std::size_t i = 0;
+                        if (n_seg > 1)
+                          i = static_cast<std::size_t>(
+                                  std::upper_bound(seg_ticks, seg_ticks + n_seg, t) - seg_ticks) -
+                              1;
+                        const std::int64_t units = cum[i] + (t - seg_ticks[i]) * seg_rates[i];
+                        return (2 * units + divisor) / two_div;  // units >= 0: floor division
+                      });
+}
+
+// Stream order (onset, code, duration, velocity). Sorted onsets need only each group of notes
+// sharing an onset put in order: an insertion sort of each (small) group.
+void order_items(std::vector<EncodeScratch::Item>& items, bool sorted) {
   if (!sorted) {
     std::sort(items.begin(), items.end(), item_less);
-  } else {
-    // Only notes sharing an onset need ordering: insertion sort of each (small) group.
-    const std::size_t m = items.size();
-    for (std::size_t g = 0; g < m;) {
-      std::size_t e = g + 1;
-      while (e < m && items[e].onset == items[g].onset) ++e;
-      for (std::size_t j = g + 1; j < e; ++j) {
-        const EncodeScratch::Item x = items[j];
-        std::size_t k = j;
-        while (k > g && item_less(x, items[k - 1])) {
-          items[k] = items[k - 1];
-          --k;
-        }
-        items[k] = x;
-      }
-      g = e;
-    }
+    return;
   }
+  const std::size_t m = items.size();
+  for (std::size_t g = 0; g < m;) {
+    std::size_t e = g + 1;
+    while (e < m && items[e].onset == items[g].onset) ++e;
+    for (std::size_t j = g + 1; j < e; ++j) {
+      const EncodeScratch::Item x = items[j];
+      std::size_t k = j;
+      while (k > g && item_less(x, items[k - 1])) {
+        items[k] = items[k - 1];
+        --k;
+      }
+      items[k] = x;
+    }
+    g = e;
+  }
+}
 
+// BOS, then per note TimeShift* Pitch Velocity Duration+, then EOS.
+void write_tokens(const std::vector<EncodeScratch::Item>& items, const Vocab& v,
+                  std::vector<std::int32_t>& out) {
   out.clear();
   out.reserve(items.size() * 4 + 2);
   out.push_back(v.bos_id);
@@ -258,6 +276,16 @@ void encode_score(const ScoreView& score, const Vocab& v, std::vector<std::int32
   }
   if (static_cast<std::int64_t>(out.size()) + 1 > kMaxTokens) too_many_tokens();
   out.push_back(v.eos_id);
+}
+
+}  // namespace
+
+void encode_score(const ScoreView& score, const Vocab& v, std::vector<std::int32_t>& out,
+                  EncodeScratch& scratch) {
+  const CheckedTime c = check_time_base(score);
+  const bool sorted = quantize_items(score, v, c, scratch);
+  order_items(scratch.items, sorted);
+  write_tokens(scratch.items, v, out);
 }
 
 void encode_many(const std::vector<ScoreView>& scores, const Vocab& vocab, int threads,

@@ -1,4 +1,4 @@
-// The Standard MIDI File reader: a port of python/musgen/_pymidi.py::parse (the reference).
+// The Standard MIDI File reader: a port of python/musgen/midi/_python.py::parse (the reference).
 // Same rules, same error texts and offsets, same warnings. Parses from one in-memory buffer
 // with no per-event allocation; memory stays a small multiple of the file size because every
 // reservation is bounded by the bytes actually present, never by a declared count or length.
@@ -90,126 +90,150 @@ class Reader {
   Reader(const std::uint8_t* data, ScoreData& out, OpenNotes& open)
       : d_(data), out_(out), open_(open) {}
 
+  // One MTrk body [pos, end): events until End-of-Track (or the end of the chunk).
   void track(std::size_t pos, std::size_t end, bool truncated, unsigned track) {
     pos_ = pos;
     end_ = end;
     truncated_ = truncated;
     track_ = track;
-    bool has_name = false;
-    std::string name;
-    std::int64_t tick = 0, last_tick = 0;
-    unsigned running = 0;
-    unsigned cancelled = 0;  // the channel status a meta/sysex event cancelled (for recovery)
-    bool warned_cancelled = false;
+    has_name_ = false;
+    name_.clear();
+    tick_ = last_tick_ = 0;
+    running_ = cancelled_ = 0;
+    warned_cancelled_ = false;
     try {
-      for (;;) {
-        if (pos_ >= end_) {
-          if (!truncated_)
-            out_.warnings.push_back(format(
-                "track %u: no End-of-Track event; the track ends at tick %lld", track_,
-                static_cast<long long>(last_tick)));
-          break;
-        }
-        const std::size_t ev = pos_;
-        const std::uint32_t delta = vlq("a delta time");
-        if (tick > kInt64Max - static_cast<std::int64_t>(delta))
-          fail("absolute tick overflows a 64-bit integer", ev);
-        tick += delta;
-        need(pos_, 1, "a status byte");
-        unsigned status = d_[pos_];
-        if (status >= 0x80) {
-          ++pos_;
-        } else if (running) {
-          status = running;
-        } else if (cancelled) {
-          // Running status after a meta/sysex event, which cancels it (SMF 1.0). Real files do
-          // this; recover as the best readers do, reusing the cancelled status.
-          status = running = cancelled;
-          if (!warned_cancelled) {
-            warned_cancelled = true;
-            out_.warnings.push_back(format(
-                "track %u: running status used after a meta or sysex event, which cancels it "
-                "(byte %llu); reusing status 0x%02x",
-                track_, static_cast<unsigned long long>(pos_), status));
-          }
-        } else {
-          fail(format("data byte 0x%02x without a running status (expected a status byte)",
-                      status),
-               pos_);
-        }
-        if (status < 0xF0) {
-          running = status;
-          const std::size_t nd = ((status & 0xE0) == 0xC0) ? 1 : 2;
-          need(pos_, nd, "channel event data");
-          for (std::size_t i = 0; i < nd; ++i)
-            if (d_[pos_ + i] >= 0x80)
-              fail(format("expected a data byte after status 0x%02x, found 0x%02x", status,
-                          d_[pos_ + i]),
-                   pos_ + i);
-          const unsigned kind = status & 0xF0, ch = status & 0x0F, d0 = d_[pos_];
-          if (kind == 0x90 && d_[pos_ + 1] > 0) {
-            open_.push((ch << 7) | d0, static_cast<std::uint32_t>(out_.notes.size()));
-            out_.notes.push_back(Note{static_cast<std::uint16_t>(track_),
-                                      static_cast<std::uint8_t>(ch),
-                                      static_cast<std::uint8_t>(d0), d_[pos_ + 1], tick, tick});
-          } else if (kind == 0x80 || kind == 0x90) {
-            std::uint32_t slot;
-            if (open_.pop((ch << 7) | d0, slot)) out_.notes[slot].end = tick;
-          } else if (kind == 0xC0) {
-            out_.programs.push_back(Program{tick, static_cast<std::uint16_t>(track_),
-                                            static_cast<std::uint8_t>(ch),
-                                            static_cast<std::uint8_t>(d0)});
-          }
-          pos_ += nd;
-          last_tick = tick;
-        } else if (status == 0xFF) {
-          if (running) cancelled = running;
-          running = 0;
-          need(pos_, 1, "a meta event type");
-          const unsigned mtype = d_[pos_++];
-          const std::uint32_t length = vlq("a meta event length");
-          payload_fits(length, "meta event");
-          const std::uint8_t* p = d_ + pos_;
-          pos_ += length;
-          last_tick = tick;
-          if (mtype == 0x2F) break;
-          if (mtype == 0x51 && length >= 3) {
-            out_.tempos.push_back(
-                Tempo{tick, (std::uint32_t(p[0]) << 16) | (std::uint32_t(p[1]) << 8) | p[2]});
-          } else if (mtype == 0x58 && length >= 2 && p[1] <= 7) {
-            out_.time_signatures.push_back(TimeSignature{
-                tick, p[0], static_cast<std::uint8_t>(1u << p[1]),
-                static_cast<std::uint8_t>(length > 2 ? p[2] : 24),
-                static_cast<std::uint8_t>(length > 3 ? p[3] : 8)});
-          } else if (mtype == 0x59 && length >= 2) {
-            out_.key_signatures.push_back(KeySignature{tick, static_cast<std::uint16_t>(track_),
-                                                       static_cast<std::int8_t>(p[0]), p[1]});
-          } else if (mtype == 0x03 && !has_name) {
-            has_name = true;
-            name.assign(reinterpret_cast<const char*>(p), length);
-          }
-        } else if (status == 0xF0 || status == 0xF7) {
-          if (running) cancelled = running;
-          running = 0;
-          const std::uint32_t length = vlq("a sysex length");
-          payload_fits(length, "sysex");
-          pos_ += length;
-          last_tick = tick;
-        } else {
-          fail(format("status byte 0x%02x (a system common or real-time message) is not "
-                      "allowed in a MIDI file",
-                      status),
-               pos_ - 1);
-        }
+      while (!event()) {
       }
     } catch (const Truncated&) {
     }
     // Notes still sounding end at the track's last tick.
-    open_.drain([&](std::uint32_t slot) { out_.notes[slot].end = last_tick; });
-    out_.track_names.push_back(std::move(name));
+    open_.drain([&](std::uint32_t slot) { out_.notes[slot].end = last_tick_; });
+    out_.track_names.push_back(std::move(name_));
   }
 
  private:
+  // Reads one event; true when the track ends (End-of-Track, or the end of the chunk).
+  bool event() {
+    if (pos_ >= end_) {
+      if (!truncated_)
+        out_.warnings.push_back(format("track %u: no End-of-Track event; the track ends at tick %lld",
+                                       track_, static_cast<long long>(last_tick_)));
+      return true;
+    }
+    const std::size_t ev = pos_;
+    const std::uint32_t delta = vlq("a delta time");
+    if (tick_ > kInt64Max - static_cast<std::int64_t>(delta))
+      fail("absolute tick overflows a 64-bit integer", ev);
+    tick_ += delta;
+    const unsigned status = read_status();
+    if (status < 0xF0) {
+      channel_event(status);
+      return false;
+    }
+    if (status == 0xFF) return meta_event();
+    if (status == 0xF0 || status == 0xF7) {
+      sysex_event();
+      return false;
+    }
+    fail(format("status byte 0x%02x (a system common or real-time message) is not allowed in a "
+                "MIDI file",
+                status),
+         pos_ - 1);
+  }
+
+  // The event's status byte: read, or the running status (meta and sysex events cancel it).
+  unsigned read_status() {
+    need(pos_, 1, "a status byte");
+    const unsigned b = d_[pos_];
+    if (b >= 0x80) {
+      ++pos_;
+      return b;
+    }
+    if (running_) return running_;
+    if (cancelled_) {
+      // Running status after a meta/sysex event, which cancels it (SMF 1.0). Real files do
+      // this; recover as the best readers do, reusing the cancelled status.
+      running_ = cancelled_;
+      if (!warned_cancelled_) {
+        warned_cancelled_ = true;
+        out_.warnings.push_back(
+            format("track %u: running status used after a meta or sysex event, which cancels it "
+                   "(byte %llu); reusing status 0x%02x",
+                   track_, static_cast<unsigned long long>(pos_), running_));
+      }
+      return running_;
+    }
+    fail(format("data byte 0x%02x without a running status (expected a status byte)", b), pos_);
+  }
+
+  void channel_event(unsigned status) {
+    running_ = status;
+    const std::size_t nd = ((status & 0xE0) == 0xC0) ? 1 : 2;
+    need(pos_, nd, "channel event data");
+    for (std::size_t i = 0; i < nd; ++i)
+      if (d_[pos_ + i] >= 0x80)
+        fail(format("expected a data byte after status 0x%02x, found 0x%02x", status,
+                    d_[pos_ + i]),
+             pos_ + i);
+    const unsigned kind = status & 0xF0, ch = status & 0x0F, d0 = d_[pos_];
+    if (kind == 0x90 && d_[pos_ + 1] > 0) {
+      open_.push((ch << 7) | d0, static_cast<std::uint32_t>(out_.notes.size()));
+      out_.notes.push_back(Note{static_cast<std::uint16_t>(track_), static_cast<std::uint8_t>(ch),
+                                static_cast<std::uint8_t>(d0), d_[pos_ + 1], tick_, tick_});
+    } else if (kind == 0x80 || kind == 0x90) {
+      std::uint32_t slot;
+      if (open_.pop((ch << 7) | d0, slot)) out_.notes[slot].end = tick_;
+    } else if (kind == 0xC0) {
+      out_.programs.push_back(Program{tick_, static_cast<std::uint16_t>(track_),
+                                      static_cast<std::uint8_t>(ch),
+                                      static_cast<std::uint8_t>(d0)});
+    }
+    pos_ += nd;
+    last_tick_ = tick_;
+  }
+
+  void cancel_running() {
+    if (running_) cancelled_ = running_;
+    running_ = 0;
+  }
+
+  // A meta event; true for End-of-Track.
+  bool meta_event() {
+    cancel_running();
+    need(pos_, 1, "a meta event type");
+    const unsigned mtype = d_[pos_++];
+    const std::uint32_t length = vlq("a meta event length");
+    payload_fits(length, "meta event");
+    const std::uint8_t* p = d_ + pos_;
+    pos_ += length;
+    last_tick_ = tick_;
+    if (mtype == 0x2F) return true;
+    if (mtype == 0x51 && length >= 3) {
+      out_.tempos.push_back(
+          Tempo{tick_, (std::uint32_t(p[0]) << 16) | (std::uint32_t(p[1]) << 8) | p[2]});
+    } else if (mtype == 0x58 && length >= 2 && p[1] <= 7) {
+      out_.time_signatures.push_back(
+          TimeSignature{tick_, p[0], static_cast<std::uint8_t>(1u << p[1]),
+                        static_cast<std::uint8_t>(length > 2 ? p[2] : 24),
+                        static_cast<std::uint8_t>(length > 3 ? p[3] : 8)});
+    } else if (mtype == 0x59 && length >= 2) {
+      out_.key_signatures.push_back(KeySignature{tick_, static_cast<std::uint16_t>(track_),
+                                                 static_cast<std::int8_t>(p[0]), p[1]});
+    } else if (mtype == 0x03 && !has_name_) {
+      has_name_ = true;
+      name_.assign(reinterpret_cast<const char*>(p), length);
+    }
+    return false;
+  }
+
+  void sysex_event() {
+    cancel_running();
+    const std::uint32_t length = vlq("a sysex length");
+    payload_fits(length, "sysex");
+    pos_ += length;
+    last_tick_ = tick_;
+  }
+
   void need(std::size_t p, std::size_t k, const char* what) const {
     if (end_ - p < k) {
       if (truncated_) throw Truncated{};
@@ -251,6 +275,13 @@ class Reader {
   std::size_t pos_ = 0, end_ = 0;
   bool truncated_ = false;
   unsigned track_ = 0;
+  // The current track's state.
+  bool has_name_ = false;
+  std::string name_;
+  std::int64_t tick_ = 0, last_tick_ = 0;  // last_tick_: the tick of the last complete event
+  unsigned running_ = 0;
+  unsigned cancelled_ = 0;  // the channel status a meta/sysex event cancelled (for recovery)
+  bool warned_cancelled_ = false;
 };
 
 // Each track's notes are already in start order (stored at their note-on). Order the notes of
@@ -300,29 +331,34 @@ void sort_notes(std::vector<Note>& notes, const std::vector<std::size_t>& segmen
 
 }  // namespace
 
-ScoreData read_midi_bytes(const std::uint8_t* data, std::size_t n) {
-  ScoreData out;
-  std::size_t base = 0;
-  if (n >= 4 && std::memcmp(data, "RIFF", 4) == 0) {
-    if (n < 12 || std::memcmp(data + 8, "RMID", 4) != 0)
-      fail("RIFF file is not an RMID file (expected 'RMID' at byte 8)", 8);
-    std::size_t pos = 12;
-    bool found = false;
-    while (n - pos >= 8) {
-      const std::size_t size = le32(data + pos + 4), start = pos + 8;
-      if (std::memcmp(data + pos, "data", 4) == 0) {
-        base = start;
-        n = std::min(start + size, n);
-        found = true;
-        break;
-      }
-      pos = start + size + (size & 1);
-      if (pos > n) break;
+namespace {
+
+// [base, n) of the SMF inside a RIFF RMID wrapper (the whole buffer otherwise).
+void unwrap_riff(const std::uint8_t* data, std::size_t& base, std::size_t& n) {
+  if (n < 4 || std::memcmp(data, "RIFF", 4) != 0) return;
+  if (n < 12 || std::memcmp(data + 8, "RMID", 4) != 0)
+    fail("RIFF file is not an RMID file (expected 'RMID' at byte 8)", 8);
+  std::size_t pos = 12;
+  while (n - pos >= 8) {
+    const std::size_t size = le32(data + pos + 4), start = pos + 8;
+    if (std::memcmp(data + pos, "data", 4) == 0) {
+      base = start;
+      n = std::min(start + size, n);
+      return;
     }
-    if (!found) fail("RIFF RMID file has no 'data' chunk holding the MIDI data", 12);
+    pos = start + size + (size & 1);
+    if (pos > n) break;
   }
-  const std::uint8_t* d = data;
-  const std::size_t size = n - base;
+  fail("RIFF RMID file has no 'data' chunk holding the MIDI data", 12);
+}
+
+struct Header {
+  std::uint32_t length = 0;
+  unsigned ntrks = 0;
+};
+
+// The MThd chunk at `base`: format and division into `out`; its length and track count.
+Header read_header(const std::uint8_t* d, std::size_t base, std::size_t size, ScoreData& out) {
   if (size == 0) fail("file is empty (expected a 'MThd' header chunk)", base);
   if (std::memcmp(d + base, "MThd", std::min<std::size_t>(4, size)) != 0)
     fail("not a MIDI file (expected a 'MThd' header chunk)", base);
@@ -330,14 +366,16 @@ ScoreData read_midi_bytes(const std::uint8_t* data, std::size_t n) {
     fail(format("unexpected end of file in the MThd header (14 bytes needed, %llu present)",
                 static_cast<unsigned long long>(size)),
          base + size);
-  const std::uint32_t hlen = be32(d + base + 4);
-  if (hlen < 6) fail(format("MThd header length %u is too small (expected 6)", hlen), base + 4);
-  if (hlen > size - 8)
-    fail(format("MThd header length %u runs past the end of the file (%llu bytes left)", hlen,
+  Header h;
+  h.length = be32(d + base + 4);
+  if (h.length < 6)
+    fail(format("MThd header length %u is too small (expected 6)", h.length), base + 4);
+  if (h.length > size - 8)
+    fail(format("MThd header length %u runs past the end of the file (%llu bytes left)", h.length,
                 static_cast<unsigned long long>(size - 8)),
          base + 4);
-  const unsigned fmt = be16(d + base + 8), ntrks = be16(d + base + 10),
-                 division = be16(d + base + 12);
+  const unsigned fmt = be16(d + base + 8), division = be16(d + base + 12);
+  h.ntrks = be16(d + base + 10);
   if (fmt > 2) fail(format("unsupported SMF format %u (expected 0, 1 or 2)", fmt), base + 8);
   out.format = static_cast<int>(fmt);
   if (division & 0x8000) {
@@ -354,14 +392,16 @@ ScoreData read_midi_bytes(const std::uint8_t* data, std::size_t n) {
   } else {
     out.ticks_per_beat = static_cast<int>(division);
   }
+  return h;
+}
 
-  // At most one note per 3 bytes (note-on + note-off take >= 6 bytes with running status):
-  // reserve from the bytes present, never from declared counts.
-  out.notes.reserve(size / 6 + 16);
+// Every chunk from `pos` to `n`: MTrk chunks are read as tracks, others skipped. Returns the
+// note index where each track's notes begin (and the end), for sort_notes.
+std::vector<std::size_t> read_tracks(const std::uint8_t* d, std::size_t pos, std::size_t n,
+                                     const Header& h, ScoreData& out) {
   static thread_local OpenNotes open;
   Reader reader(d, out, open);
-  std::vector<std::size_t> segments{0};  // note index where each track's notes begin
-  std::size_t pos = base + 8 + hlen;
+  std::vector<std::size_t> segments{0};
   const std::size_t first_chunk = pos;
   unsigned track = 0;
   while (n - pos >= 8) {
@@ -391,10 +431,13 @@ ScoreData read_midi_bytes(const std::uint8_t* data, std::size_t n) {
     }
     pos = end;
   }
-  if (track == 0 && ntrks > 0)
-    fail(format("no 'MTrk' track chunk found (the header declares %u)", ntrks), first_chunk);
+  if (track == 0 && h.ntrks > 0)
+    fail(format("no 'MTrk' track chunk found (the header declares %u)", h.ntrks), first_chunk);
+  return segments;
+}
 
-  sort_notes(out.notes, segments);
+// The metadata arrays in Score order (stable: file order among equal keys).
+void sort_metadata(ScoreData& out) {
   std::stable_sort(out.tempos.begin(), out.tempos.end(),
                    [](const Tempo& a, const Tempo& b) { return a.tick < b.tick; });
   std::stable_sort(out.time_signatures.begin(), out.time_signatures.end(),
@@ -409,6 +452,22 @@ ScoreData read_midi_bytes(const std::uint8_t* data, std::size_t n) {
                      if (a.track != b.track) return a.track < b.track;
                      return a.channel < b.channel;
                    });
+}
+
+}  // namespace
+
+ScoreData read_midi_bytes(const std::uint8_t* data, std::size_t n) {
+  ScoreData out;
+  std::size_t base = 0;
+  unwrap_riff(data, base, n);
+  const std::size_t size = n - base;
+  const Header h = read_header(data, base, size, out);
+  // At most one note per 3 bytes (note-on + note-off take >= 6 bytes with running status):
+  // reserve from the bytes present, never from declared counts.
+  out.notes.reserve(size / 6 + 16);
+  const std::vector<std::size_t> segments = read_tracks(data, base + 8 + h.length, n, h, out);
+  sort_notes(out.notes, segments);
+  sort_metadata(out);
   return out;
 }
 

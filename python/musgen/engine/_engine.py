@@ -286,43 +286,12 @@ class Engine:
             raise ValueError(f"primer: shape {list(np.shape(primer))}, expected [P] or [{n}, P] "
                              "with P >= 1")
         p = _as_tokens(p, V)
-        if grammar is None:
-            table = np.zeros((1, V), np.int32)
-            start, can_end = 0, np.ones(1, np.uint8)
-        else:
-            table = np.ascontiguousarray(grammar.table, dtype=np.int32)
-            start = int(grammar.start_state)
-            can_end = np.ascontiguousarray(grammar.can_end, dtype=np.uint8)
-            if table.ndim != 2 or table.shape[1] != V or can_end.shape != (table.shape[0],):
-                raise ValueError(f"grammar: table {list(table.shape)} and can_end "
-                                 f"{list(can_end.shape)} do not fit vocabulary {V}")
-            if table.min() < -1 or table.max() >= table.shape[0]:
-                raise ValueError("grammar: table entries must be -1 or a state index")
-            if not 0 <= start < table.shape[0]:
-                raise ValueError(f"grammar: start_state {start} out of range")
+        table, start, can_end = _grammar_arrays(grammar, V)
         eos = -1 if eos_id is None else int(eos_id)
         if not -1 <= eos < V:
             raise ValueError(f"eos_id: {eos_id} outside the vocabulary [0, {V})")
-        clock = (np.zeros(V, np.int32) if clock_steps is None
-                 else np.ascontiguousarray(clock_steps, dtype=np.int32))
-        notes = (np.zeros(V, np.uint8) if is_note is None
-                 else np.ascontiguousarray(is_note, dtype=np.uint8))
-        if clock.shape != (V,) or notes.shape != (V,):
-            raise ValueError(f"clock_steps / is_note: expected [{V}] arrays")
-        if kind == 1 and is_note is None:
-            raise ValueError("unit 'notes' needs is_note (which tokens are notes)")
-        if kind == 2 and clock_steps is None:
-            raise ValueError("unit 'steps' needs clock_steps (grid steps per token)")
-        temps = _per_stream(temperature, n, np.float32, "temperature", 1.0)
-        ks = _per_stream(0 if top_k is None else top_k, n, np.int64, "top_k", 0)
-        ps = _per_stream(1.0 if top_p is None else top_p, n, np.float32, "top_p", 1.0)
-        if not np.all(np.isfinite(temps)) or np.any(temps < 0):
-            raise ValueError("temperature: must be finite and >= 0 (0 = greedy)")
-        if np.any(ks < 0):
-            raise ValueError("top_k: must be >= 0 (0 or None = off)")
-        if not np.all(np.isfinite(ps)) or np.any(ps <= 0) or np.any(ps > 1):
-            raise ValueError("top_p: must be in (0, 1] (1 or None = off)")
-        ks = np.minimum(ks, V).astype(np.int32)
+        clock, notes = _length_tables(clock_steps, is_note, V, kind)
+        temps, ks, ps = _sampling_settings(n, temperature, top_k, top_p, V)
         seeds = stream_seeds(seed, n)
         args = (p, table, start, can_end, eos, clock, notes, kind, int(length), int(max_tokens),
                 seeds, temps, ks, ps)
@@ -334,6 +303,53 @@ class Engine:
 
             tokens, lengths = numpy_generate(self._np, *args, progress=progress)
         return [tokens[i, :lengths[i]].copy() for i in range(n)]
+
+
+def _grammar_arrays(grammar, V: int):
+    """(table int32 [S, V], start state, can_end uint8 [S]) of a grammar, checked; no grammar
+    is one state that allows everything."""
+    if grammar is None:
+        return np.zeros((1, V), np.int32), 0, np.ones(1, np.uint8)
+    table = np.ascontiguousarray(grammar.table, dtype=np.int32)
+    start = int(grammar.start_state)
+    can_end = np.ascontiguousarray(grammar.can_end, dtype=np.uint8)
+    if table.ndim != 2 or table.shape[1] != V or can_end.shape != (table.shape[0],):
+        raise ValueError(f"grammar: table {list(table.shape)} and can_end "
+                         f"{list(can_end.shape)} do not fit vocabulary {V}")
+    if table.min() < -1 or table.max() >= table.shape[0]:
+        raise ValueError("grammar: table entries must be -1 or a state index")
+    if not 0 <= start < table.shape[0]:
+        raise ValueError(f"grammar: start_state {start} out of range")
+    return table, start, can_end
+
+
+def _length_tables(clock_steps, is_note, V: int, kind: int):
+    """(clock steps int32 [V], is-note uint8 [V]) for the length budget's unit."""
+    clock = (np.zeros(V, np.int32) if clock_steps is None
+             else np.ascontiguousarray(clock_steps, dtype=np.int32))
+    notes = (np.zeros(V, np.uint8) if is_note is None
+             else np.ascontiguousarray(is_note, dtype=np.uint8))
+    if clock.shape != (V,) or notes.shape != (V,):
+        raise ValueError(f"clock_steps / is_note: expected [{V}] arrays")
+    if kind == 1 and is_note is None:
+        raise ValueError("unit 'notes' needs is_note (which tokens are notes)")
+    if kind == 2 and clock_steps is None:
+        raise ValueError("unit 'steps' needs clock_steps (grid steps per token)")
+    return clock, notes
+
+
+def _sampling_settings(n: int, temperature, top_k, top_p, V: int):
+    """Per-stream (temperature float32, top_k int32, top_p float32) arrays, checked."""
+    temps = _per_stream(temperature, n, np.float32, "temperature", 1.0)
+    ks = _per_stream(0 if top_k is None else top_k, n, np.int64, "top_k", 0)
+    ps = _per_stream(1.0 if top_p is None else top_p, n, np.float32, "top_p", 1.0)
+    if not np.all(np.isfinite(temps)) or np.any(temps < 0):
+        raise ValueError("temperature: must be finite and >= 0 (0 = greedy)")
+    if np.any(ks < 0):
+        raise ValueError("top_k: must be >= 0 (0 or None = off)")
+    if not np.all(np.isfinite(ps)) or np.any(ps <= 0) or np.any(ps > 1):
+        raise ValueError("top_p: must be in (0, 1] (1 or None = off)")
+    return temps, np.minimum(ks, V).astype(np.int32), ps
 
 
 def _as_tokens(tokens, vocab: int) -> np.ndarray:
