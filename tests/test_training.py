@@ -342,6 +342,24 @@ def test_train_cli_trains_quietly_and_resumes_to_more_epochs(dataset, tmp_path, 
 
 
 @pytest.mark.tf
+def test_train_progress_goes_to_stderr_as_epoch_k_of_n(dataset, tmp_path, capsys):
+    """The per-epoch bar (one line per epoch in a log) names the run's real epoch count and
+    never writes to standard output, which holds only the messages."""
+    from musgen import cli
+
+    rc = cli.main(["train", str(dataset.path), "-o", str(tmp_path / "m"), "--units", "16",
+                   "--layers", "1", "--embedding-dim", "8", "--window", "16", "--batch-size",
+                   "16", "--max-minutes", "none", "--epochs", "3"])
+    assert rc == 0
+    out, err = capsys.readouterr()
+    assert "Epoch" not in out and "\r" not in err
+    lines = [ln for ln in err.splitlines() if ln.startswith("Epoch ")]
+    assert [ln.split(":")[0] for ln in lines] == ["Epoch 1/3", "Epoch 2/3", "Epoch 3/3"]
+    assert all(" batch in " in ln and "val_loss" in ln for ln in lines)
+    assert out.strip().endswith(f"model directory: {tmp_path / 'm'}")
+
+
+@pytest.mark.tf
 # TensorBoard's summary writer hands NumPy an __array__ without the `copy` keyword (NumPy 2)
 @pytest.mark.filterwarnings(
     "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
