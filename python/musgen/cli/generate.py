@@ -60,8 +60,7 @@ def run(args: argparse.Namespace) -> int:
                           seed=args.seed, primer=args.primer, backend=args.backend,
                           threads=args.threads, progress=bar.update,
                           precision=args.precision)
-    for score, path in zip(scores, paths):
-        midi.write(score, path)
+    midi.write_many(scores, paths, threads=args.threads)  # C++ threads, one atomic file each
     if not args.quiet:
         notes = sum(len(s.notes) for s in scores)
         print(f"wrote {len(paths)} file(s), {notes} notes: {paths[0]}"
