@@ -49,13 +49,14 @@ def make_dataset(path: Path, n_pieces: int = 40, seed: int = 0) -> Dataset:
     """A real dataset folder (tokens from the default codec) of synthetic tunes, split 60/20/20."""
     rng = np.random.default_rng(seed)
     config = mcodec.default_config()
-    w = DatasetWriter(path)
+    w = DatasetWriter(path, paper_features=True)  # synthetic pieces: no source files to read
     for i in range(n_pieces):
         score = synthetic_score(rng, n_bars=int(rng.integers(3, 7)))
         split = ("train", "train", "train", "valid", "test")[i % 5]
         w.add({"source": "synthetic", "path": f"tune_{i:03d}.mid", "sha1": f"{i:040x}",
                "split": split, "split_by": "seed"},
-              mcodec.encode(score, config, backend="python"), mcodec.paper_features(score))
+              mcodec.encode(score, config, backend="python"), score.n_notes,
+              mcodec.paper_features(score))
     w.finish({"codec": config.to_dict(), "seed": seed,
               "splits": {"train": {"pieces": 3 * n_pieces // 5},
                          "valid": {"pieces": n_pieces // 5}, "test": {"pieces": n_pieces // 5}}})
