@@ -20,6 +20,8 @@ COMMANDS = [
     ("export", "musgen.cli.export", "export a model directory from a training checkpoint"),
     ("evaluate", "musgen.cli.evaluate", "held-out NLL, perplexity and accuracy of a model"),
     ("generate", "musgen.cli.generate", "generate MIDI files with a model (default: shipped)"),
+    ("bench", "musgen.cli.bench", "time generation on this device (latency, tokens/s, "
+                                  "real-time factor) for every backend"),
     ("info", "musgen.cli.info", "show the version, backends and what is available"),
 ]
 
