@@ -34,6 +34,8 @@ class TrainConfig:
     transpose: int = 0         # random transposition of each piece by up to +-N semitones
     dense_units: list = field(default_factory=list)   # paper preset only
     clipnorm: float = 1.0
+    xla: bool | None = None    # compile the train step with XLA; None: Keras decides ("auto")
+    validation_batch_size: int | None = None  # None: batch_size
 
 
 PRESETS: dict = {

@@ -134,13 +134,16 @@ class _Run:
             self.model = build_keras_model(self.msec, seed=cfg.seed)
             self.optimizer = keras.optimizers.Adam(learning_rate=cfg.learning_rate,
                                                    clipnorm=cfg.clipnorm)
+            jit = "auto" if cfg.xla is None else bool(cfg.xla)
             if self.paper:
                 self.model.compile(optimizer=self.optimizer,
-                                   loss=keras.losses.MeanSquaredError(), weighted_metrics=[])
+                                   loss=keras.losses.MeanSquaredError(), weighted_metrics=[],
+                                   jit_compile=jit)
             else:
                 self.model.compile(optimizer=self.optimizer,
                                    loss=keras.losses.SparseCategoricalCrossentropy(
-                                       from_logits=True, ignore_class=int(self.codec.pad_id)))
+                                       from_logits=True, ignore_class=int(self.codec.pad_id)),
+                                   jit_compile=jit)
             self.optimizer.build(self.model.trainable_variables)
 
     def _start(self, state: dict | None) -> None:
@@ -220,7 +223,8 @@ class _Run:
         valid = self.valid if self.valid[2] is not None else self.valid[:2]
         fit = self.model.fit(x, y, sample_weight=w, batch_size=cfg.batch_size,
                              epochs=self.epoch + 1, initial_epoch=self.epoch, shuffle=False,
-                             validation_data=valid, validation_batch_size=cfg.batch_size,
+                             validation_data=valid,
+                             validation_batch_size=cfg.validation_batch_size or cfg.batch_size,
                              verbose=0, callbacks=[bar, *self.callbacks])
         return float(fit.history["loss"][-1]), float(fit.history["val_loss"][-1])
 
