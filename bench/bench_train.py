@@ -81,7 +81,7 @@ def throughput_table(dataset, rounds: int, quick: bool) -> None:
     rates: dict = {k: [] for k in models}
     for _ in range(rounds):
         for (bs, xla), m in models.items():
-            n = bs * max(2 if quick else 4, (128 if quick else 1024) // bs)
+            n = bs * max(2 if quick else 4, (128 if quick else 384) // bs)
             t0 = time.perf_counter()
             m.fit(x[:n], y[:n], batch_size=bs, epochs=1, verbose=0)
             rates[(bs, xla)].append(n * x.shape[1] / (time.perf_counter() - t0))
@@ -219,7 +219,7 @@ def main(argv=None) -> int:
         prepare(src, tmp / "jsb", quiet=True)
         dataset = Dataset.open(tmp / "jsb")
         keras.utils.set_random_seed(0)
-        throughput_table(dataset, rounds=1 if args.quick else 3, quick=args.quick)
+        throughput_table(dataset, rounds=1 if args.quick else 2, quick=args.quick)
         extra = {"epochs": 2} if args.quick else {}
         side_by_side(dataset, min(args.minutes, 5.0) if args.quick else args.minutes,
                      tmp / "runs", extra)
