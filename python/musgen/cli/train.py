@@ -29,14 +29,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "regression model on (pitch, velocity, time delta)")
     p.add_argument("--epochs", type=int, default=None,
                    help="most epochs (default 60; paper preset 30)")
-    p.add_argument("--batch-size", type=int, default=None, help="windows per batch (32)")
+    p.add_argument("--batch-size", type=int, default=None, help="windows per batch (128)")
     p.add_argument("--window", type=int, default=None, help="tokens per window (128)")
     p.add_argument("--stride", type=int, default=None, help="tokens between windows (64)")
     p.add_argument("--units", type=int, default=None, help="LSTM units per layer (256)")
     p.add_argument("--layers", type=int, default=None, help="LSTM layers (2)")
     p.add_argument("--embedding-dim", type=int, default=None, help="token embedding size (64)")
     p.add_argument("--dropout", type=float, default=None, help="dropout between layers (0.2)")
-    p.add_argument("--learning-rate", type=float, default=None, help="Adam learning rate (2e-3)")
+    p.add_argument("--learning-rate", type=float, default=None, help="Adam learning rate (4e-3)")
+    p.add_argument("--xla", action=argparse.BooleanOptionalAction, default=None,
+                   help="compile the training step with XLA (off: slower on CPUs)")
+    p.add_argument("--validation-batch-size", type=int, default=None,
+                   help="windows per validation batch (512)")
     p.add_argument("--transpose", type=int, default=None,
                    help="random transposition by up to +-N semitones (0)")
     p.add_argument("--patience", type=int, default=None,
@@ -62,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
                 dropout=args.dropout, learning_rate=args.learning_rate, seed=args.seed,
                 resume=args.resume, patience=args.patience, tensorboard=args.tensorboard,
                 strategy=args.strategy, quiet=args.quiet, max_minutes=args.max_minutes,
-                transpose=args.transpose)
+                transpose=args.transpose, xla=args.xla,
+                validation_batch_size=args.validation_batch_size)
     if not args.quiet:
         print(f"model directory: {out}")
     return 0

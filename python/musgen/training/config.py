@@ -41,7 +41,7 @@ class TrainConfig:
     transpose: int = 0         # random transposition of each piece by up to +-N semitones
     dense_units: list = field(default_factory=list)   # paper preset only
     clipnorm: float = 1.0
-    xla: bool | None = False   # compile the train step with XLA; None: Keras decides ("auto")
+    xla: bool = False          # compile the train step with XLA
     validation_batch_size: int | None = 512  # None: batch_size
 
 

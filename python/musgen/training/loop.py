@@ -80,6 +80,9 @@ def _run_config(ckpt_dir: Path, *, resume: bool, preset: str, overrides: dict, s
     for name in ("epochs", "batch_size", "window", "units", "layers"):
         if int(getattr(cfg, name)) <= 0:
             raise ValueError(f"{name}={getattr(cfg, name)!r}: expected a positive integer")
+    if cfg.validation_batch_size is not None and int(cfg.validation_batch_size) <= 0:
+        raise ValueError(f"validation_batch_size={cfg.validation_batch_size!r}: expected a "
+                         "positive integer or None")
     return cfg, state
 
 
@@ -134,7 +137,7 @@ class _Run:
             self.model = build_keras_model(self.msec, seed=cfg.seed)
             self.optimizer = keras.optimizers.Adam(learning_rate=cfg.learning_rate,
                                                    clipnorm=cfg.clipnorm)
-            jit = "auto" if cfg.xla is None else bool(cfg.xla)
+            jit = bool(cfg.xla)
             if self.paper:
                 self.model.compile(optimizer=self.optimizer,
                                    loss=keras.losses.MeanSquaredError(), weighted_metrics=[],
@@ -292,7 +295,8 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
           learning_rate: float | None = None, seed: int = 0, resume: bool = False,
           patience: int | None = None, tensorboard=None, strategy=None, quiet: bool = False,
           max_minutes: float | None | str = "preset", transpose: int | None = None,
-          dense_units: list | None = None) -> Path:
+          dense_units: list | None = None, xla: bool | None = None,
+          validation_batch_size: int | None = None) -> Path:
     """Train a model on ``dataset`` and export the best epoch to the model directory ``output``.
 
     Parameters
@@ -311,6 +315,13 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
     max_minutes : float or None
         Time budget: no new epoch starts once the time so far plus the last epoch's duration
         would exceed it. ``None`` = no budget.
+    xla : bool or None
+        Compile the training step with XLA (default off: on CPUs it measured 2-2.5x slower).
+    validation_batch_size : int or None
+        Windows per validation batch (default 512; validation is a forward pass only).
+
+    Other settings left as None take the preset's value (``TrainConfig``: batch 128, learning
+    rate 4e-3, ...; chosen by measurement, see ``bench/bench_train.py``).
     strategy : None, "default", "mirrored", "multiworker" or a tf.distribute.Strategy
         ``multiworker`` reads ``TF_CONFIG``; only the chief writes checkpoints and exports.
     quiet : bool
@@ -330,7 +341,8 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
     overrides = {"batch_size": batch_size, "window": window, "stride": stride, "units": units,
                  "layers": layers, "embedding_dim": embedding_dim, "dropout": dropout,
                  "learning_rate": learning_rate, "patience": patience, "transpose": transpose,
-                 "dense_units": dense_units}
+                 "dense_units": dense_units, "xla": xla,
+                 "validation_batch_size": validation_batch_size}
     cfg, state = _run_config(ckpt_dir, resume=resume, preset=preset, overrides=overrides,
                              seed=seed, max_minutes=max_minutes, epochs=epochs)
     _check_tensorboard(tensorboard)
