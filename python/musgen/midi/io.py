@@ -216,7 +216,8 @@ def write(score: Score, path: str | os.PathLike, *, text: str | bytes | None = N
     ----------
     text : str, bytes or None
         A Text meta event (type 0x01, UTF-8) at tick 0 of the first track, e.g. the seed and
-        settings a piece was generated with; ``read`` ignores it.
+        settings a piece was generated with; ``read`` ignores it, so the round trip is the same
+        (a Score with no track at all gains one empty track to hold it).
     fsync : bool
         Flush the file to the disk before it replaces ``path`` (slower; off by default: the
         rename is still atomic for readers, but a power cut may lose the newest files).
