@@ -422,7 +422,7 @@ def test_train_defaults_and_the_xla_and_validation_batch_settings(dataset, tmp_p
 
     cfg = TrainConfig()
     assert (cfg.batch_size, cfg.learning_rate, cfg.xla, cfg.validation_batch_size) == \
-        (128, 4e-3, False, 512)
+        (64, 4e-3, False, 512)
     assert PRESETS["paper"]["batch_size"] == 32 and PRESETS["paper"]["validation_batch_size"] \
         is None
     args = build_parser().parse_args(["train", "ds", "-o", "m", "--xla",

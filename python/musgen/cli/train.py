@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "regression model on (pitch, velocity, time delta)")
     p.add_argument("--epochs", type=int, default=None,
                    help="most epochs (default 60; paper preset 30)")
-    p.add_argument("--batch-size", type=int, default=None, help="windows per batch (128)")
+    p.add_argument("--batch-size", type=int, default=None, help="windows per batch (64)")
     p.add_argument("--window", type=int, default=None, help="tokens per window (128)")
     p.add_argument("--stride", type=int, default=None, help="tokens between windows (64)")
     p.add_argument("--units", type=int, default=None, help="LSTM units per layer (256)")

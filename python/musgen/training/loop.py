@@ -316,11 +316,11 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
         Time budget: no new epoch starts once the time so far plus the last epoch's duration
         would exceed it. ``None`` = no budget.
     xla : bool or None
-        Compile the training step with XLA (default off: on CPUs it measured 2-2.5x slower).
+        Compile the training step with XLA (default off: on a CPU it measured 1.2-1.4x slower).
     validation_batch_size : int or None
         Windows per validation batch (default 512; validation is a forward pass only).
 
-    Other settings left as None take the preset's value (``TrainConfig``: batch 128, learning
+    Other settings left as None take the preset's value (``TrainConfig``: batch 64, learning
     rate 4e-3, ...; chosen by measurement, see ``bench/bench_train.py``).
     strategy : None, "default", "mirrored", "multiworker" or a tf.distribute.Strategy
         ``multiworker`` reads ``TF_CONFIG``; only the chief writes checkpoints and exports.
