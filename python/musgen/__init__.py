@@ -2,10 +2,12 @@
 
 Public entry points (imported lazily so ``import musgen`` stays cheap and TensorFlow-free):
 ``musgen.midi`` (read/read_many/write), ``musgen.codec``, ``musgen.prepare``, ``musgen.train``,
-``musgen.evaluate``, ``musgen.engine`` and ``musgen.generate``.
+``musgen.evaluate``, ``musgen.engine``, ``musgen.generate``, ``musgen.render`` (audio and piano
+rolls) and ``musgen.web`` (the page served by ``musgen serve``).
 
 The subpackages are the stages of the data flow: ``midi`` -> ``codec`` -> ``data`` ->
-``training`` -> (``modeldir``) -> ``engine`` -> ``generation`` -> ``eval``; ``cli`` drives them.
+``training`` -> (``modeldir``) -> ``engine`` -> ``render`` -> ``generation`` -> ``eval`` ->
+``web``; ``cli`` drives them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from .errors import (
     MidiWarning,
     ModelFormatError,
     MusgenError,
+    SynthesizerUnavailableError,
 )
 from .score import Score
 
@@ -32,6 +35,7 @@ __all__ = [
     "ModelFormatError",
     "MusgenError",
     "Score",
+    "SynthesizerUnavailableError",
     "generate",
     "prepare",
     "train",
@@ -51,6 +55,8 @@ _LAZY = {
     "prepare": ("musgen.data", "prepare"),
     "train": ("musgen.training", "train"),
     "evaluate": ("musgen.eval", "evaluate"),
+    "render": ("musgen.render", None),
+    "web": ("musgen.web", None),
 }
 
 

@@ -9,6 +9,7 @@ __all__ = [
     "CodecError",
     "ModelFormatError",
     "BackendUnavailableError",
+    "SynthesizerUnavailableError",
 ]
 
 
@@ -58,3 +59,8 @@ class ModelFormatError(MusgenError, ValueError):
 
 class BackendUnavailableError(MusgenError, RuntimeError):
     """The requested backend (cpp, cuda) is not available in this build or on this machine."""
+
+
+class SynthesizerUnavailableError(MusgenError, RuntimeError):
+    """Audio rendering needs a synthesizer (FluidSynth) or a SoundFont that is not installed;
+    the message says what to install."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import SynthesizerUnavailableError
 from ..generation import DEFAULT_LENGTH
 
 
@@ -30,6 +31,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="float32", choices=["float32", "float16"],
                    help="weight storage of the CPU engine: float16 halves the bytes read per "
                         "token (faster, logits change by ~1e-3; default float32)")
+    p.add_argument("--render", nargs="?", const="wav", default=None,
+                   choices=["wav", "flac", "ogg", "mp3"], metavar="FORMAT",
+                   help="also write each piece's audio beside its MIDI file (FluidSynth; "
+                        "FORMAT wav (default), flac, ogg or mp3)")
+    from .render import add_synth_arguments
+
+    add_synth_arguments(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -43,6 +51,18 @@ def output_paths(output: str, n: int) -> list:
     return [out / f"generated-{i:03d}.mid" for i in range(n)]
 
 
+def _render(scores: list, paths: list, args: argparse.Namespace) -> None:
+    """Each piece's audio beside its MIDI file (song.mid -> song.wav)."""
+    from .._progress import progress_bar
+    from ..render import render
+    from .render import synth_options
+
+    with progress_bar(len(scores), "rendering", unit="piece", quiet=args.quiet) as bar:
+        for score, path in zip(scores, paths):
+            render(score, **synth_options(args)).save(path.with_suffix(f".{args.render}"))
+            bar.update(1)
+
+
 def run(args: argparse.Namespace) -> int:
     from .. import midi
     from .._progress import progress_bar
@@ -50,6 +70,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise SystemExit("musgen generate: error: --n must be >= 1")
+    if args.render:
+        from ..render import audio_status
+
+        ok, why = audio_status(args.soundfont)  # before the generation work, not after
+        if not ok:
+            raise SynthesizerUnavailableError(why)
     amount, unit = parse_length(args.length)
     paths = output_paths(args.output, args.n)
     paths[0].parent.mkdir(parents=True, exist_ok=True)
@@ -62,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
                           precision=args.precision)
     for score, path in zip(scores, paths):
         midi.write(score, path)
+    if args.render:
+        _render(scores, paths, args)
     if not args.quiet:
         notes = sum(len(s.notes) for s in scores)
         print(f"wrote {len(paths)} file(s), {notes} notes: {paths[0]}"
