@@ -47,6 +47,7 @@ _LAZY = {
     "data": ("musgen.data", None),
     "training": ("musgen.training", None),
     "eval": ("musgen.eval", None),
+    "render": ("musgen.render", None),
     "generation": ("musgen.generation", None),
     "prepare": ("musgen.data", "prepare"),
     "train": ("musgen.training", "train"),
