@@ -51,11 +51,11 @@ _LAZY = {
     "data": ("musgen.data", None),
     "training": ("musgen.training", None),
     "eval": ("musgen.eval", None),
+    "render": ("musgen.render", None),
     "generation": ("musgen.generation", None),
     "prepare": ("musgen.data", "prepare"),
     "train": ("musgen.training", "train"),
     "evaluate": ("musgen.eval", "evaluate"),
-    "render": ("musgen.render", None),
     "web": ("musgen.web", None),
 }
 

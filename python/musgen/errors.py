@@ -9,6 +9,7 @@ __all__ = [
     "CodecError",
     "ModelFormatError",
     "BackendUnavailableError",
+    "MissingDependencyError",
     "SynthesizerUnavailableError",
 ]
 
@@ -59,6 +60,10 @@ class ModelFormatError(MusgenError, ValueError):
 
 class BackendUnavailableError(MusgenError, RuntimeError):
     """The requested backend (cpp, cuda) is not available in this build or on this machine."""
+
+
+class MissingDependencyError(MusgenError, ImportError):
+    """An optional package needed for this feature is not installed; says how to install it."""
 
 
 class SynthesizerUnavailableError(MusgenError, RuntimeError):
