@@ -35,6 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    choices=["wav", "flac", "ogg", "mp3"], metavar="FORMAT",
                    help="also write each piece's audio beside its MIDI file (FluidSynth; "
                         "FORMAT wav (default), flac, ogg or mp3)")
+    p.add_argument("--plot", action="store_true",
+                   help="also draw each piece's piano roll beside its MIDI file (song.png)")
     from .render import add_synth_arguments
 
     add_synth_arguments(p)
@@ -49,6 +51,14 @@ def output_paths(output: str, n: int) -> list:
             return [out]
         return [out.with_name(f"{out.stem}-{i:03d}{out.suffix}") for i in range(n)]
     return [out / f"generated-{i:03d}.mid" for i in range(n)]
+
+
+def _plot(scores: list, paths: list, args: argparse.Namespace) -> None:
+    """Each piece's piano roll beside its MIDI file (song.mid -> song.png)."""
+    from .plot import save_plot
+
+    for score, path in zip(scores, paths):
+        save_plot(score, path.with_suffix(".png"), title=path.name, options={})
 
 
 def _render(scores: list, paths: list, args: argparse.Namespace) -> None:
@@ -88,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
                           precision=args.precision)
     for score, path in zip(scores, paths):
         midi.write(score, path)
+    if args.plot:
+        _plot(scores, paths, args)
     if args.render:
         _render(scores, paths, args)
     if not args.quiet:

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ._inputs import midi_jobs
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="IN",
@@ -39,31 +41,6 @@ def synth_options(args: argparse.Namespace) -> dict:
             "normalize": not args.no_normalize}
 
 
-def _jobs(inputs: list, fmt: str) -> list:
-    """(MIDI file, output stem) for every input; folders are walked, subfolders kept."""
-    from ..data.files import midi_relpaths
-
-    jobs, seen = [], {}
-    for name in inputs:
-        src = Path(name)
-        if src.is_dir():
-            pairs = [(src / rel, Path(rel).with_suffix("").as_posix())
-                     for rel in midi_relpaths(str(src))]
-            if not pairs:
-                print(f"musgen render: warning: no MIDI files in {src}", file=sys.stderr)
-        elif src.is_file():
-            pairs = [(src, src.stem)]
-        else:
-            raise SystemExit(f"musgen render: error: {name}: no such file or folder")
-        for path, stem in pairs:
-            if stem in seen:
-                raise SystemExit(f"musgen render: error: {seen[stem]} and {path} would both be "
-                                 f"written to {stem}.{fmt}; render them into separate folders")
-            seen[stem] = path
-            jobs.append((path, stem))
-    return jobs
-
-
 def run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
@@ -85,7 +62,7 @@ def _run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"wrote {out} ({audio.duration_seconds:.1f} s, {audio.rms_dbfs():.1f} dBFS RMS)")
         return 0
-    jobs = _jobs(args.inputs, args.format)
+    jobs = midi_jobs(args.inputs, args.format, "render")
     out.mkdir(parents=True, exist_ok=True)
     with progress_bar(len(jobs), "rendering", unit="file", quiet=args.quiet) as bar:
         result = render_files(jobs, out, format=args.format, progress=bar.update,
