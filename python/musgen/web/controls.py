@@ -60,9 +60,10 @@ CONTROLS = (
 )
 
 
-def offered_controls(limits: Limits) -> list:
-    """The controls whose parameter ``generate`` has, with this server's limits filled in."""
-    params = inspect.signature(generate).parameters
+def offered_controls(limits: Limits, generate_fn=None) -> list:
+    """The controls whose parameter ``generate_fn`` (default ``musgen.generate``) has, with
+    this server's limits filled in."""
+    params = inspect.signature(generate_fn or generate).parameters
     out = []
     for control in CONTROLS:
         if control["name"] not in params:
@@ -118,25 +119,31 @@ def _top_p(fields: dict):
     return top_p
 
 
-def parse_form(fields: dict, limits: Limits) -> dict:
-    """The submitted form (field -> text) as ``generate`` keyword arguments (model and primer
-    are handled by the caller). Unknown fields are refused, so a page never believes that an
-    option it sent was applied."""
-    known = {c["name"] for c in offered_controls(limits)} | {"model", "length_unit"}
+def parse_form(fields: dict, limits: Limits, generate_fn=None) -> dict:
+    """The submitted form (field -> text) as keyword arguments of ``generate_fn`` (default
+    ``musgen.generate``; the model and the primer file are the caller's). Only the options it
+    has are passed, and unknown fields are refused, so a page never believes that an option it
+    sent was applied."""
+    offered = {c["name"] for c in offered_controls(limits, generate_fn)}
+    known = offered | {"model"} | ({"length_unit"} if "length" in offered else set())
     unknown = sorted(set(fields) - known)
     if unknown:
         raise RequestError(400, f"{unknown[0]}: not an option of this server's generate(); "
                                 f"the options are {', '.join(sorted(known))}")
+    parsers = {
+        "n": lambda: _pieces(fields, limits),
+        "length": lambda: _length(fields, limits),
+        "temperature": lambda: _number(fields, "temperature", float, lo=0.0, hi=5.0, empty=1.0),
+        "top_k": lambda: _number(fields, "top_k", int, lo=0, empty=None) or None,
+        "top_p": lambda: _top_p(fields),
+        "seed": lambda: _number(fields, "seed", int, lo=0, hi=MAX_SEED, empty=None),
+    }
+    return {name: parse() for name, parse in parsers.items() if name in offered}
+
+
+def _pieces(fields: dict, limits: Limits) -> int:
     n = _number(fields, "n", int, lo=1, empty=1)
     if n > limits.max_pieces:
         raise RequestError(400, f"n: {n} pieces is more than the {limits.max_pieces} allowed per "
                                 "request")
-    top_k = _number(fields, "top_k", int, lo=0, empty=None)
-    return {
-        "n": n,
-        "length": _length(fields, limits),
-        "temperature": _number(fields, "temperature", float, lo=0.0, hi=5.0, empty=1.0),
-        "top_k": top_k or None,
-        "top_p": _top_p(fields),
-        "seed": _number(fields, "seed", int, lo=0, hi=MAX_SEED, empty=None),
-    }
+    return n

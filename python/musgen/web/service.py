@@ -45,7 +45,7 @@ class WebService:
             "models": [{"name": e.name, "description": e.description, "shipped": e.shipped}
                        for e in self.catalog.entries.values()],
             "default_model": self.catalog.default_name(),
-            "controls": offered_controls(self.limits),
+            "controls": offered_controls(self.limits, self.generate_fn),
             "audio": {"available": self.audio_ok, "why": self.audio_why,
                       "formats": self.audio_formats},
             "limits": {"max_upload_bytes": self.limits.max_upload_bytes,
@@ -84,18 +84,24 @@ class WebService:
 
         name = str(fields.get("model") or self.catalog.default_name() or "")
         self.catalog.get(name)  # an unknown model is refused before anything else
-        kwargs = parse_form(fields, self.limits)
+        kwargs = parse_form(fields, self.limits, self.generate_fn)
         notes: list = []
-        kwargs["primer"] = self._primer(primer, notes)
-        if kwargs["seed"] is None:  # drawn here so the page can show it and repeat the pieces
-            kwargs["seed"] = secrets.randbelow(2**32)
+        if "primer" in {c["name"] for c in offered_controls(self.limits, self.generate_fn)}:
+            kwargs["primer"] = self._primer(primer, notes)
+        elif primer:
+            raise RequestError(400, "primer: not an option of this server's generate()")
+        seed = kwargs.get("seed")
+        if seed is None:  # drawn here so the page can show it and repeat the pieces
+            seed = secrets.randbelow(2**32)
+            if "seed" in kwargs:
+                kwargs["seed"] = seed
         try:
             scores = self.generate_fn(self.catalog.engine(name), threads=1, **kwargs)
         except MusgenError as exc:  # e.g. a primer this model's codec cannot encode
             raise RequestError(400, str(exc)) from None
         except ValueError as exc:
             raise RequestError(400, str(exc)) from None
-        pieces = [self.store.add(model=name, index=i, seed=kwargs["seed"], score=score,
+        pieces = [self.store.add(model=name, index=i, seed=seed, score=score,
                                  midi=midi_bytes(score)) for i, score in enumerate(scores)]
         return {"pieces": [p.summary(self.audio_formats) for p in pieces], "warnings": notes}
 
