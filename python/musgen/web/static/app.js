@@ -41,7 +41,7 @@ function controlField(c) {
     id, name: c.name, type: "number", min: c.min, max: c.max,
     step: c.type === "int" ? 1 : (c.step || "any"),
     value: c.default === null ? "" : c.default,
-    placeholder: c.default === null ? "off / random" : null,
+    placeholder: c.placeholder || null,
   });
   return el("div", { class: "field" }, [label, input, help]);
 }
