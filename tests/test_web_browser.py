@@ -47,7 +47,9 @@ def browser():
 
 def test_page_generates_two_pieces_with_rolls_and_audio(browser, live_server, audio_available,
                                                         tmp_path):
+    import musgen
     from musgen.web import create_app
+    from musgen.web.roll import ROLL_HEIGHT, ROLL_WIDTH
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -79,14 +81,10 @@ def test_page_generates_two_pieces_with_rolls_and_audio(browser, live_server, au
         " duration: c.querySelector('audio').duration,"
         " links: [...c.querySelectorAll('.links a')].map(a => a.textContent)}))")
     assert [c["title"] for c in cards] == ["Piece 1", "Piece 2"]
-    from musgen.web.roll import ROLL_HEIGHT, ROLL_WIDTH
-
-    import musgen
-
     expected = musgen.generate(n=2, length="12 beats", temperature=0.9, seed=21)
     for card, score in zip(cards, expected):
         assert card["roll"] == [ROLL_WIDTH, ROLL_HEIGHT]
-        assert f"seed 21" in card["meta"] and f"{score.n_notes} notes" in card["meta"]
+        assert "seed 21" in card["meta"] and f"{score.n_notes} notes" in card["meta"]
         assert score.duration_seconds <= card["duration"] <= score.duration_seconds + 2.05
         assert card["links"][:2] == ["MIDI", "WAV"]
     assert browser.find_element(By.ID, "error").get_attribute("hidden") is not None
