@@ -255,6 +255,7 @@ def test_store_keeps_the_most_recent_pieces(audio_available):
         assert r.status_code == 404 and "does not exist" in r.json()["error"]
         assert not audio_file.exists()  # its audio went with it
         assert len(service.store) == 2
+    assert not service.store.folder.exists()  # the app's shutdown removes the audio folder
 
 
 # ----------------------------------------------------------------------------- path tricks

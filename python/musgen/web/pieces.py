@@ -7,6 +7,7 @@ import secrets
 import shutil
 import tempfile
 import threading
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,9 @@ class PieceStore:
         self._pieces: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
         self.folder = Path(tempfile.mkdtemp(prefix="musgen-web-"))
+        # Removed with the store even when the app's shutdown never runs (a test client used
+        # without its context manager, an interrupted server).
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self.folder, True)
 
     def add(self, *, model: str, index: int, seed: int, score: Score, midi: bytes) -> Piece:
         piece = Piece(secrets.token_hex(16), model, index, seed, score, midi)
@@ -92,4 +96,4 @@ class PieceStore:
         return len(self._pieces)
 
     def close(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        self._cleanup()
