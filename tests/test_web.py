@@ -370,6 +370,20 @@ def test_models_folder_adds_models_by_name(tmp_path):
         create_app(tmp_path / "nowhere")
 
 
+def test_damaged_model_folder_is_a_500_without_its_path(tmp_path, capsys):
+    config = musgen.codec.default_config()
+    path = random_model_dir(tmp_path / "models" / "broken", vocab_size=config.vocab_size,
+                            embedding_dim=8, lstm_units=[16], seed=1, codec=config.to_dict())
+    (path / "weights.safetensors").write_bytes(b"not safetensors")
+    with TestClient(create_app(tmp_path / "models")) as c:
+        r = c.post("/api/generate", data={**SMALL, "model": "broken"})
+    assert r.status_code == 500
+    assert r.json() == {"error": "model 'broken' cannot be loaded on this server (its files are "
+                                 "damaged; the server's log says how)"}
+    assert str(tmp_path) not in r.text
+    assert "weights.safetensors" in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------- concurrency
 def test_eight_concurrent_requests_are_all_served(live_server):
     """Each generation blocks until all eight are running at once and the page's options were

@@ -6,8 +6,8 @@ __all__ = ["RequestError"]
 
 
 class RequestError(Exception):
-    """A request the server refuses: ``status`` (4xx) and a message naming the field, what was
-    given and what is allowed."""
+    """A request the server refuses or cannot serve: ``status`` (4xx; 500 for a damaged model
+    folder) and a message naming the field, what was given and what is allowed."""
 
     def __init__(self, status: int, message: str):
         super().__init__(message)

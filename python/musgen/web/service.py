@@ -4,10 +4,11 @@ offers, generating pieces, and each piece's MIDI, audio and piano roll."""
 from __future__ import annotations
 
 import secrets
+import sys
 import warnings
 from pathlib import Path
 
-from ..errors import MidiError, MusgenError
+from ..errors import MidiError, ModelFormatError, MusgenError
 from ..generation import generate as musgen_generate
 from .catalog import ModelCatalog
 from .controls import Limits, offered_controls, parse_form
@@ -96,10 +97,14 @@ class WebService:
             if "seed" in kwargs:
                 kwargs["seed"] = seed
         try:
-            scores = self.generate_fn(self.catalog.engine(name), threads=1, **kwargs)
-        except MusgenError as exc:  # e.g. a primer this model's codec cannot encode
-            raise RequestError(400, str(exc)) from None
-        except ValueError as exc:
+            engine = self.catalog.engine(name)
+        except ModelFormatError as exc:  # the server's folder is damaged: say so, not where
+            print(f"musgen serve: model {name!r}: {exc}", file=sys.stderr)
+            raise RequestError(500, f"model {name!r} cannot be loaded on this server (its "
+                                    "files are damaged; the server's log says how)") from None
+        try:
+            scores = self.generate_fn(engine, threads=1, **kwargs)
+        except (MusgenError, ValueError) as exc:  # e.g. a primer the codec cannot encode
             raise RequestError(400, str(exc)) from None
         pieces = [self.store.add(model=name, index=i, seed=seed, score=score,
                                  midi=midi_bytes(score)) for i, score in enumerate(scores)]
