@@ -4,6 +4,7 @@ when matplotlib is missing."""
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import sys
 
@@ -29,6 +30,11 @@ from musgen.score import (
 )
 
 TPB = 480
+
+# The wheels are tested with musgen's run-time dependencies only; matplotlib is the plot extra.
+HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+needs_matplotlib = pytest.mark.skipif(not HAS_MATPLOTLIB,
+                                      reason="matplotlib is not installed (the plot extra)")
 
 
 def make_score(rows, programs=(), tempos=((0, 600_000),), meters=((0, 4, 4),), names=None):
@@ -111,6 +117,7 @@ def _png_pixels(data: bytes) -> np.ndarray:
     return (imread(io.BytesIO(data), format="png")[..., :3] * 255).round().astype(int)
 
 
+@needs_matplotlib
 def test_save_piano_roll_writes_a_png_of_the_asked_size(tmp_path):
     score = make_score([(0, 0, 60, 0, 2), (0, 0, 64, 2, 4)])
     path = save_piano_roll(score, tmp_path / "sub" / "roll.png", width=640, height=300, dpi=80)
@@ -121,6 +128,7 @@ def test_save_piano_roll_writes_a_png_of_the_asked_size(tmp_path):
         save_piano_roll(score, tmp_path / "x.png", width=0)
 
 
+@needs_matplotlib
 def test_piano_roll_notes_are_drawn_where_the_notes_are(tmp_path):
     rows = [(1, 0, 60, 0, 2), (1, 0, 67, 2, 3), (2, 1, 55, 1, 4), (3, 9, 38, 3, 3.1)]
     score = make_score(rows, programs=[(0, 1, 0, 0), (0, 2, 1, 40)],
@@ -160,6 +168,7 @@ def test_piano_roll_notes_are_drawn_where_the_notes_are(tmp_path):
     assert np.array_equal(_png_pixels(buf.getvalue()), pixels)
 
 
+@needs_matplotlib
 def test_piano_roll_drum_hits_are_marked(tmp_path):
     score = make_score([(0, 0, 60, 0, 4), (1, 9, 42, 2, 2)])
     fig = piano_roll_figure(score, width=600, height=300, dpi=100)
@@ -171,6 +180,7 @@ def test_piano_roll_drum_hits_are_marked(tmp_path):
     assert np.abs(pixels[round(300 - y), round(x)] - drum).max() <= 3
 
 
+@needs_matplotlib
 def test_draw_piano_roll_into_a_given_axes_and_empty_scores():
     from matplotlib.figure import Figure
 
@@ -186,11 +196,13 @@ def test_draw_piano_roll_into_a_given_axes_and_empty_scores():
 @pytest.mark.parametrize("kwargs, match", [
     ({"beats": (4, 2)}, "beats="), ({"beats": (1, 2, 3)}, "beats="),
     ({"pitch_range": (80, 60)}, "pitch_range="), ({"pitch_range": (0, 200)}, "pitch_range=")])
+@needs_matplotlib
 def test_draw_piano_roll_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         draw_piano_roll(make_score([(0, 0, 60, 0, 1)]), **kwargs)
 
 
+@needs_matplotlib
 def test_draw_piano_roll_rejects_what_is_not_a_score():
     with pytest.raises(TypeError, match="expected a musgen Score, got list"):
         draw_piano_roll([1, 2])
