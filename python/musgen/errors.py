@@ -10,6 +10,7 @@ __all__ = [
     "ModelFormatError",
     "BackendUnavailableError",
     "MissingDependencyError",
+    "EvaluationError",
 ]
 
 
@@ -63,3 +64,7 @@ class BackendUnavailableError(MusgenError, RuntimeError):
 
 class MissingDependencyError(MusgenError, ImportError):
     """An optional package needed for this feature is not installed; says how to install it."""
+
+
+class EvaluationError(MusgenError, ValueError):
+    """The input of an evaluation is missing or unusable (no MIDI files, an empty set, ...)."""
