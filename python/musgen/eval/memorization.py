@@ -37,6 +37,7 @@ _MODULI = (2_147_483_647, 2_147_483_629)  # primes below 2^31: products stay ins
 _BASES = (1_000_003, 911_382_323)
 _SHIFT = 256  # pitches (0..127) and intervals (-127..127) become symbols 1..383
 _SEPARATOR = 512  # separator of training piece k is _SEPARATOR + k: larger than every symbol
+_BUCKET = 3  # symbols of the suffix-array buckets that start each query's binary search
 
 
 def pitch_sequence(score, *, intervals: bool = False) -> np.ndarray:
@@ -125,21 +126,41 @@ class CopyIndex:
         self.suffix_array = _suffix_array(self.text)
         self._powers = [_powers(b, m, self.text.size + 1) for m, b in zip(_MODULI, _BASES)]
         self._hashes = _Hashes(self.text, self._powers)
+        self._sa_keys = None  # bucket keys along the suffix array, made on the first query
 
     def _lcp(self, qh, q, rq, t) -> np.ndarray:
-        """Longest common prefix of query suffixes q and training suffixes t, int64 [m]."""
+        """Longest common prefix of query suffixes q and training suffixes t, int64 [m]: a
+        binary search on the prefix length, each step on the pairs not settled yet."""
         lo = np.zeros(q.size, np.int64)
-        hi = np.minimum(rq, self.rest[t])
-        while True:
-            active = lo < hi
-            if not active.any():
-                return lo
-            mid = np.where(active, (lo + hi + 1) // 2, lo)
-            same = np.ones(q.size, bool)
-            for k in range(2):
-                same &= qh.of(q, mid, self._powers, k) == self._hashes.of(t, mid, self._powers, k)
-            lo = np.where(active & same, mid, lo)
-            hi = np.where(active & ~same, mid - 1, hi)
+        hi = np.minimum(rq[q], self.rest[t])
+        todo = np.flatnonzero(lo < hi)
+        while todo.size:
+            a, b = lo[todo], hi[todo]
+            mid = (a + b + 1) // 2
+            qs, ts = q[todo], t[todo]
+            same = qh.of(qs, mid, self._powers, 0) == self._hashes.of(ts, mid, self._powers, 0)
+            same &= qh.of(qs, mid, self._powers, 1) == self._hashes.of(ts, mid, self._powers, 1)
+            lo[todo] = np.where(same, mid, a)
+            hi[todo] = np.where(same, b, mid - 1)
+            todo = todo[lo[todo] < hi[todo]]
+        return lo
+
+    def _buckets(self, text: np.ndarray, rest: np.ndarray, positions: np.ndarray) -> tuple:
+        """(low, high) keys of the first ``_BUCKET`` symbols of the suffixes at ``positions``
+        of ``text`` (``rest``: their symbols before the end): their own symbols, then the
+        smallest (low) or the largest (high) possible symbol past the end. Every separator
+        counts as the largest symbol, so training suffixes in suffix-array order have
+        non-decreasing high keys, and a query's lower bound lies between the first key >= its
+        low key and the last key <= its high key."""
+        low = np.zeros(positions.size, np.int64)
+        high = np.zeros(positions.size, np.int64)
+        for j in range(_BUCKET):
+            inside = rest > j
+            sym = np.where(inside, text[np.minimum(positions + j, text.size - 1)], 0)
+            sym = np.minimum(sym, _SEPARATOR)  # every separator is one largest symbol here
+            low = low * (_SEPARATOR + 1) + sym
+            high = high * (_SEPARATOR + 1) + np.where(inside, sym, _SEPARATOR)
+        return low, high
 
     def matching_statistics(self, sequences) -> list:
         """For each query sequence, int64 [len]: ``ms[i]`` = the longest L such that
@@ -153,22 +174,27 @@ class CopyIndex:
         if powers_needed > self._powers[0].size:
             self._powers = [_powers(b, m, powers_needed) for m, b in zip(_MODULI, _BASES)]
         qh = _Hashes(text, self._powers)
-        q = np.arange(text.size, dtype=np.int64)
         sa, n = self.suffix_array, self.text.size
-        lo, hi = np.zeros(q.size, np.int64), np.full(q.size, n, np.int64)
-        while True:  # lower bound: the first suffix >= the query suffix
-            active = lo < hi
-            if not active.any():
-                break
-            mid = (lo + hi) // 2
+        if self._sa_keys is None:
+            # a training suffix goes on with its separator (the largest symbol): high keys
+            self._sa_keys = self._buckets(self.text, self.rest[sa], sa)[1]
+        # the lower bound lies among the suffixes sharing the query's first symbols
+        key_lo, key_hi = self._buckets(text, rq, np.arange(text.size, dtype=np.int64))
+        lo = np.searchsorted(self._sa_keys, key_lo, side="left")
+        hi = np.searchsorted(self._sa_keys, key_hi, side="right")
+        todo = np.flatnonzero(lo < hi)
+        while todo.size:  # lower bound: the first suffix >= the query suffix
+            mid = (lo[todo] + hi[todo]) // 2
             t = sa[np.minimum(mid, n - 1)]
-            lcp = self._lcp(qh, q, rq, t)
-            ended = (lcp >= rq) | (lcp >= self.rest[t])
-            qc = text[np.minimum(q + lcp, text.size - 1)]
+            lcp = self._lcp(qh, todo, rq, t)
+            ended = (lcp >= rq[todo]) | (lcp >= self.rest[t])
+            qc = text[np.minimum(todo + lcp, text.size - 1)]
             tc = self.text[np.minimum(t + lcp, n - 1)]
             greater = ~ended & (qc > tc)
-            lo = np.where(active & greater, mid + 1, lo)
-            hi = np.where(active & ~greater, mid, hi)
+            lo[todo] = np.where(greater, mid + 1, lo[todo])
+            hi[todo] = np.where(greater, hi[todo], mid)
+            todo = todo[lo[todo] < hi[todo]]
+        q = np.arange(text.size, dtype=np.int64)
         best = np.zeros(q.size, np.int64)
         for pos in (lo - 1, lo):
             ok = (pos >= 0) & (pos < n)

@@ -336,6 +336,8 @@ def groove_consistency(piece, steps_per_beat: int = GROOVE_STEPS_PER_BEAT) -> fl
     ``1 - 1 / (R (T - 1)) sum_{i=1}^{T-1} hamming(G_i, G_{i+1})`` where ``G_i`` is the binary
     onset pattern of measure i on R steps per measure and ``T = floor(length / R) + 1`` (MusPy
     counts one measure more when the piece ends on a bar line). NaN with fewer than 2 measures.
+    The length is the last note's end (MusPy's ``get_end_time`` also counts lyrics and
+    annotations, so a file with text events after its music gets more empty measures there).
     Wu & Yang (2020), "The Jazz Transformer on the front line", ISMIR; MusPy's
     ``groove_consistency(music.adjust_resolution(steps_per_beat), R)``.
     """

@@ -31,8 +31,8 @@ from .memorization import CopyIndex, memorization, pitch_sequence
 from .metrics import FEATURES, feature_table
 
 __all__ = ["PieceSet", "MusicEvaluation", "piece_set", "collect_midi_paths", "read_piece_set",
-           "compare_sets", "score_files", "evaluate_music", "FORMAT", "FORMAT_VERSION",
-           "target_beats_of"]
+           "compare_sets", "score_files", "evaluate_music", "summary", "FORMAT",
+           "FORMAT_VERSION", "target_beats_of"]
 
 FORMAT = "musgen.music_metrics"
 FORMAT_VERSION = 1
@@ -314,3 +314,27 @@ def evaluate_music(model, dataset, *, split: str = "test", n: int = 200, length=
                               intervals=intervals, seed=seed, settings=info)
     evaluation.result["nll"] = _clean(_nll_summary(nll))
     return evaluation
+
+
+def summary(result: dict) -> dict:
+    """The contract's figures of a result, nothing else (for a model card's ``metrics.json``):
+    per feature ``mean``, ``reference_mean``, ``overlap_area``, ``kl`` for the generated set and
+    each baseline, the memorization figures, the sets' sizes and the settings."""
+    keys = ("mean", "reference_mean", "overlap_area", "kl")
+
+    def features(row: dict) -> dict:
+        return {name: {k: row[name].get(k) for k in keys} for name in result["features"]}
+
+    def memo(m):
+        if not m:
+            return None
+        out = {k: m.get(k) for k in _MEMORIZATION_KEYS}
+        if m.get("reference"):
+            out["reference"] = memo(m["reference"])
+        return out
+
+    return {"features": features(result), "memorization": memo(result.get("memorization")),
+            "baselines": {name: {"features": features(row),
+                                 "memorization": memo(row.get("memorization"))}
+                          for name, row in result.get("baselines", {}).items()},
+            "sets": result.get("sets"), "settings": result.get("settings")}
