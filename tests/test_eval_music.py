@@ -124,6 +124,12 @@ def test_metrics_cli_reads_lists_and_reports_bad_input_in_one_line(corpus, tmp_p
     assert rc == 0
     result = json.loads(capsys.readouterr().out)
     assert result["sets"]["generated"]["n_pieces"] == 3 and result["memorization"] is None
+    # without a training set: no memorization, and the report has no memorization picture
+    assert main(["metrics", str(listing), "--reference", str(corpus / "valid"), "--report",
+                 str(tmp_path / "r"), "-q"]) == 0
+    assert sorted(p.name for p in (tmp_path / "r").glob("*.png")) == [
+        "features.png", "histograms.png", "rolls.png"]
+    assert "memorization: not measured" in capsys.readouterr().out
     assert main(["metrics", str(tmp_path / "nowhere"), "--reference", str(corpus), "-q"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "nowhere: no such folder or file" in err
@@ -157,3 +163,16 @@ def test_evaluate_music_cli_with_baselines(dataset, tmp_path, capsys):
     with pytest.raises(SystemExit, match="--report needs --music"):
         main(["evaluate", str(default_model_dir()), str(dataset.path), "--report",
               str(tmp_path / "r")])
+
+
+def test_evaluate_music_without_baselines(dataset):
+    from musgen.eval.music import evaluate_music
+
+    ev = evaluate_music(default_model_dir(), dataset, split="valid", n=2, length="4 beats",
+                        seed=1, baselines=False)
+    r = ev.result
+    assert r["baselines"] == {} and "ngram" not in r["nll"] and r["nll"]["split"] == "valid"
+    assert set(ev.sets) == {"generated", "reference", "training"}
+    assert r["sets"]["reference"]["n_pieces"] == 5
+    with pytest.raises(ValueError, match="n=1"):
+        evaluate_music(default_model_dir(), dataset, n=1)
