@@ -9,7 +9,7 @@ from conftest import make_score
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from musgen.eval.memorization import CopyIndex, memorization, pitch_sequence
+from musgen.eval.memorization import CopyIndex, _suffix_array, memorization, pitch_sequence
 
 
 def brute_force(train, query) -> list:
@@ -36,6 +36,14 @@ def test_matching_statistics_equal_brute_force(train, queries):
     got = index.matching_statistics(queries)
     for q, ms in zip(queries, got):
         assert ms.tolist() == brute_force(train, q)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 3), max_size=60))
+def test_suffix_array_sorts_the_suffixes(text):
+    text = np.array(text + [9], np.int64)  # a unique last symbol: every suffix differs
+    want = sorted(range(text.size), key=lambda i: text[i:].tolist())
+    assert _suffix_array(text).tolist() == want
 
 
 def test_runs_never_cross_two_training_pieces():

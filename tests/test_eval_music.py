@@ -176,3 +176,21 @@ def test_evaluate_music_without_baselines(dataset):
     assert r["sets"]["reference"]["n_pieces"] == 5
     with pytest.raises(ValueError, match="n=1"):
         evaluate_music(default_model_dir(), dataset, n=1)
+
+
+def test_report_of_pieces_without_pitched_notes(corpus, data_dir, tmp_path):
+    """Drum-only pieces have no pitched features: the report still comes, marked undefined."""
+    import shutil
+
+    from musgen.eval.report import write_report
+
+    drums = data_dir / "midi" / "jazzsoft_test_midi_files" / "test-all-gm-percussion.mid"
+    (tmp_path / "gen").mkdir()
+    for i in range(2):
+        shutil.copy(drums, tmp_path / "gen" / f"drums-{i}.mid")
+    ev = score_files([tmp_path / "gen"], [corpus / "valid"])
+    assert ev.result["chord_fit"]["mean"] is None and ev.result["chord_fit"]["n"] == 0
+    assert ev.result["chord_fit"]["overlap_area"] is None
+    written = write_report(ev, tmp_path / "report")
+    assert "| chord_fit | " in written["markdown"].read_text()
+    assert written["html"].stat().st_size > 10_000

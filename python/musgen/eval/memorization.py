@@ -79,22 +79,38 @@ class _Hashes:
 
 def _suffix_array(text: np.ndarray) -> np.ndarray:
     """int64 [N]: the suffix array of ``text`` (every suffix distinct: the text ends in unique
-    separators), by prefix doubling: ranks of the first 2k symbols from those of the first k."""
+    separators), by prefix doubling: the order by the first 2k symbols from the ranks of the
+    first k. A suffix's rank is the position of its group's head in the current order, so a
+    suffix alone in its group is placed for good, and each round sorts only the suffixes that
+    still share a group (after a few rounds, only the long repeats)."""
     n = text.size
-    rank = np.unique(text, return_inverse=True)[1].reshape(-1).astype(np.int64)
+    order = np.argsort(text, kind="stable").astype(np.int64)
+    head = np.ones(n, bool)
+    head[1:] = text[order][1:] != text[order][:-1]
+    positions = np.arange(n, dtype=np.int64)
+    start = np.maximum.accumulate(np.where(head, positions, 0))
+    rank = np.empty(n, np.int64)
+    rank[order] = start
     k = 1
     while True:
-        second = np.full(n, -1, np.int64)
-        if k < n:
-            second[:n - k] = rank[k:]
-        key = rank * (n + 1) + second + 1
-        order = np.argsort(key, kind="stable")
-        sorted_key = key[order]
-        new = np.empty(n, np.int64)
-        new[order] = np.cumsum(np.concatenate([[0], sorted_key[1:] != sorted_key[:-1]]))
-        rank = new
-        if rank[order[-1]] == n - 1 or k >= n:
+        alone = head & np.append(head[1:], True)
+        todo = np.flatnonzero(~alone)  # sorted positions of suffixes still sharing a group
+        if not todo.size:
             return order
+        suffix = order[todo]
+        ahead = suffix + k
+        second = np.where(ahead < n, rank[np.minimum(ahead, n - 1)], -1)
+        group = start[todo]
+        # one int64 key sorts faster than a lexsort of two; groups are contiguous, so the
+        # sorted suffixes go back into the same slots
+        perm = np.argsort(group * (n + 1) + (second + 1))
+        order[todo] = suffix[perm]
+        second, group = second[perm], group[perm]
+        new_head = np.ones(todo.size, bool)
+        new_head[1:] = (group[1:] != group[:-1]) | (second[1:] != second[:-1])
+        head[todo] = new_head
+        start = np.maximum.accumulate(np.where(head, positions, 0))
+        rank[order[todo]] = start[todo]
         k *= 2
 
 

@@ -229,10 +229,20 @@ def _features_figure(evaluation) -> bytes:
         ax.set_yticks([])
     for ax in axes[len(names):]:
         ax.set_axis_off()
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside upper center", ncols=len(labels),
-               fontsize="small", frameon=False)
+    handles, labels = _legend_entries(axes)
+    if labels:
+        fig.legend(handles, labels, loc="outside upper center", ncols=len(labels),
+                   fontsize="small", frameon=False)
     return _png(fig)
+
+
+def _legend_entries(axes) -> tuple:
+    """(handles, labels) of the first axes that has any (a feature may have no values)."""
+    for ax in axes:
+        handles, labels = ax.get_legend_handles_labels()
+        if labels:
+            return handles, labels
+    return [], []
 
 
 def _histograms_figure(evaluation) -> bytes:
@@ -259,10 +269,11 @@ def _histograms_figure(evaluation) -> bytes:
         ax.set_xlabel(f.description + (f", {f.unit}" if f.unit else ""), fontsize="x-small")
         ax.tick_params(axis="y", labelsize="x-small")
         ax.set_ylabel("mean share", fontsize="x-small")
-    handles, labels = axes[0].get_legend_handles_labels()
+    handles, labels = _legend_entries(axes)
     for ax in axes[len(names):]:
         ax.set_axis_off()
-    axes[len(names)].legend(handles, labels, loc="center", fontsize="small", frameon=False)
+    if labels:
+        axes[len(names)].legend(handles, labels, loc="center", fontsize="small", frameon=False)
     return _png(fig)
 
 
