@@ -133,6 +133,8 @@ def test_metrics_cli_reads_lists_and_reports_bad_input_in_one_line(corpus, tmp_p
     assert main(["metrics", str(tmp_path / "nowhere"), "--reference", str(corpus), "-q"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "nowhere: no such folder or file" in err
+    with pytest.raises(SystemExit, match=r"^musgen metrics: error: length: 'soon'"):
+        main(["metrics", str(listing), "--reference", str(corpus), "--length", "soon", "-q"])
     (tmp_path / "empty").mkdir()
     assert main(["metrics", str(tmp_path / "empty"), "--reference", str(corpus), "-q"]) == 1
     assert "no MIDI files" in capsys.readouterr().err
@@ -160,6 +162,9 @@ def test_evaluate_music_cli_with_baselines(dataset, tmp_path, capsys):
           "--length", "8 beats", "--seed", "2", "--json", str(tmp_path / "again.json"), "-q"])
     again = json.loads((tmp_path / "again.json").read_text())
     assert again["chord_fit"] == r["chord_fit"] and again["memorization"] == r["memorization"]
+    with pytest.raises(SystemExit, match=r"^musgen evaluate: error: temperature"):
+        main(["evaluate", str(default_model_dir()), str(dataset.path), "--music", "--n", "2",
+              "--temperature", "-1", "-q"])
     with pytest.raises(SystemExit, match="--report needs --music"):
         main(["evaluate", str(default_model_dir()), str(dataset.path), "--report",
               str(tmp_path / "r")])

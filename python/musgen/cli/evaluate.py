@@ -9,6 +9,8 @@ import argparse
 import json
 import shlex
 
+from ..errors import MusgenError
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL", help="model directory (kind lstm_lm)")
@@ -44,7 +46,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.music:
-        return _run_music(args)
+        try:
+            return _run_music(args)
+        except MusgenError:
+            raise  # musgen's own errors: one line from musgen.cli.main
+        except (ValueError, TypeError) as exc:  # bad arguments: one line, no traceback
+            raise SystemExit(f"musgen evaluate: error: {exc}") from None
     if args.report:
         raise SystemExit("musgen evaluate: error: --report needs --music")
     from ..eval import evaluate, format_report, write_json

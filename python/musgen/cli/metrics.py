@@ -8,6 +8,8 @@ import argparse
 import json
 import shlex
 
+from ..errors import MusgenError
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("generated", nargs="+", metavar="GENERATED",
@@ -31,6 +33,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except MusgenError:
+        raise  # musgen's own errors: one line from musgen.cli.main
+    except (ValueError, TypeError) as exc:  # bad arguments and bad files: one line, no traceback
+        raise SystemExit(f"musgen metrics: error: {exc}") from None
+
+
+def _run(args: argparse.Namespace) -> int:
     from ..eval.music import score_files
     from ..eval.report import text_report, write_report
 

@@ -281,8 +281,12 @@ def evaluate_music(model, dataset, *, split: str = "test", n: int = 200, length=
     from .nll import _open_dataset
     from .nll import evaluate as evaluate_nll
 
+    from ..engine._engine import _sampling_settings
+
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
         raise ValueError(f"n={n!r}: expected an integer >= 2 (a set needs two pieces to compare)")
+    _sampling_settings(n, temperature, top_k, top_p, 1)  # bad settings fail before any work
+    generation.parse_length(length)
     dataset = _open_dataset(dataset)
     target = target_beats_of(length)
     nll = evaluate_nll(model, dataset, split=split, backend=backend, baselines=baselines,
