@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import DATA
 
 from musgen import midi
 from musgen.eval import metrics as m
 
-REFERENCE = json.loads((__import__("conftest").DATA / "eval" / "muspy_reference.json")
-                       .read_text())
+REFERENCE = json.loads((DATA / "eval" / "muspy_reference.json").read_text())
 SHARED = ("pitch_range", "n_pitches", "pitch_class_entropy", "scale_consistency",
           "groove_consistency")
 SHIPPED = sorted(k for k in REFERENCE["files"] if not k.startswith("corpus:"))

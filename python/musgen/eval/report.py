@@ -61,7 +61,7 @@ def _fmt(value, digits: int = 3) -> str:
         return "0"
     if abs(v) >= 1000 or abs(v) < 1e-3:
         return f"{v:.{digits - 1}e}"
-    return f"{v:.{digits}g}" if abs(v) < 1 else f"{v:.{max(digits, 3)}g}"
+    return f"{v:.{digits}g}"
 
 
 # ------------------------------------------------------------------------------ tables
