@@ -10,6 +10,8 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import make_score
+
 from musgen.errors import MissingDependencyError
 from musgen.render import (
     GM_PROGRAM_NAMES,
@@ -21,13 +23,7 @@ from musgen.render import (
     save_piano_roll,
 )
 from musgen.render.pianoroll import grid_lines, meter_text, part_colors, tempo_text
-from musgen.score import (
-    NOTE_DTYPE,
-    PROGRAM_DTYPE,
-    TEMPO_DTYPE,
-    TIME_SIGNATURE_DTYPE,
-    Score,
-)
+from musgen.score import Score
 
 TPB = 480
 
@@ -35,23 +31,6 @@ TPB = 480
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 needs_matplotlib = pytest.mark.skipif(not HAS_MATPLOTLIB,
                                       reason="matplotlib is not installed (the plot extra)")
-
-
-def make_score(rows, programs=(), tempos=((0, 600_000),), meters=((0, 4, 4),), names=None):
-    """rows: (track, channel, pitch, start_beat, end_beat[, velocity])."""
-    notes = np.zeros(len(rows), NOTE_DTYPE)
-    for i, r in enumerate(rows):
-        track, channel, pitch, start, end = r[:5]
-        notes[i] = (track, channel, pitch, r[5] if len(r) > 5 else 80, round(start * TPB),
-                    round(end * TPB))
-    notes = np.sort(notes, order=["start", "track", "channel", "pitch", "end"])
-    return Score(notes=notes, ticks_per_beat=TPB,
-                 tempos=np.array(list(tempos), TEMPO_DTYPE),
-                 time_signatures=np.array([(round(t * TPB), n, d, 24, 8) for t, n, d in meters],
-                                          TIME_SIGNATURE_DTYPE),
-                 programs=np.array([(round(t * TPB), tr, ch, p) for t, tr, ch, p in programs],
-                                   PROGRAM_DTYPE),
-                 track_names=list(names or []))
 
 
 def test_gm_names_and_pitch_names():

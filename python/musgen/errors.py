@@ -11,6 +11,7 @@ __all__ = [
     "BackendUnavailableError",
     "MissingDependencyError",
     "SynthesizerUnavailableError",
+    "EvaluationError",
 ]
 
 
@@ -69,3 +70,7 @@ class MissingDependencyError(MusgenError, ImportError):
 class SynthesizerUnavailableError(MusgenError, RuntimeError):
     """Audio rendering needs a synthesizer (FluidSynth) or a SoundFont that is not installed;
     the message says what to install."""
+
+
+class EvaluationError(MusgenError, ValueError):
+    """The input of an evaluation is missing or unusable (no MIDI files, an empty set, ...)."""
