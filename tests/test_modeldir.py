@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 
@@ -44,9 +45,11 @@ def test_modeldir_expected_shapes_keras_layout():
 
 def test_modeldir_save_load(tmp_path):
     t = _tensors()
-    save_model_dir(tmp_path / "m", {"model": MODEL, "codec": {}}, t)
+    save_model_dir(tmp_path / "m", {"model": MODEL}, t)
     config, back = load_model_dir(tmp_path / "m")
     assert config["format_version"] == 1
+    weights = (tmp_path / "m" / "weights.safetensors").read_bytes()
+    assert config["weights_sha256"] == hashlib.sha256(weights).hexdigest()
     np.testing.assert_array_equal(back["head/bias"], t["head/bias"])
 
 
