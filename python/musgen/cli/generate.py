@@ -86,14 +86,16 @@ def _write_all(scores, paths) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .._progress import progress_bar
-    from ..generation import generate, parse_length
+    from ..generation import _load_model, generate, parse_length
 
     length = args.length if args.length is not None else DEFAULT_LENGTH
     amount, unit = parse_length(length)
     paths = output_paths(args.output, args.n)
+    # Loaded before the progress bar opens: a damaged model is one error line, no bar.
+    engine = _load_model(args.model, args.backend, args.precision)
     total = args.n * amount if unit == "tokens" else None
     with progress_bar(total, "generating", unit="tok", quiet=args.quiet) as bar:
-        scores = generate(args.model, n=args.n, length=length,
+        scores = generate(engine, n=args.n, length=length,
                           temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                           seed=args.seed, primer=args.primer, backend=args.backend,
                           threads=args.threads, progress=bar.update,

@@ -54,7 +54,8 @@ def snapshot(model, optimizer) -> dict:
 def read_npz(path: Path) -> dict:
     """Every array of a checkpoint; a truncated or damaged file raises ModelFormatError."""
     try:
-        with np.load(path, allow_pickle=False) as z:
+        # opened here: np.load leaves its own handle open when the zip is damaged
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         raise ModelFormatError(f"{path}: cannot read the checkpoint (truncated or damaged: "

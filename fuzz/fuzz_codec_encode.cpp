@@ -1,0 +1,54 @@
+// libFuzzer harness: encode of a Score's notes. Input: one byte choosing a codec configuration
+// (fuzz/configs.py), then a MIDI file; the file is read (bad files are the reader harness's
+// business) and its notes are encoded on the beat grid, as musgen.codec.encode does. Any score
+// either encodes or raises CodecError, and what it encodes to is a complete sentence of the
+// grammar that generation masks with (BOS ... EOS).
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "harness.hpp"
+#include "musgen/errors.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size < 1) return 0;
+  const fuzz::Config& c = fuzz::config(data[0]);
+  musgen::midi::ScoreData s;
+  try {
+    s = musgen::midi::read_midi_bytes(data + 1, size - 1);
+  } catch (const musgen::MidiError&) {
+    return 0;
+  }
+  const musgen::codec::Vocab v = fuzz::vocab(c);
+  const fuzz::BeatTime time = fuzz::beat_time(s, c.steps_per_beat);
+  musgen::codec::ScoreView view;
+  view.notes = s.notes.data();
+  view.n_notes = s.notes.size();
+  view.time = time.base();
+  std::vector<std::int32_t> tokens;
+  musgen::codec::EncodeScratch scratch;
+  try {
+    musgen::codec::encode_score(view, v, tokens, scratch);
+  } catch (const musgen::CodecError&) {
+    return 0;
+  }
+  FUZZ_CHECK(tokens.size() >= 2 && tokens.front() == v.bos_id && tokens.back() == v.eos_id);
+  const std::int32_t end = fuzz::walk(c, tokens);
+  FUZZ_CHECK(end >= 0);
+  // encode -> decode -> encode is the identity on the grid (decode(encode(s)) == quantize(s)),
+  // decoded at 8 ticks per step. Decode may refuse only times too large for ticks.
+  std::vector<musgen::codec::Note> notes;
+  try {
+    notes = musgen::codec::decode_tokens(tokens.data(), tokens.size(), fuzz::grammar(c), v,
+                                         c.steps_per_beat * 8, c.steps_per_beat);
+  } catch (const musgen::CodecError&) {
+    return 0;
+  }
+  const std::int64_t tick0 = 0, rate = c.steps_per_beat;
+  musgen::codec::ScoreView again{notes.data(), notes.size(),
+                                 {&tick0, &rate, 1, static_cast<std::int64_t>(c.steps_per_beat) * 8}};
+  std::vector<std::int32_t> tokens2;
+  musgen::codec::encode_score(again, v, tokens2, scratch);
+  FUZZ_CHECK(tokens2 == tokens);
+  return 0;
+}
