@@ -1,6 +1,7 @@
 // libFuzzer harness: encode of a Score's notes. Input: one byte choosing a codec configuration
 // (fuzz/configs.py), then a MIDI file; the file is read (bad files are the reader harness's
-// business) and its notes are encoded on the beat grid, as musgen.codec.encode does. Any score
+// business) and its notes are encoded on the configuration's grid (beats, or milliseconds
+// through the tempo map), as musgen.codec.encode does. Any score
 // either encodes or raises CodecError, and what it encodes to is a complete sentence of the
 // grammar that generation masks with (BOS ... EOS).
 #include <cstddef>
@@ -20,7 +21,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   const musgen::codec::Vocab v = fuzz::vocab(c);
-  const fuzz::BeatTime time = fuzz::beat_time(s, c.steps_per_beat);
+  const fuzz::Time time = fuzz::time_base(s, c);
   musgen::codec::ScoreView view;
   view.notes = s.notes.data();
   view.n_notes = s.notes.size();
@@ -35,18 +36,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   FUZZ_CHECK(tokens.size() >= 2 && tokens.front() == v.bos_id && tokens.back() == v.eos_id);
   const std::int32_t end = fuzz::walk(c, tokens);
   FUZZ_CHECK(end >= 0);
-  // encode -> decode -> encode is the identity on the grid (decode(encode(s)) == quantize(s)),
-  // decoded at 8 ticks per step. Decode may refuse only times too large for ticks.
+  // encode -> decode -> encode is the identity on the grid (decode(encode(s)) == quantize(s)).
+  // Decode may refuse only times too large for ticks.
+  const fuzz::RoundTrip rt = fuzz::round_trip(c);
   std::vector<musgen::codec::Note> notes;
   try {
     notes = musgen::codec::decode_tokens(tokens.data(), tokens.size(), fuzz::grammar(c), v,
-                                         c.steps_per_beat * 8, c.steps_per_beat);
+                                         rt.num, rt.den);
   } catch (const musgen::CodecError&) {
     return 0;
   }
-  const std::int64_t tick0 = 0, rate = c.steps_per_beat;
-  musgen::codec::ScoreView again{notes.data(), notes.size(),
-                                 {&tick0, &rate, 1, static_cast<std::int64_t>(c.steps_per_beat) * 8}};
+  musgen::codec::ScoreView again{notes.data(), notes.size(), rt.base()};
   std::vector<std::int32_t> tokens2;
   musgen::codec::encode_score(again, v, tokens2, scratch);
   FUZZ_CHECK(tokens2 == tokens);

@@ -58,12 +58,11 @@ void walk_mode(const std::uint8_t* data, std::size_t size) {
   const auto state0 = musgen::engine::check_request(
       primer_request(tokens, c.table, c.n_states, c.start_state, c.can_end, v.eos_id), c.vocab);
   FUZZ_CHECK(state0.size() == 1 && state0[0] == state);
+  const fuzz::RoundTrip rt = fuzz::round_trip(c);
   const auto notes = musgen::codec::decode_tokens(tokens.data(), tokens.size(), fuzz::grammar(c),
-                                                  v, c.steps_per_beat * 8, c.steps_per_beat);
+                                                  v, rt.num, rt.den);
   if (!complete) return;
-  const std::int64_t tick0 = 0, rate = c.steps_per_beat;
-  musgen::codec::ScoreView view{notes.data(), notes.size(),
-                                {&tick0, &rate, 1, static_cast<std::int64_t>(c.steps_per_beat) * 8}};
+  musgen::codec::ScoreView view{notes.data(), notes.size(), rt.base()};
   std::vector<std::int32_t> again;
   musgen::codec::EncodeScratch scratch;
   musgen::codec::encode_score(view, v, again, scratch);

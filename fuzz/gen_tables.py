@@ -31,11 +31,13 @@ def main(out: str) -> None:
                      + ",".join(str(int(v)) for v in g.can_end.tolist()) + "};")
         p = (c.max_time_shift, c.max_duration, c.pitch_range[0], c.pitch_range[1],
              int(c.keep_drums), c.drum_pitch_range[0], c.drum_pitch_range[1], c.velocity_bins)
-        entries.append(f"  {{{', '.join(map(str, p))}, {c.steps_per_beat}, {g.n_states}, "
-                       f"{c.vocab_size}, {g.start_state}, kTable{i}, kCanEnd{i}}},")
+        step_ms = c.step_ms if c.timing == "seconds" else 0
+        entries.append(f"  {{{', '.join(map(str, p))}, {c.steps_per_beat}, {step_ms}, "
+                       f"{g.n_states}, {c.vocab_size}, {g.start_state}, kTable{i}, kCanEnd{i}}},")
     lines += ["struct Config {", "  int max_time_shift, max_duration, pitch_lo, pitch_hi, "
-              "keep_drums, drum_lo, drum_hi, velocity_bins, steps_per_beat, n_states, vocab, "
-              "start_state;", "  const std::int32_t* table;", "  const std::uint8_t* can_end;",
+              "keep_drums, drum_lo, drum_hi, velocity_bins, steps_per_beat,", "  step_ms;  // 0: "
+              "a beat grid; else milliseconds per step through the tempo map",
+              "  int n_states, vocab, start_state;", "  const std::int32_t* table;", "  const std::uint8_t* can_end;",
               "};", "static const Config kConfigs[] = {", *entries, "};",
               f"constexpr int kNumConfigs = {len(CONFIGS)};", "}  // namespace fuzz_tables", ""]
     Path(out).write_text("\n".join(lines))

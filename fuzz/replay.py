@@ -90,9 +90,11 @@ def grammar_walk(data: bytes, backend: str):
     if data[0] < 0x80:
         config = codec_config(data[0])
         tokens = walk_tokens(data)
-        spb = config.steps_per_beat
+        # 8 ticks per grid step, as in the harness: exact, so encode must give the tokens back
+        tpb = (8 * config.steps_per_beat if config.timing == "beats"
+               else 8 * config.tempo // (1000 * config.step_ms))
         kind, score = _outcome(lambda: codec.decode(tokens, config, backend=backend,
-                                                    ticks_per_beat=8 * spb))
+                                                    ticks_per_beat=tpb))
         if kind != "ok" or not tokens.size or tokens[-1] != config.eos_id:
             return kind, None if kind == "ok" else score
         return _outcome(lambda: bool(np.array_equal(
