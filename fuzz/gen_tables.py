@@ -37,7 +37,8 @@ def main(out: str) -> None:
     lines += ["struct Config {", "  int max_time_shift, max_duration, pitch_lo, pitch_hi, "
               "keep_drums, drum_lo, drum_hi, velocity_bins, steps_per_beat,", "  step_ms;  // 0: "
               "a beat grid; else milliseconds per step through the tempo map",
-              "  int n_states, vocab, start_state;", "  const std::int32_t* table;", "  const std::uint8_t* can_end;",
+              "  int n_states, vocab, start_state;", "  const std::int32_t* table;",
+              "  const std::uint8_t* can_end;",
               "};", "static const Config kConfigs[] = {", *entries, "};",
               f"constexpr int kNumConfigs = {len(CONFIGS)};", "}  // namespace fuzz_tables", ""]
     Path(out).write_text("\n".join(lines))
