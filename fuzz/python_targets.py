@@ -144,16 +144,16 @@ def check_model_dir(folder: Path, backend: str) -> None:
 
 
 def check_dataset(folder: Path) -> None:
-    """A dataset folder opens and every piece and split can be read, or ``Dataset.open``
-    raises DatasetError naming the folder."""
+    """A dataset folder opens and every piece and split can be read, or ``Dataset.open`` raises
+    DatasetError naming the folder (the codec section, read on first use, may raise it too)."""
     from musgen.data import Dataset, DatasetError
 
     try:
         ds = Dataset.open(folder)
+        ds.codec
     except DatasetError as exc:
         assert str(folder) in str(exc), exc
         return
-    ds.codec
     for split in ("train", "valid", "test"):
         ds.split_indices(split)
     for i in range(len(ds)):

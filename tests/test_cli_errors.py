@@ -155,7 +155,8 @@ def test_cli_train_output_that_is_a_file(dataset, tmp_path, capsys):
 def test_train_api_refuses_what_the_cli_refuses(dataset, tmp_path):
     from musgen.training import train
 
-    for kwargs, match in [({"learning_rate": -1.0}, "learning_rate=-1.0: expected a finite"),
+    for kwargs, match in [({"learning_rate": -1.0}, "learning_rate=-1.0: expected a finite "
+                                                    "number >= 0"),
                           ({"window": 1}, "window=1: expected at least 2"),
                           ({"dropout": 1.5}, r"dropout=1.5: expected a number in \[0, 1\)"),
                           ({"epochs": 0}, "epochs=0: expected a positive integer")]:
@@ -188,13 +189,13 @@ def test_epoch_windows_of_an_empty_split_name_no_internal_batch_size(dataset_wit
     ds = Dataset.open(dataset_without_valid_or_test)
     with pytest.raises(DatasetError) as info:
         epoch_windows(ds, "valid", window=16, stride=16, seed=0, epoch=0)
-    assert str(info.value).endswith("split 'valid' has no pieces")
+    assert str(info.value).endswith("split 'valid' has no windows (it has no pieces)")
 
 
 def test_cli_evaluate_bad_values(model, dataset, dataset_without_valid_or_test, tmp_path, capsys):
     rc, lines = run(capsys, "evaluate", model, dataset, "--max-order", "0")
     assert rc == 2
-    assert_one_line(lines, "argument --max-order: '0': expected an integer from 1 to 10")
+    assert_one_line(lines, "argument --max-order: '0': expected an integer from 1 to 8")
     # an output folder that does not exist is refused before the evaluation runs
     rc, lines = run(capsys, "evaluate", model, dataset, "--json", tmp_path / "missing" / "r.json")
     assert rc == 2

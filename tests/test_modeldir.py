@@ -123,3 +123,21 @@ def test_modeldir_bad_config(tmp_path):
                                                "model": MODEL}))
     with pytest.raises(ModelFormatError, match="format_version 99"):
         load_model_dir(d)
+
+
+def test_modeldir_weights_checksum_is_checked_and_optional(tmp_path):
+    """Flipped bits that keep the file well-formed are caught by the recorded SHA-256; a
+    directory written before the checksum existed (no weights_sha256) still loads."""
+    d = _saved(tmp_path)
+    w = d / "weights.safetensors"
+    data = bytearray(w.read_bytes())
+    data[-2] ^= 0x01  # a float's low mantissa bit: still finite, same layout
+    w.write_bytes(bytes(data))
+    with pytest.raises(ModelFormatError, match=r"weights.safetensors: SHA-256 [0-9a-f]{64} "
+                                               r"differs from the [0-9a-f]{64} recorded"):
+        load_model_dir(d)
+    config = json.loads((d / "config.json").read_text())
+    del config["weights_sha256"]
+    (d / "config.json").write_text(json.dumps(config))
+    _, tensors = load_model_dir(d)
+    assert tensors["head/bias"].dtype == np.float32

@@ -26,8 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="skip the n-gram (and paper) baselines")
     p.add_argument("--paper", metavar="PAPER_MODEL", default=None, type=_args.existing_dir,
                    help="a paper-preset model directory trained on the same dataset")
-    p.add_argument("--max-order", type=_args.int_range(1, 10), default=5,
-                   help="highest n-gram order tried, 1 to 10 (5)")
+    p.add_argument("--max-order", type=_args.int_range(1, 8), default=5,
+                   help="highest n-gram order tried, 1 to 8 (5)")
     p.add_argument("--backend", default=None, choices=["auto", "cpp", "cuda", "python"],
                    help="engine implementation (default: $MUSGEN_BACKEND or auto)")
 

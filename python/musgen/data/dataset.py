@@ -53,7 +53,10 @@ _PIECE_TYPES = {"index": int, "source": str, "path": str, "sha1": str, "split": 
 
 def _piece(line: str, where: str) -> Piece:
     """One pieces.jsonl record, every field of its type (ints not negative)."""
-    row = _parse_json(line.encode("utf-8", "surrogateescape"), where)
+    try:
+        row = _parse_json(line.encode("utf-8", "surrogateescape"), where)
+    except DatasetError as exc:
+        raise DatasetError(f"{where}: bad piece record ({str(exc)[len(where) + 2:]})") from None
     if not isinstance(row, dict):
         raise DatasetError(f"{where}: bad piece record (expected a JSON object)")
     values = {}
@@ -144,21 +147,7 @@ class Dataset:
             raise DatasetError(f"{path}: {PIECES_NAME} describes {tok_end} tokens and {note_end} "
                                f"notes, but {TOKENS_NAME} has {tokens.shape[0]} and {PAPER_NAME} "
                                f"has {paper.shape[0]}")
-        dataset = cls(path, info, tokens, pieces, paper)
-        dataset._check_codec()
-        return dataset
-
-    def _check_codec(self) -> None:
-        """The codec section must rebuild (a damaged one fails here, not in training)."""
-        from ..codec import CodecConfig
-        from ..errors import CodecError
-
-        where = self.path / INFO_NAME
-        try:
-            self._codec = CodecConfig.from_dict(self.info.get("codec"))
-        except (CodecError, TypeError, ValueError, KeyError, OverflowError) as exc:
-            raise DatasetError(f"{where}: the codec section is damaged: "
-                               f"{' '.join(str(exc).split())[:300]}") from None
+        return cls(path, info, tokens, pieces, paper)
 
     @staticmethod
     def _load_array(path: Path, dtype, ndim: int) -> np.ndarray:
@@ -175,11 +164,17 @@ class Dataset:
 
     @property
     def codec(self):
-        """The CodecConfig the tokens were made with (imported on first use)."""
+        """The CodecConfig the tokens were made with (imported on first use); a damaged codec
+        section raises DatasetError naming dataset.json."""
         if self._codec is None:
             from ..codec import CodecConfig
+            from ..errors import CodecError
 
-            self._codec = CodecConfig.from_dict(self.info["codec"])
+            try:
+                self._codec = CodecConfig.from_dict(self.info.get("codec"))
+            except (CodecError, TypeError, ValueError, KeyError, OverflowError) as exc:
+                raise DatasetError(f"{self.path / INFO_NAME}: the codec section is damaged: "
+                                   f"{' '.join(str(exc).split())[:300]}") from None
         return self._codec
 
     def __len__(self) -> int:

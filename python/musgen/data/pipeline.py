@@ -189,7 +189,7 @@ def _no_windows(ds, split: str, batch_size: int, drop_remainder: bool) -> Datase
     if drop_remainder:
         return DatasetError(f"{ds.path}: split {split!r} has fewer than batch_size={batch_size} "
                             "windows, and drop_remainder drops them all")
-    return DatasetError(f"{ds.path}: split {split!r} has no pieces")
+    return DatasetError(f"{ds.path}: split {split!r} has no windows (it has no pieces)")
 
 
 def numpy_batches(dataset, split: str = "train", *, window: int = 256, stride: int | None = None,

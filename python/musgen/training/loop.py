@@ -98,8 +98,10 @@ def _check_config(cfg: TrainConfig) -> None:
         raise ValueError(f"embedding_dim={cfg.embedding_dim!r}: expected a positive integer")
     if not 0.0 <= float(cfg.dropout) < 1.0:
         raise ValueError(f"dropout={cfg.dropout!r}: expected a number in [0, 1)")
-    if not (math.isfinite(float(cfg.learning_rate)) and float(cfg.learning_rate) > 0):
-        raise ValueError(f"learning_rate={cfg.learning_rate!r}: expected a finite number > 0")
+    # 0 is allowed here (it freezes the weights, which tests of the stopping rules use); the
+    # command line asks for > 0.
+    if not (math.isfinite(float(cfg.learning_rate)) and float(cfg.learning_rate) >= 0):
+        raise ValueError(f"learning_rate={cfg.learning_rate!r}: expected a finite number >= 0")
     if not 0 <= int(cfg.transpose) <= 127:
         raise ValueError(f"transpose={cfg.transpose!r}: expected 0 to 127 semitones")
 
