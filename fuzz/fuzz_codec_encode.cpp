@@ -3,7 +3,8 @@
 // business) and its notes are encoded on the configuration's grid (beats, or milliseconds
 // through the tempo map), as musgen.codec.encode does. Any score
 // either encodes or raises CodecError, and what it encodes to is a complete sentence of the
-// grammar that generation masks with (BOS ... EOS).
+// grammar that generation masks with (BOS ... EOS). With bit 0x40 of the first byte set, the
+// score is also encoded twice by encode_many on two threads.
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -34,6 +35,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   FUZZ_CHECK(tokens.size() >= 2 && tokens.front() == v.bos_id && tokens.back() == v.eos_id);
+  if (data[0] & 0x40) {  // the threaded batch path (prepare's) gives the same tokens
+    std::vector<std::vector<std::int32_t>> many;
+    musgen::codec::encode_many({view, view}, v, 2, many);
+    FUZZ_CHECK(many.size() == 2 && many[0] == tokens && many[1] == tokens);
+  }
   const std::int32_t end = fuzz::walk(c, tokens);
   FUZZ_CHECK(end >= 0);
   // encode -> decode -> encode is the identity on the grid (decode(encode(s)) == quantize(s)).

@@ -133,7 +133,7 @@ def _read_safetensors(path) -> tuple[dict, dict, str]:
     tensors = {}
     spans = []
     for name, info in header.items():
-        begin, end, shape = _tensor_entry(f"{path}: tensor {name!r}", info, len(body))
+        begin, end, shape = _tensor_entry(f"{path}: tensor {_short(name)}", info, len(body))
         spans.append((begin, end, name))
         tensors[name] = np.frombuffer(body[begin:end], dtype="<f4").reshape(shape).astype(
             np.float32)
@@ -151,7 +151,8 @@ def _tensor_entry(where: str, info, body_size: int) -> tuple[int, int, tuple]:
     if not isinstance(info, dict):
         raise ModelFormatError(f"{where}: entry must be an object")
     if info.get("dtype") != "F32":
-        raise ModelFormatError(f"{where}: dtype {info.get('dtype')!r}, expected 'F32' (float32)")
+        raise ModelFormatError(f"{where}: dtype {_short(info.get('dtype'))}, expected 'F32' "
+                               "(float32)")
     shape = info.get("shape")
     offs = info.get("data_offsets")
     if (not isinstance(shape, list) or len(shape) > _MAX_DIMS
@@ -178,7 +179,7 @@ def _check_layout(path: Path, spans: list, body_size: int) -> None:
     for begin, end, name in spans:
         if begin != pos:
             kind = "overlaps the previous tensor" if begin < pos else "leaves a gap"
-            raise ModelFormatError(f"{path}: tensor {name!r}: data_offsets [{begin}, {end}] "
+            raise ModelFormatError(f"{path}: tensor {_short(name)}: data_offsets [{begin}, {end}] "
                                    f"{kind} (expected to start at {pos})")
         pos = end
     if pos != body_size:
