@@ -23,7 +23,7 @@ sys.path.insert(0, str(FUZZ))
 
 import python_targets as targets  # noqa: E402
 import replay  # noqa: E402
-from configs import codec_config  # noqa: E402
+from configs import CONFIGS, codec_config  # noqa: E402
 
 EXAMPLES = int(os.environ.get("MUSGEN_FUZZ_EXAMPLES", "25"))
 FUZZ_SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= 100,
@@ -66,7 +66,7 @@ def test_fuzz_grammar_walk_inputs_are_fixed_points(backend):
     grammar re-encode to themselves on every backend."""
     from musgen import codec
 
-    for index in range(3):
+    for index in range(len(CONFIGS)):
         config = codec_config(index)
         for seed in range(20):
             data = bytes([index]) + bytes((seed * 37 + k * 11) % 256 for k in range(64))
