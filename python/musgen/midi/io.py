@@ -119,6 +119,11 @@ def read_many(paths: Iterable[str | os.PathLike], *, threads: int | None = None,
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error={on_error!r}: expected 'raise' or 'skip'")
+    if isinstance(paths, (str, bytes, os.PathLike)):  # would iterate a path's characters
+        kind = "folder" if os.path.isdir(paths) else "path"
+        raise TypeError(f"read_many: expected a list of file paths, got the {kind} "
+                        f"{os.fsdecode(paths)!r}; for every MIDI file in a folder pass "
+                        "musgen.data.find_midi_files(folder), for one file use read()")
     names = [os.fsdecode(p) for p in paths]
     if threads is None:
         threads = os.cpu_count() or 1
@@ -224,8 +229,8 @@ def write(score: Score, path: str | os.PathLike, *, text: str | bytes | None = N
     backend : "cpp", "python" or None
         The writer (both give the same bytes); None: MUSGEN_BACKEND, default auto.
 
-    Raises ValueError for values MIDI cannot hold (nothing is written) and OSError when the
-    file cannot be written.
+    Raises ValueError for values MIDI cannot hold (nothing is written) and OSError naming
+    ``path`` when it cannot be written (a missing folder, say).
     """
     atomic_write_bytes(path, encode(score, text=text, backend=backend), fsync=fsync)
 
