@@ -414,36 +414,32 @@ def test_train_cli_defaults_parse(tmp_path, monkeypatch):
                                      ).max_minutes == 2.5
 
 
-def test_train_defaults_and_the_xla_and_validation_batch_settings(dataset, tmp_path,
-                                                                   monkeypatch):
-    """The measured defaults (bench/bench_train.py), and xla / validation_batch_size reach
-    Keras: the compiled step and the batch of the validation pass."""
+def test_train_defaults_and_the_validation_batch_setting(dataset, tmp_path, monkeypatch):
+    """The measured defaults (bench/bench_train.py); validation_batch_size reaches Keras's
+    validation pass; the step is compiled without XLA."""
     from musgen.cli import build_parser
     from musgen.training.config import PRESETS, TrainConfig
     from musgen.training.loop import _Run, _run_config
 
     cfg = TrainConfig()
-    assert (cfg.batch_size, cfg.learning_rate, cfg.xla, cfg.validation_batch_size) == \
-        (64, 4e-3, False, 512)
+    assert (cfg.batch_size, cfg.learning_rate, cfg.validation_batch_size) == (64, 4e-3, 512)
     assert PRESETS["paper"]["batch_size"] == 32 and PRESETS["paper"]["validation_batch_size"] \
         is None
-    args = build_parser().parse_args(["train", "ds", "-o", "m", "--xla",
-                                      "--validation-batch-size", "64"])
-    assert args.xla is True and args.validation_batch_size == 64
-    assert build_parser().parse_args(["train", "ds", "-o", "m", "--no-xla"]).xla is False
+    args = build_parser().parse_args(["train", "ds", "-o", "m", "--validation-batch-size", "64"])
+    assert args.validation_batch_size == 64
     with pytest.raises(ValueError, match="validation_batch_size=0"):
         _run_config(tmp_path, resume=False, preset="default",
                     overrides={"validation_batch_size": 0}, seed=0, max_minutes=None,
                     epochs=None)
     seen = []
-    for xla, vbs in ((True, 64), (False, None)):
-        overrides = dict(TINY, xla=xla, validation_batch_size=vbs)
+    for vbs in (64, None):
+        overrides = dict(TINY, validation_batch_size=vbs)
         overrides.pop("max_minutes"), overrides.pop("quiet")
-        c, _ = _run_config(tmp_path / str(xla), resume=False, preset="default",
+        c, _ = _run_config(tmp_path / str(vbs), resume=False, preset="default",
                            overrides=overrides, seed=0, max_minutes=None, epochs=1)
-        run = _Run(dataset, c, None, tmp_path / str(xla), strategy=None, quiet=True,
+        run = _Run(dataset, c, None, tmp_path / str(vbs), strategy=None, quiet=True,
                    tensorboard=None)
-        assert run.model.jit_compile is xla
+        assert run.model.jit_compile is False
         real_fit = run.model.fit
         monkeypatch.setattr(run.model, "fit", lambda *a, **k: seen.append(
             k["validation_batch_size"]) or real_fit(*a, **k))

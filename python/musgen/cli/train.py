@@ -55,8 +55,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="dropout between layers, in [0, 1) (0.2)")
     p.add_argument("--learning-rate", type=_args.positive_float, default=None,
                    help="Adam learning rate, > 0 (4e-3)")
-    p.add_argument("--xla", action=argparse.BooleanOptionalAction, default=None,
-                   help="compile the training step with XLA (off: slower on CPUs)")
     p.add_argument("--validation-batch-size", type=_args.positive_int, default=None,
                    help="windows per validation batch (512)")
     p.add_argument("--transpose", type=_args.int_range(0, 127), default=None,
@@ -86,8 +84,7 @@ def run(args: argparse.Namespace) -> int:
                 dropout=args.dropout, learning_rate=args.learning_rate, seed=args.seed,
                 resume=args.resume, patience=args.patience, tensorboard=args.tensorboard,
                 strategy=args.strategy, quiet=args.quiet, max_minutes=args.max_minutes,
-                transpose=args.transpose, xla=args.xla,
-                validation_batch_size=args.validation_batch_size)
+                transpose=args.transpose, validation_batch_size=args.validation_batch_size)
     if not args.quiet:
         print(f"model directory: {out}")
     return 0

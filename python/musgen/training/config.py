@@ -20,8 +20,9 @@ class TrainConfig:
     (2e-3 at 32 -> 4e-3 at 64), batch 64 learns about as much per epoch as batch 32 did
     (validation NLL/token 1.538 against 1.519 after 2 epochs), while batch 128 fell far behind
     (1.746 at 4e-3, 1.818 at 8e-3) and lost more than its speed. XLA made the CPU training step
-    1.2-1.4x slower (0.70-0.83x the tokens/s), so it stays off (``xla=True`` asks for it, e.g.
-    on a GPU). Validation, a forward pass only, runs in batches of 512.
+    1.2-1.4x slower (0.70-0.83x the tokens/s), and Keras turns it off anyway under the op
+    determinism that makes a resumed run bit-identical, so the step is compiled without it.
+    Validation, a forward pass only, runs in batches of 512.
     """
 
     preset: str = "default"
@@ -43,7 +44,6 @@ class TrainConfig:
     transpose: int = 0         # random transposition of each piece by up to +-N semitones
     dense_units: list = field(default_factory=list)   # paper preset only
     clipnorm: float = 1.0
-    xla: bool = False          # compile the train step with XLA
     validation_batch_size: int | None = 512  # None: batch_size
 
 

@@ -173,7 +173,9 @@ class _Run:
             self.model = build_keras_model(self.msec, seed=cfg.seed)
             self.optimizer = keras.optimizers.Adam(learning_rate=cfg.learning_rate,
                                                    clipnorm=cfg.clipnorm)
-            jit = bool(cfg.xla)
+            # No XLA: slower on CPUs (bench/bench_train.py), and Keras disables it under the op
+            # determinism a bit-identical resume needs.
+            jit = False
             if self.paper:
                 self.model.compile(optimizer=self.optimizer,
                                    loss=keras.losses.MeanSquaredError(), weighted_metrics=[],
@@ -331,7 +333,7 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
           learning_rate: float | None = None, seed: int = 0, resume: bool = False,
           patience: int | None = None, tensorboard=None, strategy=None, quiet: bool = False,
           max_minutes: float | None | str = "preset", transpose: int | None = None,
-          dense_units: list | None = None, xla: bool | None = None,
+          dense_units: list | None = None,
           validation_batch_size: int | None = None) -> Path:
     """Train a model on ``dataset`` and export the best epoch to the model directory ``output``.
 
@@ -352,8 +354,6 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
     max_minutes : float or None
         Time budget: no new epoch starts once the time so far plus the last epoch's duration
         would exceed it. ``None`` = no budget.
-    xla : bool or None
-        Compile the training step with XLA (default off: on a CPU it measured 1.2-1.4x slower).
     validation_batch_size : int or None
         Windows per validation batch (default 512; validation is a forward pass only).
 
@@ -378,8 +378,7 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
     overrides = {"batch_size": batch_size, "window": window, "stride": stride, "units": units,
                  "layers": layers, "embedding_dim": embedding_dim, "dropout": dropout,
                  "learning_rate": learning_rate, "patience": patience, "transpose": transpose,
-                 "dense_units": dense_units, "xla": xla,
-                 "validation_batch_size": validation_batch_size}
+                 "dense_units": dense_units, "validation_batch_size": validation_batch_size}
     cfg, state = _run_config(ckpt_dir, resume=resume, preset=preset, overrides=overrides,
                              seed=seed, max_minutes=max_minutes, epochs=epochs)
     _check_splits(dataset)
