@@ -425,7 +425,8 @@ def test_train_defaults_and_the_validation_batch_setting(dataset, tmp_path, monk
     assert (cfg.batch_size, cfg.learning_rate, cfg.validation_batch_size) == (64, 4e-3, 512)
     assert PRESETS["paper"]["batch_size"] == 32 and PRESETS["paper"]["validation_batch_size"] \
         is None
-    args = build_parser().parse_args(["train", "ds", "-o", "m", "--validation-batch-size", "64"])
+    args = build_parser().parse_args(["train", str(dataset.path), "-o", str(tmp_path / "m"),
+                                      "--validation-batch-size", "64"])
     assert args.validation_batch_size == 64
     with pytest.raises(ValueError, match="validation_batch_size=0"):
         _run_config(tmp_path, resume=False, preset="default",

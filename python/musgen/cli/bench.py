@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from . import _args
+
 
 def _backends(text: str) -> list:
     names = [b.strip() for b in text.split(",") if b.strip()]
@@ -17,11 +19,12 @@ def _backends(text: str) -> list:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", nargs="?", default=None,
+    p.add_argument("model", nargs="?", default=None, type=_args.existing_dir,
                    help="model directory (default: the model shipped with musgen)")
     p.add_argument("--backends", type=_backends, default=None, metavar="B,B",
                    help="backends to time (default: every one this install has)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--threads", type=_args.positive_int, default=None,
+                   help="CPU threads (default: all cores)")
     p.add_argument("--quick", action="store_true", help="short runs (rough figures)")
     p.add_argument("--json", default=None, metavar="FILE",
                    help="also write the figures as JSON ('-' for standard output)")
@@ -30,9 +33,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..benchmark import format_report, run_benchmark
-
-    if args.threads is not None and args.threads < 1:
-        raise SystemExit("musgen bench: error: --threads must be >= 1")
 
     def report(line: str) -> None:
         if not args.quiet:
