@@ -40,12 +40,12 @@ def main(argv=None) -> int:
     text = "musgen generate --seed 1"
     rows = {}
     if _backend.has_cpp():
-        rows["C++ write_many, 1 thread"] = dict(threads=1, backend="cpp")
-        rows["C++ write_many, 2 threads"] = dict(threads=2, backend="cpp")
-        rows["C++ write_many, 2 threads, fsync"] = dict(threads=2, backend="cpp", fsync=True)
-    rows["Python writer, 1 thread"] = dict(threads=1, backend="python")
-    rows["Python writer + fsync per file (before)"] = dict(threads=1, backend="python",
-                                                          fsync=True)
+        rows["C++ write_many, 1 thread"] = {"threads": 1, "backend": "cpp"}
+        rows["C++ write_many, 2 threads"] = {"threads": 2, "backend": "cpp"}
+        rows["C++ write_many, 2 threads, fsync"] = {"threads": 2, "backend": "cpp", "fsync": True}
+    rows["Python writer, 1 thread"] = {"threads": 1, "backend": "python"}
+    rows["Python writer + fsync per file (before)"] = {"threads": 1, "backend": "python",
+                                                          "fsync": True}
     times: dict = {k: [] for k in rows}
     fresh = itertools.count()
     with tempfile.TemporaryDirectory(prefix="musgen-bench-write-") as tmp:

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from musgen import MidiError, MidiWarning, Score, _backend, midi
 from musgen.score import NOTE_DTYPE, TEMPO_DTYPE
 
@@ -227,7 +226,7 @@ def test_write_smpte_division(backend, tmp_path):
 
 def test_write_rejects_what_midi_cannot_hold(backend, tmp_path):
     def score_with(**row):
-        base = dict(track=0, channel=0, pitch=60, velocity=64, start=0, end=10)
+        base = {"track": 0, "channel": 0, "pitch": 60, "velocity": 64, "start": 0, "end": 10}
         base.update(row)
         return Score(notes=notes_of([tuple(base[k] for k in NOTE_DTYPE.names)]))
 
@@ -236,8 +235,8 @@ def test_write_rejects_what_midi_cannot_hold(backend, tmp_path):
                      ({"channel": 16}, "channels must be 0..15"),
                      ({"end": -1}, "end ticks must be >= start"),
                      ({"start": -5, "end": 0}, "start ticks must be >= 0"),
-                     ({"end": 0x10000000}, "a gap of 268435456 ticks between two events "
-                                           "exceeds the largest delta time")):
+                     ({"end": 0x10000000}, ("a gap of 268435456 ticks between two events "
+                                           "exceeds the largest delta time"))):
         with pytest.raises(ValueError, match=msg):
             midi.write(score_with(**row), tmp_path / "bad.mid", backend=backend)
     tempo = Score(tempos=np.array([(0, 1 << 24)], dtype=TEMPO_DTYPE))

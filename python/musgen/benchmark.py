@@ -228,8 +228,8 @@ def format_report(result: dict) -> str:
     """The table ``musgen bench`` prints."""
     d = result["device"]
     lines = [f"model: {result['model']}",
-             f"CPU: {d['cpu']} ({d['cores']} cores, {d['machine']}; engine kernels "
-             f"{d['engine_kernels'] or 'none (pure Python)'})",
+             (f"CPU: {d['cpu']} ({d['cores']} cores, {d['machine']}; engine kernels "
+             f"{d['engine_kernels'] or 'none (pure Python)'})"),
              f"GPU: {d['gpu'] or 'none used (' + d.get('cuda_status', 'no C++ extension') + ')'}"]
     batches = sorted({b for r in result["backends"].values() for b in r["tokens_per_s"]})
     head = (f"{'backend':<8} {'p50 ms':>8} {'p99 ms':>8} "

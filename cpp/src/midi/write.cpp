@@ -179,7 +179,8 @@ class TrackBuilder {
     std::memcpy(q, eot, 4);
     q += 4;
     const std::size_t body = static_cast<std::size_t>(q - p) - 8;
-    for (int b = 0; b < 4; ++b) p[4 + b] = static_cast<std::uint8_t>((body >> (8 * (3 - b))) & 0xFF);
+    for (int b = 0; b < 4; ++b)
+      p[4 + b] = static_cast<std::uint8_t>((body >> (8 * (3 - b))) & 0xFF);
     out.resize(head + 8 + body);
   }
 
