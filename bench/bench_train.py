@@ -72,7 +72,7 @@ def throughput_table(dataset, rounds: int, quick: bool) -> dict:
     x, y = epoch_windows(dataset, "train", window=128, stride=64, seed=0, epoch=0, shuffle=True)
     pad = int(dataset.codec.pad_id)
     models = {}
-    for bs in ((32, 128) if quick else (32, 64, 128)):
+    for bs in ((32, 64) if quick else (32, 64, 128)):
         for xla in (False, True):
             m = build_keras_model(model_section(TrainConfig(batch_size=bs), dataset.codec
                                                 .vocab_size))
