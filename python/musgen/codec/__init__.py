@@ -47,16 +47,26 @@ generated sequence obeys), ``tokens`` (encode / decode / quantize, choosing the 
 ``_python`` (the NumPy backend) and ``paper`` (the seed paper's float features).
 """
 
-from .config import FORMAT, FORMAT_VERSION, MAX_TOKENS, CodecConfig, default_config
+from .config import FORMAT, FORMAT_VERSION, MAX_TOKENS, VERSIONS, CodecConfig, default_config
 from .grammar import S_END, S_START, Grammar, grammar, grammar_mask
 from .paper import paper_decode, paper_features
+from .tables import TokenTables, token_tables
 from .tokens import decode, encode, encode_many, quantize
 from .vocab import (
+    TYPE_BAR,
+    TYPE_DENSITY,
     TYPE_DRUM_PITCH,
     TYPE_DURATION,
+    TYPE_KEY,
+    TYPE_NAMES,
+    TYPE_PART,
     TYPE_PITCH,
+    TYPE_PROGRAM,
     TYPE_SPECIAL,
+    TYPE_STYLE,
+    TYPE_TEMPO,
     TYPE_TIME,
+    TYPE_TIMESIG,
     TYPE_VELOCITY,
 )
 
@@ -71,6 +81,18 @@ __all__ = [
     "TYPE_VELOCITY",
     "TYPE_DURATION",
     "TYPE_DRUM_PITCH",
+    "TYPE_PROGRAM",
+    "TYPE_KEY",
+    "TYPE_STYLE",
+    "TYPE_DENSITY",
+    "TYPE_TEMPO",
+    "TYPE_TIMESIG",
+    "TYPE_BAR",
+    "TYPE_PART",
+    "TYPE_NAMES",
+    "TokenTables",
+    "token_tables",
+    "VERSIONS",
     "default_config",
     "grammar",
     "grammar_mask",
