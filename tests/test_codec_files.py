@@ -15,6 +15,10 @@ from musgen import MidiWarning, codec, midi
 from musgen._backend import has_cpp
 from musgen.codec._python import first_tempo
 
+# Random and real scores hold long silences and notes that encode shortens (with a CodecWarning);
+# the warnings themselves are tested in test_codec_limits.py.
+pytestmark = pytest.mark.filterwarnings("ignore::musgen.CodecWarning")
+
 DATA = Path(__file__).resolve().parent / "data" / "midi"
 CONFIGS = {
     "beats": codec.default_config(),

@@ -44,5 +44,32 @@ def test_regression_default_model_same_tokens(case, backend):
         want = codec.decode(np.array(tokens, np.int32), config, backend="python")
         assert score.n_notes == want.n_notes
         assert np.array_equal(score.notes, want.notes)
-        # decode is one-to-one on these streams: equal notes mean equal tokens
-        assert codec.encode(want, config, backend="python").tolist() == tokens
+
+
+@pytest.mark.parametrize("case", SAMPLE["cases"], ids=lambda c: str(c["generate"]["seed"]))
+def test_regression_default_model_engine_tokens(case, backend):
+    """The very token ids, sampled by the engine with the arguments generate() passes for a
+    version-1 model (grammar, EOS, clock steps per TimeShift, notes)."""
+    from musgen.generation import parse_length
+
+    eng = engine.load(default_model_dir(), backend=backend)
+    config = eng.codec
+    kwargs = dict(case["generate"])
+    prime = (_primer(kwargs["primer"], config) if "primer" in kwargs
+             else np.array([config.bos_id], np.int32))
+    amount, unit = parse_length(kwargs["length"])
+    unit, budget, cap = {"beats": ("steps", amount * 12, 256 * amount + 256),
+                         "notes": ("notes", amount, 32 * amount + 64),
+                         "tokens": ("tokens", amount, amount + 64)}[unit]
+    tables = codec.token_tables(config)
+    grammar = codec.grammar(config)
+    streams = eng.generate_tokens(
+        kwargs["n"], primer=prime, length=budget, unit=unit,
+        temperature=kwargs.get("temperature", 1.0), top_k=kwargs.get("top_k"),
+        top_p=kwargs.get("top_p"), seed=kwargs["seed"], grammar=grammar, eos_id=config.eos_id,
+        clock_steps=tables.clock_steps, is_note=tables.is_note, max_tokens=cap)
+    for gen, tokens in zip(streams, case["tokens"]):
+        got = np.concatenate([prime, gen]).tolist()
+        if got[-1] != config.eos_id and grammar.can_end[grammar.walk(got)]:
+            got.append(config.eos_id)
+        assert got == tokens

@@ -1,6 +1,7 @@
-// musgen::codec: the token encoder and decoder. Every rule here mirrors
-// python/musgen/codec/_python.py exactly (same integer rounding, order, merging and messages); the
-// test suite compares the two on random and real scores.
+// musgen::codec: the vocabulary, and the version-1 token encoder and decoder. Every rule here
+// mirrors python/musgen/codec/_python.py exactly (same integer rounding, order, merging, note
+// hygiene and messages); the test suite compares the two on random and real scores. Version 2
+// lives in v2_encode.cpp and v2_decode.cpp.
 #include "musgen/codec.hpp"
 
 #include <algorithm>
@@ -10,21 +11,12 @@
 #include <string>
 #include <thread>
 
+#include "internal.hpp"
 #include "musgen/errors.hpp"
 
 namespace musgen::codec {
 
 namespace {
-
-constexpr std::int64_t kMaxUnits = std::int64_t{1} << 61;
-// Longest token sequence encode produces (python: codec.MAX_TOKENS). A huge gap or note length
-// (a damaged file's tick far away) must not allocate without bound.
-constexpr std::int64_t kMaxTokens = std::int64_t{1} << 25;
-
-[[noreturn]] void too_many_tokens() {
-  throw CodecError("encode: the score needs more than " + std::to_string(kMaxTokens) +
-                   " tokens (a gap or a note is far too long)");
-}
 
 bool item_less(const EncodeScratch::Item& a, const EncodeScratch::Item& b) {
   if (a.onset != b.onset) return a.onset < b.onset;
@@ -33,30 +25,18 @@ bool item_less(const EncodeScratch::Item& a, const EncodeScratch::Item& b) {
   return a.velocity < b.velocity;
 }
 
-// Greedy spelling of `value` steps: full tokens of `largest`, then the remainder.
-inline void push_span(std::vector<std::int32_t>& out, std::int64_t value, std::int32_t largest,
-                      std::int32_t base) {
-  if (value <= largest) {  // the common case: one token, no division
-    out.push_back(base + static_cast<std::int32_t>(value) - 1);
-    return;
-  }
-  const std::int32_t full = base + largest - 1;
-  const std::int64_t r = value % largest;
-  if (static_cast<std::int64_t>(out.size()) + value / largest + (r > 0) > kMaxTokens)
-    too_many_tokens();
-  for (std::int64_t q = value / largest; q > 0; --q) out.push_back(full);
-  if (r > 0) out.push_back(base + static_cast<std::int32_t>(r) - 1);
-}
-
 // Select the notes the stream keeps, quantize and bin them into `items` (stream order not yet
 // established). Returns whether the onsets came out non-decreasing (the usual case: the Score
 // is sorted by start).
 template <class ToSteps>
 bool select_notes(const Note* notes, std::size_t n, const Vocab& v,
-                  std::vector<EncodeScratch::Item>& items, ToSteps to_steps) {
+                  std::vector<EncodeScratch::Item>& items, ToSteps to_steps,
+                  EncodeReport& report) {
   bool sorted = true;
   std::int64_t last_onset = 0;
   const int shift = v.velocity_shift;
+  const std::int64_t cap = v.p.cap_steps;
+  std::int64_t capped = 0;
   // Written through a pointer, field by field: building an Item on the stack and copying it in
   // (push_back) made the store forwarding stall the hot loop.
   items.resize(n);
@@ -66,11 +46,11 @@ bool select_notes(const Note* notes, std::size_t n, const Vocab& v,
     const Note& nt = notes[i];
     std::int32_t code;
     if (nt.channel == kDrumChannel) {
-      if (!v.keep_drums || nt.pitch < v.drum_lo || nt.pitch > v.drum_hi) continue;
-      code = v.n_pitches + nt.pitch - v.drum_lo;
+      if (!v.p.keep_drums || nt.pitch < v.p.drum_lo || nt.pitch > v.p.drum_hi) continue;
+      code = v.n_pitches + nt.pitch - v.p.drum_lo;
     } else {
-      if (nt.pitch < v.pitch_lo || nt.pitch > v.pitch_hi) continue;
-      code = nt.pitch - v.pitch_lo;
+      if (nt.pitch < v.p.pitch_lo || nt.pitch > v.p.pitch_hi) continue;
+      code = nt.pitch - v.p.pitch_lo;
     }
     const std::int64_t on = to_steps(nt.start);
     const std::int64_t off = to_steps(nt.end);
@@ -79,19 +59,44 @@ bool select_notes(const Note* notes, std::size_t n, const Vocab& v,
     last_onset = on;
     EncodeScratch::Item& it = out[m++];
     it.onset = on;
-    it.duration = std::max<std::int64_t>(off - on, 1);
+    std::int64_t dur = std::max<std::int64_t>(off - on, 1);
+    if (cap > 0 && dur > cap) {
+      dur = cap;
+      ++capped;
+    }
+    it.duration = dur;
     it.code = code;
     it.velocity = vel;
   }
   items.resize(m);
+  report.notes_capped = capped;
   return sorted;
 }
 
 }  // namespace
 
+namespace {
+
+// Key names in Key-token order (python: codec.names.KEY_NAMES).
+const char* const kKeyNames[kKeys] = {
+    "C",  "Db",  "D",  "Eb",  "E",  "F",  "F#",  "G",  "Ab",  "A",  "Bb",  "B",
+    "Cm", "C#m", "Dm", "Ebm", "Em", "Fm", "F#m", "Gm", "G#m", "Am", "Bbm", "Bm"};
+
+}  // namespace
+
 TokenType Vocab::type_of(std::int32_t id) const {
-  if (id < time_base) return kSpecial;
-  if (id < pitch_base) return kTime;
+  if (id < 3) return kSpecial;
+  if (p.version == 2 && id < time_base) {
+    if (id < key_base) return kProgram;
+    if (id < style_base) return kKey;
+    if (id < density_base) return kStyle;
+    if (id < tempo_base) return kDensity;
+    if (id < timesig_base) return kTempo;
+    if (id < bar_id) return kTimeSig;
+    return kBar;
+  }
+  if (id < time_base + p.max_time_shift) return kTime;
+  if (id < pitch_base) return kPart;
   if (id < drum_base) return kPitch;
   if (id < velocity_base) return kDrumPitch;
   if (id < duration_base) return kVelocity;
@@ -106,63 +111,105 @@ std::string Vocab::token_name(std::int32_t id) const {
     case kTime:
       return "TimeShift_" + std::to_string(id - time_base + 1);
     case kPitch:
-      return "Pitch_" + std::to_string(id - pitch_base + pitch_lo);
+      return "Pitch_" + std::to_string(id - pitch_base + p.pitch_lo);
     case kDrumPitch:
-      return "DrumPitch_" + std::to_string(id - drum_base + drum_lo);
+      return "DrumPitch_" + std::to_string(id - drum_base + p.drum_lo);
     case kVelocity:
       return "Velocity_" + std::to_string(id - velocity_base);
     case kDuration:
       return "Duration_" + std::to_string(id - duration_base + 1);
+    case kProgram:
+      return id - program_base == kDrums ? "Program_Drums"
+                                          : "Program_" + std::to_string(id - program_base);
+    case kKey:
+      return std::string("Key_") + kKeyNames[id - key_base];
+    case kStyle:
+      return id == style_base ? "Style_unknown" : "Style_" + p.styles[id - style_base - 1];
+    case kDensity:
+      return "Density_" + std::to_string(id - density_base);
+    case kTempo:
+      return "Tempo_" + std::to_string(id - tempo_base);
+    case kTimeSig: {
+      const auto& m = p.meters[static_cast<std::size_t>(id - timesig_base)];
+      return "TimeSig_" + std::to_string(m.first) + "_" + std::to_string(m.second);
+    }
+    case kBar:
+      return "Bar";
+    case kPart:
+      return "Part_" + std::to_string(id - part_base);
   }
   return "?";
 }
 
-Vocab make_vocab(std::int32_t max_time_shift, std::int32_t max_duration, std::int32_t pitch_lo,
-                 std::int32_t pitch_hi, bool keep_drums, std::int32_t drum_lo,
-                 std::int32_t drum_hi, std::int32_t velocity_bins) {
+Vocab make_vocab(const VocabParams& params) {
   auto fail = [](const std::string& what) { throw CodecError("make_vocab: " + what); };
-  if (max_time_shift < 1 || max_time_shift > 10000)
-    fail("max_time_shift must be in [1, 10000], got " + std::to_string(max_time_shift));
-  if (max_duration < 1 || max_duration > 10000)
-    fail("max_duration must be in [1, 10000], got " + std::to_string(max_duration));
-  if (!(0 <= pitch_lo && pitch_lo <= pitch_hi && pitch_hi <= 127))
-    fail("pitch range must satisfy 0 <= low <= high <= 127, got (" + std::to_string(pitch_lo) +
-         ", " + std::to_string(pitch_hi) + ")");
-  if (!(0 <= drum_lo && drum_lo <= drum_hi && drum_hi <= 127))
+  const VocabParams& q = params;
+  if (q.version != 1 && q.version != 2) fail("version must be 1 or 2");
+  if (q.max_time_shift < 1 || q.max_time_shift > 10000)
+    fail("max_time_shift must be in [1, 10000], got " + std::to_string(q.max_time_shift));
+  if (q.max_duration < 1 || q.max_duration > 10000)
+    fail("max_duration must be in [1, 10000], got " + std::to_string(q.max_duration));
+  if (!(0 <= q.pitch_lo && q.pitch_lo <= q.pitch_hi && q.pitch_hi <= 127))
+    fail("pitch range must satisfy 0 <= low <= high <= 127, got (" + std::to_string(q.pitch_lo) +
+         ", " + std::to_string(q.pitch_hi) + ")");
+  if (!(0 <= q.drum_lo && q.drum_lo <= q.drum_hi && q.drum_hi <= 127))
     fail("drum pitch range must satisfy 0 <= low <= high <= 127, got (" +
-         std::to_string(drum_lo) + ", " + std::to_string(drum_hi) + ")");
-  if (velocity_bins < 1 || velocity_bins > 64 || (velocity_bins & (velocity_bins - 1)) != 0)
-    fail("velocity_bins must be a power of two in [1, 64], got " + std::to_string(velocity_bins));
+         std::to_string(q.drum_lo) + ", " + std::to_string(q.drum_hi) + ")");
+  if (q.velocity_bins < 1 || q.velocity_bins > 64 || (q.velocity_bins & (q.velocity_bins - 1)) != 0)
+    fail("velocity_bins must be a power of two in [1, 64], got " +
+         std::to_string(q.velocity_bins));
+  if (q.cap_steps < 0 || q.silence_steps < 0 || q.silence_unit < 1)
+    fail("the note and silence limits must be >= 0 and the unit >= 1");
+  if (q.version == 2) {
+    if (q.max_parts < 1 || q.max_parts > 128) fail("max_parts must be in [1, 128]");
+    if (q.steps_per_beat < 1) fail("steps_per_beat must be positive");
+    if (q.tempo_bins < 1 || q.default_tempo_bin < 0 || q.default_tempo_bin >= q.tempo_bins)
+      fail("tempo bins must be >= 1 and hold the default bin");
+    if (q.meters.empty() || q.meters.size() != q.meter_bar_steps.size() || q.meter_44 < 0 ||
+        q.meter_44 >= static_cast<std::int32_t>(q.meters.size()))
+      fail("meters and their bar lengths must match and hold 4/4");
+    for (std::int64_t b : q.meter_bar_steps)
+      if (b < 1) fail("bar lengths must be positive");
+  }
   Vocab v;
-  v.max_time_shift = max_time_shift;
-  v.max_duration = max_duration;
-  v.pitch_lo = pitch_lo;
-  v.pitch_hi = pitch_hi;
-  v.keep_drums = keep_drums;
-  v.drum_lo = drum_lo;
-  v.drum_hi = drum_hi;
-  v.velocity_bins = velocity_bins;
+  v.p = params;
   int log2 = 0;
-  while ((1 << log2) < velocity_bins) ++log2;
+  while ((1 << log2) < q.velocity_bins) ++log2;
   v.velocity_shift = 7 - log2;
-  v.pitch_base = v.time_base + max_time_shift;
-  v.n_pitches = pitch_hi - pitch_lo + 1;
+  std::int32_t at = 3;
+  if (q.version == 2) {
+    v.program_base = at;
+    at += kDrums + 1;
+    v.key_base = at;
+    at += kKeys;
+    v.style_base = at;
+    at += 1 + static_cast<std::int32_t>(q.styles.size());
+    v.density_base = at;
+    at += static_cast<std::int32_t>(q.density_bounds_milli.size()) + 1;
+    v.tempo_base = at;
+    at += q.tempo_bins;
+    v.timesig_base = at;
+    at += static_cast<std::int32_t>(q.meters.size());
+    v.bar_id = at++;
+  }
+  v.time_base = at;
+  at += q.max_time_shift;
+  v.part_base = at;
+  if (q.version == 2) at += q.max_parts;
+  v.pitch_base = at;
+  v.n_pitches = q.pitch_hi - q.pitch_lo + 1;
   v.drum_base = v.pitch_base + v.n_pitches;
-  v.n_drums = keep_drums ? drum_hi - drum_lo + 1 : 0;
+  v.n_drums = q.keep_drums ? q.drum_hi - q.drum_lo + 1 : 0;
   v.velocity_base = v.drum_base + v.n_drums;
-  v.duration_base = v.velocity_base + velocity_bins;
-  v.vocab_size = v.duration_base + max_duration;
+  v.duration_base = v.velocity_base + q.velocity_bins;
+  v.vocab_size = v.duration_base + q.max_duration;
   return v;
 }
 
-namespace {
-
-// The segments of the time base that matter (up to the last tick), after the checks the
-// Python side makes too: no negative tick, no int64 overflow in U(t).
-struct CheckedTime {
-  std::size_t n_seg = 1;
-  std::int64_t hi = 0, max_rate = 0;
-};
+[[noreturn]] void too_many_tokens() {
+  throw CodecError("encode: the score needs more than " + std::to_string(kMaxTokens) +
+                   " tokens (a gap or a note is far too long)");
+}
 
 CheckedTime check_time_base(const ScoreView& score) {
   const TimeBase& tb = score.time;
@@ -194,9 +241,11 @@ CheckedTime check_time_base(const ScoreView& score) {
   return c;
 }
 
+namespace {
+
 // Quantizes the kept notes into scratch.items; returns whether their onsets rose (no sort).
 bool quantize_items(const ScoreView& score, const Vocab& v, const CheckedTime& c,
-                    EncodeScratch& scratch) {
+                    EncodeScratch& scratch, EncodeReport& report) {
   const TimeBase& tb = score.time;
   const std::size_t n_seg = c.n_seg;
   std::vector<std::int64_t>& cum = scratch.cum;
@@ -217,7 +266,8 @@ bool quantize_items(const ScoreView& score, const Vocab& v, const CheckedTime& c
     return select_notes(score.notes, score.n_notes, v, scratch.items,
                         [=](std::int64_t t) -> std::int64_t {
                           return (2 * static_cast<std::uint32_t>(t) * rate + half) / two_div;
-                        });
+                        },
+                        report);
   }
   const std::int64_t two_div = 2 * divisor;
   return select_notes(score.notes, score.n_notes, v, scratch.items,
@@ -229,7 +279,8 @@ bool quantize_items(const ScoreView& score, const Vocab& v, const CheckedTime& c
                               1;
                         const std::int64_t units = cum[i] + (t - seg_ticks[i]) * seg_rates[i];
                         return (2 * units + divisor) / two_div;  // units >= 0: floor division
-                      });
+                      },
+                      report);
 }
 
 // Stream order (onset, code, duration, velocity). Sorted onsets need only each group of notes
@@ -256,6 +307,54 @@ void order_items(std::vector<EncodeScratch::Item>& items, bool sorted) {
   }
 }
 
+// What the stream keeps of the ordered items (python: _python.hygienic_steps): of the notes
+// sharing (onset, code) the last (longest, then loudest); a note still sounding when its code
+// is struck again ends there; silences longer than the limit lose whole units. In place.
+void hygiene(std::vector<EncodeScratch::Item>& items, const Vocab& v, EncodeScratch& scratch,
+             EncodeReport& report) {
+  const std::size_t n = items.size();
+  std::size_t m = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i + 1 < n && items[i + 1].onset == items[i].onset && items[i + 1].code == items[i].code)
+      continue;
+    items[m++] = items[i];
+  }
+  items.resize(m);
+  std::vector<std::int64_t>& last = scratch.last;
+  last.assign(static_cast<std::size_t>(v.n_codes()), -1);
+  for (std::size_t i = 0; i < m; ++i) {
+    std::int64_t& prev = last[static_cast<std::size_t>(items[i].code)];
+    if (prev >= 0) {
+      EncodeScratch::Item& p = items[static_cast<std::size_t>(prev)];
+      p.duration = std::min(p.duration, items[i].onset - p.onset);
+    }
+    prev = static_cast<std::int64_t>(i);
+  }
+  const std::int64_t limit = v.p.silence_steps, unit = v.p.silence_unit;
+  if (limit <= 0) return;
+  std::int64_t sounding = 0, group_end = 0, shift = 0;
+  for (std::size_t g = 0; g < m;) {
+    const std::int64_t t = items[g].onset;
+    const std::int64_t silence = t - sounding;
+    if (silence > limit) {
+      const std::int64_t cut = (silence - limit) / unit * unit;
+      if (cut > 0) {
+        shift += cut;
+        ++report.silences_shortened;
+      }
+    }
+    group_end = 0;
+    std::size_t e = g;
+    for (; e < m && items[e].onset == t; ++e) {
+      group_end = std::max(group_end, t + items[e].duration);
+      items[e].onset = t - shift;
+    }
+    sounding = std::max(sounding, group_end);
+    g = e;
+  }
+  report.steps_removed = shift;
+}
+
 // BOS, then per note TimeShift* Pitch Velocity Duration+, then EOS.
 void write_tokens(const std::vector<EncodeScratch::Item>& items, const Vocab& v,
                   std::vector<std::int32_t>& out) {
@@ -263,16 +362,12 @@ void write_tokens(const std::vector<EncodeScratch::Item>& items, const Vocab& v,
   out.reserve(items.size() * 4 + 2);
   out.push_back(v.bos_id);
   std::int64_t clock = 0;
-  const std::size_t m = items.size();
-  for (std::size_t i = 0; i < m; ++i) {
-    const EncodeScratch::Item& it = items[i];
-    // Same (onset, code) twice: only the last of the group (longest, then loudest) is kept.
-    if (i + 1 < m && items[i + 1].onset == it.onset && items[i + 1].code == it.code) continue;
-    if (it.onset > clock) push_span(out, it.onset - clock, v.max_time_shift, v.time_base);
+  for (const EncodeScratch::Item& it : items) {
+    if (it.onset > clock) push_span(out, it.onset - clock, v.p.max_time_shift, v.time_base);
     clock = it.onset;
     out.push_back(v.pitch_base + it.code);
     out.push_back(v.velocity_base + it.velocity);
-    push_span(out, it.duration, v.max_duration, v.duration_base);
+    push_span(out, it.duration, v.p.max_duration, v.duration_base);
   }
   if (static_cast<std::int64_t>(out.size()) + 1 > kMaxTokens) too_many_tokens();
   out.push_back(v.eos_id);
@@ -281,17 +376,20 @@ void write_tokens(const std::vector<EncodeScratch::Item>& items, const Vocab& v,
 }  // namespace
 
 void encode_score(const ScoreView& score, const Vocab& v, std::vector<std::int32_t>& out,
-                  EncodeScratch& scratch) {
+                  EncodeScratch& scratch, EncodeReport& report) {
+  report = EncodeReport{};
   const CheckedTime c = check_time_base(score);
-  const bool sorted = quantize_items(score, v, c, scratch);
+  const bool sorted = quantize_items(score, v, c, scratch, report);
   order_items(scratch.items, sorted);
+  hygiene(scratch.items, v, scratch, report);
   write_tokens(scratch.items, v, out);
 }
 
 void encode_many(const std::vector<ScoreView>& scores, const Vocab& vocab, int threads,
-                 std::vector<std::vector<std::int32_t>>& out) {
+                 std::vector<std::vector<std::int32_t>>& out, std::vector<EncodeReport>& reports) {
   const std::size_t n = scores.size();
   out.assign(n, {});
+  reports.assign(n, {});
   std::size_t n_threads = static_cast<std::size_t>(std::max(1, threads));
   n_threads = std::min(n_threads, std::max<std::size_t>(n, 1));
   std::atomic<std::size_t> next{0};
@@ -302,7 +400,10 @@ void encode_many(const std::vector<ScoreView>& scores, const Vocab& vocab, int t
     EncodeScratch scratch;
     for (std::size_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) {
       try {
-        encode_score(scores[i], vocab, out[i], scratch);
+        if (vocab.p.version == 2)
+          encode_score_v2(scores[i], vocab, out[i], reports[i]);
+        else
+          encode_score(scores[i], vocab, out[i], scratch, reports[i]);
       } catch (const std::exception& e) {
         std::lock_guard<std::mutex> lock(error_mutex);
         if (i < error_index) {  // report the first failing score, whatever the scheduling
@@ -353,6 +454,15 @@ std::string allowed_runs(const Vocab& v, const std::int32_t* row) {
 
 }  // namespace
 
+std::string violation_message(const Vocab& v, const std::int32_t* row, std::size_t pos,
+                              std::int32_t t) {
+  if (t < 0 || t >= v.vocab_size)
+    return "decode: token " + std::to_string(t) + " at position " + std::to_string(pos) +
+           " is outside the vocabulary (ids 0.." + std::to_string(v.vocab_size - 1) + ")";
+  return "decode: token " + std::to_string(t) + " (" + v.token_name(t) + ") at position " +
+         std::to_string(pos) + " is not allowed here; allowed: " + allowed_runs(v, row);
+}
+
 std::vector<Note> decode_tokens(const std::int32_t* tokens, std::size_t n_tokens,
                                 const GrammarTable& g, const Vocab& v, std::int64_t num,
                                 std::int64_t den) {
@@ -369,21 +479,14 @@ std::vector<Note> decode_tokens(const std::int32_t* tokens, std::size_t n_tokens
   std::vector<Pending> decoded;
   decoded.reserve(n_tokens / 3 + 1);
   std::int32_t state = g.start_state;
-  std::int64_t clock = 0, max_end = 0;
+  std::int64_t clock = 0;
   std::int32_t code = 0, vel = 0;
   bool after_velocity = false;
   for (std::size_t pos = 0; pos < n_tokens; ++pos) {
     const std::int32_t t = tokens[pos];
-    if (t < 0 || t >= V)
-      throw CodecError("decode: token " + std::to_string(t) + " at position " +
-                       std::to_string(pos) + " is outside the vocabulary (ids 0.." +
-                       std::to_string(V - 1) + ")");
     const std::int32_t* row = g.table + static_cast<std::size_t>(state) * V;
+    if (t < 0 || t >= V || row[t] < 0) throw CodecError(violation_message(v, row, pos, t));
     const std::int32_t nxt = row[t];
-    if (nxt < 0)
-      throw CodecError("decode: token " + std::to_string(t) + " (" + v.token_name(t) +
-                       ") at position " + std::to_string(pos) + " is not allowed here; allowed: " +
-                       allowed_runs(v, row));
     if (nxt >= g.n_states)
       throw CodecError("decode_tokens: bad grammar table (state out of range)");
     state = nxt;
@@ -393,7 +496,6 @@ std::vector<Note> decode_tokens(const std::int32_t* tokens, std::size_t n_tokens
         decoded.push_back({clock, d, code, vel});
       else
         decoded.back().duration += d;  // the grammar only allows this right after a Duration
-      max_end = std::max(max_end, decoded.back().onset + decoded.back().duration);
       after_velocity = false;
       continue;
     }
@@ -407,6 +509,22 @@ std::vector<Note> decode_tokens(const std::int32_t* tokens, std::size_t n_tokens
       clock += t - v.time_base + 1;
     }
   }
+  // Note hygiene (python: _python.end_restrikes and the cap): onsets rise in stream order and
+  // a code appears once per onset, so the previous note of a code is the one struck again.
+  std::vector<std::int64_t> last(static_cast<std::size_t>(v.n_codes()), -1);
+  std::int64_t max_end = 0;
+  for (std::size_t i = 0; i < decoded.size(); ++i) {
+    std::int64_t& prev = last[static_cast<std::size_t>(decoded[i].code)];
+    if (prev >= 0) {
+      Pending& p = decoded[static_cast<std::size_t>(prev)];
+      p.duration = std::min(p.duration, decoded[i].onset - p.onset);
+    }
+    prev = static_cast<std::int64_t>(i);
+  }
+  for (Pending& p : decoded) {
+    if (v.p.cap_steps > 0) p.duration = std::min(p.duration, v.p.cap_steps);
+    max_end = std::max(max_end, p.onset + p.duration);
+  }
   if (max_end > kMaxUnits / (2 * num))
     throw CodecError("decode: the decoded time of " + std::to_string(max_end) +
                      " steps is too large to convert to ticks");
@@ -419,8 +537,8 @@ std::vector<Note> decode_tokens(const std::int32_t* tokens, std::size_t n_tokens
     nt.track = 0;
     const bool drum = p.code >= v.n_pitches;
     nt.channel = drum ? kDrumChannel : 0;
-    nt.pitch = static_cast<std::uint8_t>(drum ? p.code - v.n_pitches + v.drum_lo
-                                               : p.code + v.pitch_lo);
+    nt.pitch = static_cast<std::uint8_t>(drum ? p.code - v.n_pitches + v.p.drum_lo
+                                               : p.code + v.p.pitch_lo);
     nt.velocity = static_cast<std::uint8_t>((p.velocity << s) + half);
     nt.start = (2 * p.onset * num + den) / (2 * den);
     nt.end = (2 * (p.onset + p.duration) * num + den) / (2 * den);
