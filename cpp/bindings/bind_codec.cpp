@@ -53,11 +53,20 @@ codec::Vocab vocab_from(const py::tuple& p) {
   return codec::make_vocab(q);
 }
 
-py::tuple report_v1(const codec::EncodeReport& r) {
+// A report as python's tokens._as_report reads it: None when encode changed nothing (the usual
+// case, and the cheapest to return and test), else a tuple of counts.
+bool empty(const codec::EncodeReport& r) {
+  return (r.notes_capped | r.silences_shortened | r.steps_removed | r.parts_merged |
+          r.parts_dropped | r.notes_dropped) == 0;
+}
+
+py::object report_v1(const codec::EncodeReport& r) {
+  if (empty(r)) return py::none();
   return py::make_tuple(r.notes_capped, r.silences_shortened, r.steps_removed);
 }
 
-py::tuple report_v2(const codec::EncodeReport& r) {
+py::object report_v2(const codec::EncodeReport& r) {
+  if (empty(r)) return py::none();
   return py::make_tuple(r.notes_capped, r.silences_shortened, r.steps_removed, r.parts_merged,
                         r.parts_dropped, r.notes_dropped);
 }
@@ -142,10 +151,10 @@ Prepared prepare(py::array notes, I64Array seg_ticks, I64Array seg_rates, std::i
 
 // The array takes the vector's buffer over (no copy: copying the tokens of a whole corpus
 // into fresh pages cost as much as encoding them).
-py::array_t<std::int32_t> to_array(std::vector<std::int32_t>&& v) {
-  auto* owned = new std::vector<std::int32_t>(std::move(v));
+py::array_t<std::int32_t> to_array(codec::Tokens&& v) {
+  auto* owned = new codec::Tokens(std::move(v));
   py::capsule free_when_done(owned, [](void* p) {
-    delete static_cast<std::vector<std::int32_t>*>(p);
+    delete static_cast<codec::Tokens*>(p);
   });
   return py::array_t<std::int32_t>(static_cast<py::ssize_t>(owned->size()), owned->data(),
                                    free_when_done);
@@ -160,33 +169,39 @@ py::array_t<std::int64_t> to_array64(const std::vector<std::int64_t>& v) {
 }  // namespace
 
 void bind_codec(py::module_& m) {
+  // A vocabulary built once per codec config (python: tokens._c_params caches it), so that
+  // encoding a file does not parse the parameters again.
+  py::class_<codec::Vocab>(m, "CodecVocab")
+      .def(py::init([](const py::tuple& params) { return vocab_from(params); }),
+           py::arg("vocab"))
+      .def_property_readonly("vocab_size", [](const codec::Vocab& v) { return v.vocab_size; })
+      .def_property_readonly("version", [](const codec::Vocab& v) { return v.p.version; });
+
   m.def(
       "codec_encode",
       [](py::array notes, I64Array seg_ticks, I64Array seg_rates, std::int64_t divisor,
-         const py::tuple& params) {
-        const codec::Vocab vocab = vocab_from(params);
+         const codec::Vocab& vocab) {
         Prepared p = prepare(std::move(notes), std::move(seg_ticks), std::move(seg_rates), divisor);
         if (vocab.p.version != 1) throw CodecError("codec_encode: a version-1 codec expected");
-        std::vector<std::int32_t> out;
+        codec::Tokens out;
         codec::EncodeReport report;
         {
           py::gil_scoped_release release;
-          codec::EncodeScratch scratch;
+          thread_local codec::EncodeScratch scratch;  // no allocations per file
           codec::encode_score(p.view, vocab, out, scratch, report);
         }
         return py::make_tuple(to_array(std::move(out)), report_v1(report));
       },
       py::arg("notes"), py::arg("seg_ticks"), py::arg("seg_rates"), py::arg("divisor"),
-      py::arg("params"),
+      py::arg("vocab"),
       "(tokens int32, report) of one notes array, codec version 1 (see musgen.codec.encode).");
 
   // Many scores: items are (notes, seg_ticks, seg_rates, divisor), and for version 2 also the
   // seven event fields. Returns [(tokens, report), ...].
-  auto encode_items = [](const py::list& items, const py::tuple& params, int threads,
+  auto encode_items = [](const py::list& items, const codec::Vocab& vocab, int threads,
                          int version) {
-    const codec::Vocab vocab = vocab_from(params);
     if (vocab.p.version != version)
-      throw CodecError("codec_encode: the parameters are not of codec version " +
+      throw CodecError("codec_encode: the vocabulary is not of codec version " +
                        std::to_string(version));
     const std::size_t width = version == 1 ? 4 : 11;
     std::vector<Prepared> held;
@@ -203,7 +218,7 @@ void bind_codec(py::module_& m) {
       if (version == 2) prepare_events(held.back(), t, 4);
       views.push_back(held.back().view);
     }
-    std::vector<std::vector<std::int32_t>> out;
+    std::vector<codec::Tokens> out;
     std::vector<codec::EncodeReport> reports;
     {
       py::gil_scoped_release release;
@@ -218,24 +233,23 @@ void bind_codec(py::module_& m) {
 
   m.def(
       "codec_encode_many",
-      [encode_items](const py::list& items, const py::tuple& params, int threads) {
-        return encode_items(items, params, threads, 1);
+      [encode_items](const py::list& items, const codec::Vocab& vocab, int threads) {
+        return encode_items(items, vocab, threads, 1);
       },
-      py::arg("items"), py::arg("params"), py::arg("threads"),
+      py::arg("items"), py::arg("vocab"), py::arg("threads"),
       "[(tokens, report)] of many notes arrays, codec version 1, encoded on threads.");
 
   m.def(
       "codec_encode_v2",
-      [encode_items](const py::list& items, const py::tuple& params, int threads) {
-        return encode_items(items, params, threads, 2);
+      [encode_items](const py::list& items, const codec::Vocab& vocab, int threads) {
+        return encode_items(items, vocab, threads, 2);
       },
-      py::arg("items"), py::arg("params"), py::arg("threads"),
+      py::arg("items"), py::arg("vocab"), py::arg("threads"),
       "[(tokens, report)] of many scores, codec version 2, encoded on threads.");
 
   m.def(
       "codec_decode_v2",
-      [](I32Array tokens, I32Array table, std::int32_t start_state, const py::tuple& params) {
-        const codec::Vocab vocab = vocab_from(params);
+      [](I32Array tokens, I32Array table, std::int32_t start_state, const codec::Vocab& vocab) {
         if (vocab.p.version != 2) throw CodecError("codec_decode_v2: a version-2 codec expected");
         if (tokens.ndim() != 1) throw CodecError("codec_decode: tokens must be 1-D");
         if (table.ndim() != 2 || table.shape(1) != vocab.vocab_size)
@@ -259,14 +273,13 @@ void bind_codec(py::module_& m) {
                               to_array64(d.vel), to_array64(d.part),
                               to_array64(d.tempo_changes), to_array64(d.meter_changes));
       },
-      py::arg("tokens"), py::arg("table"), py::arg("start_state"), py::arg("params"),
+      py::arg("tokens"), py::arg("table"), py::arg("start_state"), py::arg("vocab"),
       "What a version-2 token sequence holds (see musgen.codec.tokens.decode_piece).");
 
   m.def(
       "codec_decode",
-      [](I32Array tokens, I32Array table, std::int32_t start_state, const py::tuple& params,
+      [](I32Array tokens, I32Array table, std::int32_t start_state, const codec::Vocab& vocab,
          std::int64_t num, std::int64_t den) {
-        const codec::Vocab vocab = vocab_from(params);
         if (vocab.p.version != 1) throw CodecError("codec_decode: a version-1 codec expected");
         if (tokens.ndim() != 1) throw CodecError("codec_decode: tokens must be 1-D");
         if (table.ndim() != 2 || table.shape(1) != vocab.vocab_size)
@@ -285,7 +298,7 @@ void bind_codec(py::module_& m) {
           std::memcpy(out.mutable_data(), notes.data(), notes.size() * sizeof(Note));
         return out;
       },
-      py::arg("tokens"), py::arg("table"), py::arg("start_state"), py::arg("params"),
+      py::arg("tokens"), py::arg("table"), py::arg("start_state"), py::arg("vocab"),
       py::arg("num"), py::arg("den"),
       "Notes (NOTE_DTYPE) of a token sequence (see musgen.codec.decode).");
 }

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -36,6 +37,28 @@ enum TokenType : std::uint8_t {
   kBar = 12,
   kPart = 13
 };
+
+// An allocator whose resize() leaves new ints uninitialized: the encoder sizes its token
+// buffer first and writes every token through a pointer (zero-filling it first cost as much
+// as writing the tokens).
+template <class T>
+struct DefaultInitAllocator : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = DefaultInitAllocator<U>;
+  };
+  using std::allocator<T>::allocator;
+  template <class U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+// A token sequence (int32 ids).
+using Tokens = std::vector<std::int32_t, DefaultInitAllocator<std::int32_t>>;
 
 constexpr int kDrumChannel = 9;
 constexpr std::int32_t kDrums = 128;  // the program of a drum part (version 2)
@@ -135,23 +158,24 @@ struct EncodeScratch {
   };
   std::vector<Item> items;
   std::vector<std::int64_t> cum;
-  std::vector<std::int64_t> last;  // per code: the last note's index (re-strikes)
+  // per code: the latest note's end, and its onset and Duration tokens (where, how many)
+  std::vector<std::int64_t> ends, last;
 };
 
 // Tokens of one score into `out` (cleared first): BOS, notes, EOS. Throws CodecError on a
 // negative tick, a time base that would overflow int64, or a malformed time base.
-void encode_score(const ScoreView& score, const Vocab& vocab, std::vector<std::int32_t>& out,
+void encode_score(const ScoreView& score, const Vocab& vocab, Tokens& out,
                   EncodeScratch& scratch, EncodeReport& report);
 
 // Version 2 (python: _python_v2.encode).
-void encode_score_v2(const ScoreView& score, const Vocab& vocab, std::vector<std::int32_t>& out,
+void encode_score_v2(const ScoreView& score, const Vocab& vocab, Tokens& out,
                      EncodeReport& report);
 
 // Many scores on `threads` threads (1 = the calling thread). out[i] holds score i's tokens,
 // reports[i] its report. The first failing score's error is rethrown, prefixed with
 // "encode_many: score i: ". Dispatches on the vocabulary's version.
 void encode_many(const std::vector<ScoreView>& scores, const Vocab& vocab, int threads,
-                 std::vector<std::vector<std::int32_t>>& out, std::vector<EncodeReport>& reports);
+                 std::vector<Tokens>& out, std::vector<EncodeReport>& reports);
 
 // The grammar automaton built by python's musgen.codec.grammar(config).
 struct GrammarTable {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <exception>
+#include <limits>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -35,7 +36,7 @@ bool select_notes(const Note* notes, std::size_t n, const Vocab& v,
   bool sorted = true;
   std::int64_t last_onset = 0;
   const int shift = v.velocity_shift;
-  const std::int64_t cap = v.p.cap_steps;
+  const std::int64_t cap = v.p.cap_steps > 0 ? v.p.cap_steps : std::numeric_limits<std::int64_t>::max();
   std::int64_t capped = 0;
   // Written through a pointer, field by field: building an Item on the stack and copying it in
   // (push_back) made the store forwarding stall the hot loop.
@@ -59,12 +60,9 @@ bool select_notes(const Note* notes, std::size_t n, const Vocab& v,
     last_onset = on;
     EncodeScratch::Item& it = out[m++];
     it.onset = on;
-    std::int64_t dur = std::max<std::int64_t>(off - on, 1);
-    if (cap > 0 && dur > cap) {
-      dur = cap;
-      ++capped;
-    }
-    it.duration = dur;
+    const std::int64_t dur = std::max<std::int64_t>(off - on, 1);
+    capped += dur > cap;
+    it.duration = std::min(dur, cap);
     it.code = code;
     it.velocity = vel;
   }
@@ -211,35 +209,6 @@ Vocab make_vocab(const VocabParams& params) {
                    " tokens (a gap or a note is far too long)");
 }
 
-CheckedTime check_time_base(const ScoreView& score) {
-  const TimeBase& tb = score.time;
-  if (tb.n_segments == 0 || tb.seg_ticks == nullptr || tb.seg_rates == nullptr ||
-      tb.seg_ticks[0] != 0)
-    throw CodecError("encode_score: the time base needs at least one segment, starting at tick 0");
-  if (tb.divisor <= 0)
-    throw CodecError("encode: the score's time division gives " + std::to_string(tb.divisor) +
-                     " units per step (ticks_per_beat must be positive)");
-  std::int64_t lo = 0, hi = 0;
-  for (std::size_t i = 0; i < score.n_notes; ++i) {
-    lo = std::min({lo, score.notes[i].start, score.notes[i].end});
-    hi = std::max({hi, score.notes[i].start, score.notes[i].end});
-  }
-  if (lo < 0)
-    throw CodecError("encode: the score has a note at negative tick " + std::to_string(lo));
-  CheckedTime c;
-  c.hi = hi;
-  // Segments after the last tick play no part (the Python side cuts them the same way).
-  while (c.n_seg < tb.n_segments && tb.seg_ticks[c.n_seg] <= hi) ++c.n_seg;
-  for (std::size_t s = 0; s < c.n_seg; ++s) {
-    if (tb.seg_rates[s] < 0 || (s > 0 && tb.seg_ticks[s] <= tb.seg_ticks[s - 1]))
-      throw CodecError("encode_score: time base segments must have rising ticks and rates >= 0");
-    c.max_rate = std::max(c.max_rate, tb.seg_rates[s]);
-  }
-  if (c.max_rate > 0 && hi > kMaxUnits / c.max_rate)
-    throw CodecError("encode: tick " + std::to_string(hi) +
-                     " is too large to convert to grid steps without overflow");
-  return c;
-}
 
 namespace {
 
@@ -262,10 +231,17 @@ bool quantize_items(const ScoreView& score, const Vocab& v, const CheckedTime& c
   if (n_seg == 1 && 2 * c.hi * c.max_rate + divisor < k32 && 2 * divisor < k32) {
     const auto rate = static_cast<std::uint32_t>(seg_rates[0]);
     const auto half = static_cast<std::uint32_t>(divisor);
-    const auto two_div = 2 * half;
+    // Division by the constant 2 * divisor as a multiply by its reciprocal, exact for every
+    // 32-bit numerator: with M = ceil(2^64 / d) and n < 2^32, floor(n M / 2^64) = floor(n / d)
+    // (the error n (M d - 2^64) / 2^64 stays below 1). The division was the encoder's costliest
+    // instruction, twice per note.
+    const std::uint64_t two_div = 2 * static_cast<std::uint64_t>(half);
+    const std::uint64_t magic = two_div == 1 ? 0 : ~std::uint64_t{0} / two_div + 1;
     return select_notes(score.notes, score.n_notes, v, scratch.items,
                         [=](std::int64_t t) -> std::int64_t {
-                          return (2 * static_cast<std::uint32_t>(t) * rate + half) / two_div;
+                          const std::uint64_t n = 2 * static_cast<std::uint32_t>(t) * rate + half;
+                          return static_cast<std::int64_t>(
+                              (static_cast<unsigned __int128>(n) * magic) >> 64);
                         },
                         report);
   }
@@ -307,86 +283,160 @@ void order_items(std::vector<EncodeScratch::Item>& items, bool sorted) {
   }
 }
 
-// What the stream keeps of the ordered items (python: _python.hygienic_steps): of the notes
-// sharing (onset, code) the last (longest, then loudest); a note still sounding when its code
-// is struck again ends there; silences longer than the limit lose whole units. In place.
-void hygiene(std::vector<EncodeScratch::Item>& items, const Vocab& v, EncodeScratch& scratch,
-             EncodeReport& report) {
-  const std::size_t n = items.size();
-  std::size_t m = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    if (i + 1 < n && items[i + 1].onset == items[i].onset && items[i + 1].code == items[i].code)
-      continue;
-    items[m++] = items[i];
+// Greedy spelling of `value` steps at w (full tokens of `largest`, then the remainder); the
+// caller made room for span_tokens(value, largest) tokens.
+inline std::int32_t* write_span(std::int32_t* w, std::int64_t value, std::int32_t largest,
+                                std::int32_t base) {
+  if (value <= largest) {
+    *w++ = base + static_cast<std::int32_t>(value) - 1;
+    return w;
   }
-  items.resize(m);
-  std::vector<std::int64_t>& last = scratch.last;
-  last.assign(static_cast<std::size_t>(v.n_codes()), -1);
-  for (std::size_t i = 0; i < m; ++i) {
-    std::int64_t& prev = last[static_cast<std::size_t>(items[i].code)];
-    if (prev >= 0) {
-      EncodeScratch::Item& p = items[static_cast<std::size_t>(prev)];
-      p.duration = std::min(p.duration, items[i].onset - p.onset);
-    }
-    prev = static_cast<std::int64_t>(i);
-  }
-  const std::int64_t limit = v.p.silence_steps, unit = v.p.silence_unit;
-  if (limit <= 0) return;
-  std::int64_t sounding = 0, group_end = 0, shift = 0;
-  for (std::size_t g = 0; g < m;) {
-    const std::int64_t t = items[g].onset;
-    const std::int64_t silence = t - sounding;
-    if (silence > limit) {
-      const std::int64_t cut = (silence - limit) / unit * unit;
-      if (cut > 0) {
-        shift += cut;
-        ++report.silences_shortened;
-      }
-    }
-    group_end = 0;
-    std::size_t e = g;
-    for (; e < m && items[e].onset == t; ++e) {
-      group_end = std::max(group_end, t + items[e].duration);
-      items[e].onset = t - shift;
-    }
-    sounding = std::max(sounding, group_end);
-    g = e;
-  }
-  report.steps_removed = shift;
+  const std::int32_t full = base + largest - 1;
+  for (std::int64_t q = value / largest; q > 0; --q) *w++ = full;
+  const std::int64_t r = value % largest;
+  if (r > 0) *w++ = base + static_cast<std::int32_t>(r) - 1;
+  return w;
 }
 
-// BOS, then per note TimeShift* Pitch Velocity Duration+, then EOS.
-void write_tokens(const std::vector<EncodeScratch::Item>& items, const Vocab& v,
-                  std::vector<std::int32_t>& out) {
-  out.clear();
-  out.reserve(items.size() * 4 + 2);
-  out.push_back(v.bos_id);
-  std::int64_t clock = 0;
-  for (const EncodeScratch::Item& it : items) {
-    if (it.onset > clock) push_span(out, it.onset - clock, v.p.max_time_shift, v.time_base);
-    clock = it.onset;
-    out.push_back(v.pitch_base + it.code);
-    out.push_back(v.velocity_base + it.velocity);
-    push_span(out, it.duration, v.p.max_duration, v.duration_base);
-  }
-  if (static_cast<std::int64_t>(out.size()) + 1 > kMaxTokens) too_many_tokens();
-  out.push_back(v.eos_id);
+inline std::int64_t span_tokens(std::int64_t value, std::int32_t largest) {
+  return value <= largest ? 1 : value / largest + (value % largest > 0);
 }
+
+// The tokens of the ordered items, BOS, then per note TimeShift* Pitch Velocity Duration+,
+// then EOS, written in one pass that also keeps what the stream keeps (python:
+// _python.hygienic_steps): of the notes sharing (onset, code) the last (longest, then
+// loudest); a note still sounding when its code is struck again ends there (its Duration
+// tokens, already written, are rewritten: a few percent of notes); a silence longer than the
+// limit loses whole units. Tokens go through a pointer into a buffer sized for the common case
+// (one TimeShift and one Duration per note), grown only before a note that needs more: a
+// push_back per token cost a tenth of the encoder.
+class TokenWriter {
+ public:
+  TokenWriter(const Vocab& v, EncodeScratch& s, Tokens& out, EncodeReport& report)
+      : v_(v), ends_(s.ends), pos_(s.last), out_(out), report_(report),
+        limit_(v.p.silence_steps > 0 ? v.p.silence_steps
+                                     : std::numeric_limits<std::int64_t>::max() / 4) {
+    ends_.assign(static_cast<std::size_t>(v.n_codes()), -1);
+    pos_.assign(static_cast<std::size_t>(v.n_codes()), 0);
+  }
+
+  void write(const std::vector<EncodeScratch::Item>& items) {
+    const std::int32_t M = v_.p.max_time_shift, D = v_.p.max_duration;
+    const std::int32_t pitch_base = v_.pitch_base, velocity_base = v_.velocity_base;
+    out_.resize(items.size() * 4 + 2);
+    w_ = out_.data();
+    end_ = w_ + out_.size();
+    *w_++ = v_.bos_id;
+    std::int64_t* ends = ends_.data();  // per code: where its latest note ends (-1: none)
+    std::int64_t* pos = pos_.data();    // per code: where its latest note's Pitch token is
+    const std::size_t n = items.size();
+    const EncodeScratch::Item* it = items.data();
+    std::int64_t clock = 0, shift = 0, t = 0, group_onset = -1, group_end = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i + 1 < n && it[i + 1].onset == it[i].onset && it[i + 1].code == it[i].code) continue;
+      const EncodeScratch::Item& x = it[i];
+      if (x.onset != group_onset) {
+        group_onset = x.onset;
+        // the previous onset's notes sound until this onset at least (only a re-strike here
+        // ends them): a silence longer than the limit needs a gap longer than it after them,
+        // and only then is the exact end of everything sounding worth computing
+        if (x.onset - shift - group_end > limit_) shift += shortened(x.onset - shift);
+        group_end = 0;
+        t = x.onset - shift;
+      }
+      const std::int64_t gap = t - clock;
+      if (gap > M || x.duration > D || end_ - w_ < 4) room(gap, x.duration);
+      if (gap > 0) w_ = write_span(w_, gap, M, v_.time_base);
+      clock = t;
+      const std::size_t c = static_cast<std::size_t>(x.code);
+      if (ends[c] > t) restruck(c, t);
+      pos[c] = w_ - out_.data();
+      *w_++ = pitch_base + x.code;
+      *w_++ = velocity_base + x.velocity;
+      w_ = write_span(w_, x.duration, D, v_.duration_base);
+      const std::int64_t e = t + x.duration;
+      ends[c] = e;
+      group_end = std::max(group_end, e);
+    }
+    report_.steps_removed = shift;
+    const std::int64_t size = w_ - out_.data();
+    if (size + 1 > kMaxTokens) too_many_tokens();
+    if (w_ == end_) {
+      out_.push_back(v_.eos_id);
+      return;
+    }
+    *w_ = v_.eos_id;
+    out_.resize(static_cast<std::size_t>(size + 1));
+  }
+
+ private:
+  // Steps to cut from the silence before output time t: what still sounds is the latest note
+  // of each code (an earlier one of a code ended where the next was struck).
+  std::int64_t shortened(std::int64_t t) {
+    std::int64_t sounding = 0;
+    for (std::int64_t e : ends_) sounding = std::max(sounding, e);
+    const std::int64_t silence = t - sounding;
+    const std::int64_t unit = v_.p.silence_unit;
+    const std::int64_t cut = silence > limit_ ? (silence - limit_) / unit * unit : 0;
+    if (cut > 0) ++report_.silences_shortened;
+    return cut;
+  }
+
+  // Code c is struck again at t while its latest note sounds: that note ends at t. Its
+  // Duration tokens (right after its Pitch and Velocity) are rewritten in place; when the
+  // shorter duration needs fewer of them, the tokens written since move back (a few: notes
+  // are capped) and so do the recorded positions after them.
+  void restruck(std::size_t c, std::int64_t t) {
+    std::int32_t* first = out_.data() + pos_[c] + 2;
+    std::int64_t old = 0;
+    std::int32_t* p = first;
+    for (; p < w_ && *p >= v_.duration_base; ++p) old += *p - v_.duration_base + 1;
+    const std::int64_t dur = t - (ends_[c] - old);
+    const std::int64_t k_old = p - first, k_new = span_tokens(dur, v_.p.max_duration);
+    write_span(first, dur, v_.p.max_duration, v_.duration_base);
+    if (k_new == k_old) return;
+    std::move(p, w_, first + k_new);
+    w_ -= k_old - k_new;
+    for (std::int64_t& q : pos_)
+      if (q > pos_[c]) q -= k_old - k_new;
+  }
+
+  // Room for one note with a gap and duration of these lengths (and EOS).
+  void room(std::int64_t gap, std::int64_t duration) {
+    const std::int64_t need = (gap > 0 ? span_tokens(gap, v_.p.max_time_shift) : 0) + 2 +
+                              span_tokens(duration, v_.p.max_duration) + 1;
+    const std::int64_t at = w_ - out_.data();
+    if (at + need > kMaxTokens) too_many_tokens();
+    if (end_ - w_ >= need) return;
+    out_.resize(static_cast<std::size_t>(
+        std::max<std::int64_t>(at + need, static_cast<std::int64_t>(out_.size()) * 2)));
+    w_ = out_.data() + at;
+    end_ = out_.data() + out_.size();
+  }
+
+  const Vocab& v_;
+  std::vector<std::int64_t>& ends_;
+  std::vector<std::int64_t>& pos_;
+  Tokens& out_;
+  EncodeReport& report_;
+  const std::int64_t limit_;
+  std::int32_t* w_ = nullptr;
+  std::int32_t* end_ = nullptr;
+};
 
 }  // namespace
 
-void encode_score(const ScoreView& score, const Vocab& v, std::vector<std::int32_t>& out,
+void encode_score(const ScoreView& score, const Vocab& v, Tokens& out,
                   EncodeScratch& scratch, EncodeReport& report) {
   report = EncodeReport{};
   const CheckedTime c = check_time_base(score);
   const bool sorted = quantize_items(score, v, c, scratch, report);
   order_items(scratch.items, sorted);
-  hygiene(scratch.items, v, scratch, report);
-  write_tokens(scratch.items, v, out);
+  TokenWriter(v, scratch, out, report).write(scratch.items);
 }
 
 void encode_many(const std::vector<ScoreView>& scores, const Vocab& vocab, int threads,
-                 std::vector<std::vector<std::int32_t>>& out, std::vector<EncodeReport>& reports) {
+                 std::vector<Tokens>& out, std::vector<EncodeReport>& reports) {
   const std::size_t n = scores.size();
   out.assign(n, {});
   reports.assign(n, {});

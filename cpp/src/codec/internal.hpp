@@ -7,7 +7,10 @@
 #include <cstdint>
 #include <vector>
 
+#include <string>
+
 #include "musgen/codec.hpp"
+#include "musgen/errors.hpp"
 
 namespace musgen::codec {
 
@@ -21,7 +24,36 @@ struct CheckedTime {
   std::size_t n_seg = 1;
   std::int64_t hi = 0, max_rate = 0;
 };
-CheckedTime check_time_base(const ScoreView& score);
+inline CheckedTime check_time_base(const ScoreView& score) {
+  const TimeBase& tb = score.time;
+  if (tb.n_segments == 0 || tb.seg_ticks == nullptr || tb.seg_rates == nullptr ||
+      tb.seg_ticks[0] != 0)
+    throw CodecError("encode_score: the time base needs at least one segment, starting at tick 0");
+  if (tb.divisor <= 0)
+    throw CodecError("encode: the score's time division gives " + std::to_string(tb.divisor) +
+                     " units per step (ticks_per_beat must be positive)");
+  std::int64_t lo = 0, hi = 0;
+  for (std::size_t i = 0; i < score.n_notes; ++i) {
+    lo = std::min({lo, score.notes[i].start, score.notes[i].end});
+    hi = std::max({hi, score.notes[i].start, score.notes[i].end});
+  }
+  if (lo < 0)
+    throw CodecError("encode: the score has a note at negative tick " + std::to_string(lo));
+  CheckedTime c;
+  c.hi = hi;
+  // Segments after the last tick play no part (the Python side cuts them the same way).
+  while (c.n_seg < tb.n_segments && tb.seg_ticks[c.n_seg] <= hi) ++c.n_seg;
+  for (std::size_t s = 0; s < c.n_seg; ++s) {
+    if (tb.seg_rates[s] < 0 || (s > 0 && tb.seg_ticks[s] <= tb.seg_ticks[s - 1]))
+      throw CodecError("encode_score: time base segments must have rising ticks and rates >= 0");
+    c.max_rate = std::max(c.max_rate, tb.seg_rates[s]);
+  }
+  if (c.max_rate > 0 && hi > kMaxUnits / c.max_rate)
+    throw CodecError("encode: tick " + std::to_string(hi) +
+                     " is too large to convert to grid steps without overflow");
+  return c;
+}
+
 
 // Ticks (>= 0, <= CheckedTime::hi + 1) -> grid steps, round half up (python:
 // _python.ticks_to_steps).
@@ -49,7 +81,7 @@ class StepConverter {
 };
 
 // Greedy spelling of `value` steps: full tokens of `largest`, then the remainder.
-inline void push_span(std::vector<std::int32_t>& out, std::int64_t value, std::int32_t largest,
+inline void push_span(Tokens& out, std::int64_t value, std::int32_t largest,
                       std::int32_t base) {
   if (value <= largest) {  // the common case: one token, no division
     out.push_back(base + static_cast<std::int32_t>(value) - 1);

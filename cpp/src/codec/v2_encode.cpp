@@ -378,7 +378,7 @@ std::int32_t density_bin(const std::vector<Item>& items, const Vocab& v) {
 // ------------------------------------------------------------------------------- tokens
 void write_tokens(const std::vector<std::int32_t>& programs, const std::vector<Item>& items,
                   const Layout& lay, std::int32_t style, const Vocab& v,
-                  std::vector<std::int32_t>& out) {
+                  Tokens& out) {
   out.clear();
   out.reserve(items.size() * 4 + lay.bars.size() + programs.size() + 8);
   out.push_back(v.bos_id);
@@ -483,7 +483,7 @@ std::vector<Item> grid_items(const ScoreView& s, const StepConverter& steps, con
 
 }  // namespace
 
-void encode_score_v2(const ScoreView& s, const Vocab& v, std::vector<std::int32_t>& out,
+void encode_score_v2(const ScoreView& s, const Vocab& v, Tokens& out,
                      EncodeReport& report) {
   report = EncodeReport{};
   const CheckedTime c = check_time_base(s);

@@ -94,12 +94,14 @@ def clamp_silences(on: np.ndarray, dur: np.ndarray, limit: int, unit: int):
 def hygienic_steps(notes: np.ndarray, seg_ticks, seg_rates, divisor, config):
     """``note_steps`` with re-struck notes ended and long silences shortened: what a version-1
     stream holds. Returns (onset, duration, code, velocity bin, report) with report = (notes
-    capped, silences shortened, steps removed)."""
+    capped, silences shortened, steps removed), or None when nothing was capped or shortened
+    (as the C++ core reports it)."""
     on, dur, code, vel, capped = note_steps(notes, seg_ticks, seg_rates, divisor, config)
     dur = end_restrikes(on, dur, code)
     on, n_silences, removed = clamp_silences(on, dur, config.silence_steps,
                                              config.silence_unit)
-    return on, dur, code, vel, (capped, n_silences, removed)
+    return on, dur, code, vel, ((capped, n_silences, removed)
+                                if capped or n_silences else None)
 
 
 def _spans(values: np.ndarray, largest: int):

@@ -204,6 +204,11 @@ class CodecConfig(Vocabulary):
                 raise CodecError(f"CodecConfig.time_signatures: a bar of {m} is not a whole "
                                  f"number of steps at steps_per_beat={self.steps_per_beat}")
 
+    def __getstate__(self) -> dict:
+        """Pickle the fields and cached tables, not the C++ core's vocabulary cached on the
+        instance (``codec.tokens._c_params``), which is rebuilt on first use."""
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_c_")}
+
     # ------------------------------------------------------------------ serialization
     def to_dict(self) -> dict:
         """A JSON-serializable dict with every parameter and the vocabulary's token names.

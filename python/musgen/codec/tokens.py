@@ -104,7 +104,18 @@ def _prepare(score: Score, config: CodecConfig, where: str = "encode", check: bo
 
 
 # ---------------------------------------------------------------------------------- facade
-def _c_params(c: CodecConfig) -> tuple:
+def _c_params(c: CodecConfig):
+    """The C++ core's vocabulary of a config (a ``CodecVocab``), built once per config object
+    and kept on it: encode runs once per file, and hashing a config or parsing its parameters
+    again cost as much as encoding a small file."""
+    hit = c.__dict__.get("_c_vocab")
+    if hit is None:
+        hit = _backend.core().CodecVocab(_make_c_params(c))
+        object.__setattr__(c, "_c_vocab", hit)
+    return hit
+
+
+def _make_c_params(c: CodecConfig) -> tuple:
     """The parameters the C++ core takes, in its order: the vocabulary's, the note and silence
     limits, and for version 2 the header blocks and integer tables."""
     base = (c.max_time_shift, c.max_duration, c.pitch_range[0], c.pitch_range[1], c.keep_drums,
@@ -232,10 +243,16 @@ def encode(score: Score, config: CodecConfig | None = None, *, style: str | None
         dropped (``warning.report`` holds the counts).
     """
     config = config or default_config()
-    _style_index(config, style)  # a bad label fails before any work
-    tokens, report = _encode_one(score, config, style, _backend.resolve(backend) == "cpp",
-                                 "encode")
-    _warn(_as_report(report, config), config, "encode", None)
+    if style is not None:
+        _style_index(config, style)  # a bad label fails before any work
+    cpp = _backend.resolve(backend) == "cpp"
+    if config.version == 1 and cpp:  # the common case, kept short: encode runs per file
+        tokens, report = _backend.core().codec_encode(*_prepare(score, config, check=False),
+                                                      _c_params(config))
+    else:
+        tokens, report = _encode_one(score, config, style, cpp, "encode")
+    if report:  # None (C++) or {} (Python): nothing to say
+        _warn(_as_report(report, config), config, "encode", None)
     return tokens
 
 
@@ -244,6 +261,8 @@ def _as_report(report, config) -> dict:
     (version 1), the C++ core tuples."""
     if isinstance(report, dict):
         return report
+    if report is None:
+        return {}
     if config.version == 1:
         return _v1_report(report, config)
     keys = ("notes_capped", "silences_shortened", "steps_removed", "parts_merged",
@@ -298,11 +317,10 @@ def encode_many(scores: Sequence[Score], config: CodecConfig | None = None, *,
                 raise CodecError(f"encode_many: score {i}: {exc}") from None
     tokens = []
     for i, (tok, rep) in enumerate(out):
-        rep = _as_report(rep, config)
         if reports is not None:
-            reports.append(rep)
-        else:
-            _warn(rep, config, f"encode_many: score {i}", i)
+            reports.append(_as_report(rep, config))
+        elif rep:
+            _warn(_as_report(rep, config), config, f"encode_many: score {i}", i)
         tokens.append(tok)
     return tokens
 
