@@ -115,7 +115,8 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     ds_dir = work / "jsb"
     if not (ds_dir / "dataset.json").exists():
-        ds_mod.prepare([src], ds_dir, seed=SEED, quiet=True)
+        # the shipped model is a codec-version-1 model
+        ds_mod.prepare([src], ds_dir, seed=SEED, quiet=True, codec_version=1)
     model_dir = work / "model"
     training.train(ds_dir, model_dir, epochs=args.epochs, seed=SEED, max_minutes=None,
                    resume=(model_dir / "checkpoints").exists(), quiet=True)

@@ -51,7 +51,7 @@ from .config import FORMAT, FORMAT_VERSION, MAX_TOKENS, VERSIONS, CodecConfig, d
 from .grammar import S_END, S_START, Grammar, grammar, grammar_mask
 from .paper import paper_decode, paper_features
 from .tables import TokenTables, token_tables
-from .tokens import decode, encode, encode_many, quantize
+from .tokens import decode, describe_report, encode, encode_many, quantize, read_header
 from .vocab import (
     TYPE_BAR,
     TYPE_DENSITY,
@@ -100,6 +100,8 @@ __all__ = [
     "encode_many",
     "decode",
     "quantize",
+    "read_header",
+    "describe_report",
     "paper_features",
     "paper_decode",
     "MAX_TOKENS",

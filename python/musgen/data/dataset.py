@@ -11,10 +11,10 @@ import numpy as np
 
 from .format import (
     FORMAT,
-    FORMAT_VERSION,
     INFO_NAME,
     PAPER_NAME,
     PIECES_NAME,
+    READABLE_VERSIONS,
     SPLIT_FOLDERS,
     SPLITS,
     TOKENS_NAME,
@@ -78,9 +78,10 @@ class Dataset:
         found = info.get("format") if isinstance(info, dict) else type(info).__name__
         if found != FORMAT:
             raise DatasetError(f"{path / INFO_NAME}: format is {found!r}, expected {FORMAT!r}")
-        if info.get("format_version") != FORMAT_VERSION:
+        if info.get("format_version") not in READABLE_VERSIONS:
             raise DatasetError(f"{path / INFO_NAME}: format_version {info.get('format_version')!r}"
-                               f", this musgen reads version {FORMAT_VERSION}")
+                               f", this musgen reads versions "
+                               f"{', '.join(map(str, READABLE_VERSIONS))}")
         tokens = cls._load_array(path / TOKENS_NAME, np.int32, 1)
         paper = cls._load_array(path / PAPER_NAME, np.float32, 2)
         if paper.shape[1:] != (3,):
@@ -95,7 +96,8 @@ class Dataset:
         for lineno, line in enumerate(lines, 1):
             try:
                 row = json.loads(line)
-                piece = Piece(**{f: row[f] for f in Piece._fields})
+                piece = Piece(**{f: row[f] for f in Piece._fields
+                                 if f in row or f not in Piece._field_defaults})
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
                 raise DatasetError(f"{path / PIECES_NAME}:{lineno}: bad piece record ({exc!r})"
                                    ) from None

@@ -3,7 +3,7 @@ evaluation read it).
 
 A dataset folder holds:
 
-* ``dataset.json``  -- ``{"format": "musgen.dataset", "format_version": 1, "codec": {...},
+* ``dataset.json``  -- ``{"format": "musgen.dataset", "format_version": 2, "codec": {...},
   "seed", "split": {...}, "splits": {name: {"pieces", "tokens", "notes"}}, "sources": [...],
   "files": {...}, "totals": {...}}``
 * ``tokens.npy``    -- int32 [total_tokens], every kept piece's tokens (BOS ... EOS) concatenated
@@ -11,12 +11,19 @@ A dataset folder holds:
 * ``pieces.jsonl``  -- one JSON object per piece, in token order: ``index``, ``source`` (corpus
   name, see ``dataset.json["sources"]``), ``path`` (POSIX path relative to that corpus), ``sha1``
   (of the file bytes), ``split`` (train/valid/test), ``split_by`` (folder/seed), ``offset`` and
-  ``length`` (into ``tokens.npy``, in tokens), ``n_notes``, ``note_offset`` (into ``paper.npy``).
+  ``length`` (into ``tokens.npy``, in tokens), ``n_notes``, ``note_offset`` (into ``paper.npy``);
+  since format_version 2 also ``style`` (the corpus's style label) and, for codec version 2,
+  the piece's conditions: ``key`` ("C".."Bm", see ``codec.names.KEY_NAMES``), ``density``
+  (bin), ``programs`` (one per part, 128 = drums), ``tempo_bpm`` and ``time_signature``.
 * ``paper.npy``     -- float32 [total_notes, 3], the paper preset's per-note features (pitch,
   velocity, seconds since the previous onset), pieces concatenated in the same order.
 * ``quarantine.tsv`` -- ``path<TAB>reason`` for every file found but not kept (header row first).
 * ``recovered.tsv`` -- ``path<TAB>warning`` for kept files the reader recovered from damage
-  (truncated track, missing End-of-Track, ...): one row per MidiWarning.
+  (truncated track, missing End-of-Track, ...): one row per MidiWarning; and one row
+  ("encode: ...") per file whose long silences, long notes or extra parts encode shortened.
+
+Versions. format_version 1 (before styles and conditions) still opens: its pieces have no
+``style`` and no conditions (None).
 
 Splits. A file under a folder named ``train``, ``valid``/``validation`` or ``test`` (any
 component of its path below the corpus root, or the corpus root's own name; the innermost one
@@ -41,11 +48,14 @@ from typing import NamedTuple
 
 from ..errors import MusgenError
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "SPLITS", "MIDI_SUFFIXES", "SPLIT_FOLDERS", "DatasetError",
+__all__ = ["FORMAT", "FORMAT_VERSION", "READABLE_VERSIONS", "SPLITS", "MIDI_SUFFIXES",
+           "SPLIT_FOLDERS", "DatasetError",
            "Piece", "piece_field"]
 
 FORMAT = "musgen.dataset"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Dataset format versions this musgen opens.
+READABLE_VERSIONS = (1, 2)
 SPLITS = ("train", "valid", "test")
 MIDI_SUFFIXES = (".mid", ".midi", ".rmi", ".kar")
 #: folder names that put a file into a split (compared case-insensitively)
@@ -76,7 +86,8 @@ def piece_field(piece, name: str):
 
 
 class Piece(NamedTuple):
-    """One kept piece: where its tokens and note features live and where it came from."""
+    """One kept piece: where its tokens and note features live, where it came from, and its
+    conditions (None where the dataset's format or codec has none)."""
 
     index: int
     source: str
@@ -88,3 +99,9 @@ class Piece(NamedTuple):
     length: int
     n_notes: int
     note_offset: int
+    style: str | None = None
+    key: str | None = None
+    density: int | None = None
+    programs: list | None = None
+    tempo_bpm: float | None = None
+    time_signature: str | None = None
