@@ -38,7 +38,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dropout", type=float, default=None, help="dropout between layers (0.2)")
     p.add_argument("--learning-rate", type=float, default=None, help="Adam learning rate (2e-3)")
     p.add_argument("--transpose", type=int, default=None,
-                   help="random transposition by up to +-N semitones (0)")
+                   help="random transposition by up to +-N semitones (0); codec version 2 "
+                        "moves the key condition with the notes")
+    p.add_argument("--tempo-shift", type=int, default=None,
+                   help="codec version 2: random tempo change by up to +-N tempo bins of about "
+                        "6%% each (0)")
     p.add_argument("--patience", type=int, default=None,
                    help="stop after this many epochs without validation improvement (6)")
     p.add_argument("--max-minutes", type=_minutes, default="preset",
@@ -62,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
                 dropout=args.dropout, learning_rate=args.learning_rate, seed=args.seed,
                 resume=args.resume, patience=args.patience, tensorboard=args.tensorboard,
                 strategy=args.strategy, quiet=args.quiet, max_minutes=args.max_minutes,
-                transpose=args.transpose)
+                transpose=args.transpose, tempo_shift=args.tempo_shift)
     if not args.quiet:
         print(f"model directory: {out}")
     return 0
