@@ -151,6 +151,19 @@ def assign_parts(notes: np.ndarray, programs: np.ndarray, max_parts: int):
     return part_of_key[inv], [p[1] for p in parts], report
 
 
+def part_sources(notes, programs, config) -> list:
+    """(track, channel) of every part a score's notes make, in part order (the part's first
+    source when encode merged several into it): where a continuation of the score puts the
+    notes the model writes in each part."""
+    sel, _ = _kept_notes(notes, config)
+    part, progs, _ = assign_parts(sel, programs, config.max_parts)
+    out = []
+    for p in range(len(progs)):
+        first = np.flatnonzero(part == p)[0]
+        out.append((int(sel["track"][first]), int(sel["channel"][first])))
+    return out
+
+
 def _last_sharing(parts, fld):
     """The last part whose field ``fld`` (0: track/channel, 1: program) an earlier part has."""
     for j in range(len(parts) - 1, 0, -1):
