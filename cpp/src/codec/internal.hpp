@@ -56,15 +56,34 @@ inline CheckedTime check_time_base(const ScoreView& score) {
 
 
 // Ticks (>= 0, <= CheckedTime::hi + 1) -> grid steps, round half up (python:
-// _python.ticks_to_steps).
+// _python.ticks_to_steps). A beat grid (one segment) whose numerators fit 32 bits divides by
+// multiplying with the divisor's reciprocal (exact for every 32-bit numerator n: with
+// M = ceil(2^64 / d), floor(n M / 2^64) = floor(n / d)); the 64-bit division it replaces was
+// the costliest instruction of the encoders, twice per note.
 class StepConverter {
  public:
   StepConverter(const TimeBase& tb, const CheckedTime& c) : tb_(tb), n_seg_(c.n_seg) {
     cum_.assign(n_seg_, 0);
     for (std::size_t s = 1; s < n_seg_; ++s)
       cum_[s] = cum_[s - 1] + (tb.seg_ticks[s] - tb.seg_ticks[s - 1]) * tb.seg_rates[s - 1];
+    constexpr std::int64_t k32 = std::int64_t{1} << 32;
+    // (c.hi + 1) * rate <= 2^61 + rate: checked by check_time_base, no overflow here
+    fast_ = n_seg_ == 1 && 2 * (c.hi + 1) * tb.seg_rates[0] + tb.divisor < k32 &&
+            2 * tb.divisor < k32;
+    if (fast_) {
+      const std::uint64_t d = 2 * static_cast<std::uint64_t>(tb.divisor);
+      magic_ = d == 1 ? 0 : ~std::uint64_t{0} / d + 1;
+      one_ = d == 1;
+    }
   }
   std::int64_t operator()(std::int64_t t) const {
+    if (fast_) {
+      const std::uint64_t n = 2 * static_cast<std::uint64_t>(t) *
+                                  static_cast<std::uint64_t>(tb_.seg_rates[0]) +
+                              static_cast<std::uint64_t>(tb_.divisor);
+      if (one_) return static_cast<std::int64_t>(n);
+      return static_cast<std::int64_t>((static_cast<unsigned __int128>(n) * magic_) >> 64);
+    }
     std::size_t i = 0;
     if (n_seg_ > 1)
       i = static_cast<std::size_t>(std::upper_bound(tb_.seg_ticks, tb_.seg_ticks + n_seg_, t) -
@@ -78,6 +97,8 @@ class StepConverter {
   TimeBase tb_;
   std::size_t n_seg_;
   std::vector<std::int64_t> cum_;
+  bool fast_ = false, one_ = false;
+  std::uint64_t magic_ = 0;
 };
 
 // Greedy spelling of `value` steps: full tokens of `largest`, then the remainder.

@@ -35,6 +35,33 @@ bool item_less(const Item& a, const Item& b) {
   return a.velocity < b.velocity;
 }
 
+// Stream order (onset, part, code, duration, velocity). A Score's notes come sorted by start,
+// so the onsets usually rise already: then each group sharing an onset is put in order by an
+// insertion sort (a full sort cost more than the rest of the encoder).
+void order_items(std::vector<Item>& items) {
+  const std::size_t n = items.size();
+  for (std::size_t i = 1; i < n; ++i) {
+    if (items[i].onset < items[i - 1].onset) {
+      std::sort(items.begin(), items.end(), item_less);
+      return;
+    }
+  }
+  for (std::size_t g = 0; g < n;) {
+    std::size_t e = g + 1;
+    while (e < n && items[e].onset == items[g].onset) ++e;
+    for (std::size_t j = g + 1; j < e; ++j) {
+      const Item x = items[j];
+      std::size_t k = j;
+      while (k > g && item_less(x, items[k - 1])) {
+        items[k] = items[k - 1];
+        --k;
+      }
+      items[k] = x;
+    }
+    g = e;
+  }
+}
+
 // A kept note before its part is known.
 struct Kept {
   std::size_t index;  // into the score's notes
@@ -85,6 +112,9 @@ struct Part {
 std::vector<std::int32_t> assign_parts(const ScoreView& s, const std::vector<Kept>& kept,
                                        std::int32_t max_parts, std::vector<std::int32_t>& part,
                                        EncodeReport& report) {
+  // (track, channel, program) -> slot: a linear search of the few keys seen (a piece has a
+  // handful of parts), a hash map beyond that
+  std::vector<std::int64_t> slot_keys;
   std::unordered_map<std::int64_t, std::size_t> slot_of;
   std::vector<Part> slots;
   std::vector<std::size_t> slot(kept.size());
@@ -95,10 +125,20 @@ std::vector<std::int32_t> assign_parts(const ScoreView& s, const std::vector<Kep
     const std::int64_t tc = static_cast<std::int64_t>(nt.track) * 16 + nt.channel;
     const std::int64_t key = tc * 129 + kept[i].program;
     if (key != last_key) {
-      auto [it, fresh] = slot_of.try_emplace(key, slots.size());
-      if (fresh) slots.push_back({tc, kept[i].program, nt.start, 0, {}});
+      std::size_t k = 0;
+      if (slot_keys.size() <= 32) {
+        while (k < slot_keys.size() && slot_keys[k] != key) ++k;
+      } else {
+        auto it = slot_of.find(key);
+        k = it == slot_of.end() ? slot_keys.size() : it->second;
+      }
+      if (k == slot_keys.size()) {
+        slot_keys.push_back(key);
+        slot_of.emplace(key, k);
+        slots.push_back({tc, kept[i].program, nt.start, 0, {}});
+      }
       last_key = key;
-      last_slot = it->second;
+      last_slot = k;
     }
     Part& p = slots[last_slot];
     p.first = std::min(p.first, nt.start);
@@ -376,18 +416,60 @@ std::int32_t density_bin(const std::vector<Item>& items, const Vocab& v) {
 }
 
 // ------------------------------------------------------------------------------- tokens
+// The tokens, written through a pointer into a buffer sized for the common case (a TimeShift,
+// a Tempo and a Part per onset, four tokens a note, a Bar and a TimeSig per bar), grown only
+// before an onset that needs more (python: piece_tokens).
+class Writer {
+ public:
+  Writer(const Vocab& v, Tokens& out, std::size_t estimate) : v_(v), out_(out) {
+    out_.resize(estimate);
+    w_ = out_.data();
+    end_ = w_ + out_.size();
+  }
+  // Room for `n` more tokens.
+  void room(std::int64_t n) {
+    const std::int64_t at = w_ - out_.data();
+    if (at + n > kMaxTokens) too_many_tokens();
+    if (end_ - w_ >= n) return;
+    out_.resize(static_cast<std::size_t>(
+        std::max<std::int64_t>(at + n, static_cast<std::int64_t>(out_.size()) * 2)));
+    w_ = out_.data() + at;
+    end_ = out_.data() + out_.size();
+  }
+  void put(std::int32_t t) { *w_++ = t; }
+  void span(std::int64_t value, std::int32_t largest, std::int32_t base) {
+    if (value <= largest) {
+      *w_++ = base + static_cast<std::int32_t>(value) - 1;
+      return;
+    }
+    for (std::int64_t q = value / largest; q > 0; --q) *w_++ = base + largest - 1;
+    if (value % largest > 0) *w_++ = base + static_cast<std::int32_t>(value % largest) - 1;
+  }
+  void finish() { out_.resize(static_cast<std::size_t>(w_ - out_.data())); }
+
+ private:
+  const Vocab& v_;
+  Tokens& out_;
+  std::int32_t* w_ = nullptr;
+  std::int32_t* end_ = nullptr;
+};
+
+std::int64_t span_count(std::int64_t value, std::int32_t largest) {
+  return value <= largest ? 1 : value / largest + (value % largest > 0);
+}
+
 void write_tokens(const std::vector<std::int32_t>& programs, const std::vector<Item>& items,
-                  const Layout& lay, std::int32_t style, const Vocab& v,
-                  Tokens& out) {
-  out.clear();
-  out.reserve(items.size() * 4 + lay.bars.size() + programs.size() + 8);
-  out.push_back(v.bos_id);
-  for (std::int32_t p : programs) out.push_back(v.program_base + p);
-  out.push_back(v.key_base + lay.key);
-  out.push_back(v.style_base + style);
-  out.push_back(v.density_base + lay.density);
-  out.push_back(v.tempo_base + lay.tempo);
-  out.push_back(v.timesig_base + lay.meter);
+                  const Layout& lay, std::int32_t style, const Vocab& v, Tokens& out) {
+  const std::int32_t M = v.p.max_time_shift, D = v.p.max_duration;
+  Writer w(v, out, items.size() * 5 + lay.bars.size() * 2 + programs.size() + 8);
+  w.room(static_cast<std::int64_t>(programs.size()) + 6);
+  w.put(v.bos_id);
+  for (std::int32_t p : programs) w.put(v.program_base + p);
+  w.put(v.key_base + lay.key);
+  w.put(v.style_base + style);
+  w.put(v.density_base + lay.density);
+  w.put(v.tempo_base + lay.tempo);
+  w.put(v.timesig_base + lay.meter);
   std::int32_t meter = lay.meter, part = 0;
   std::size_t next_bar = 0, next_tempo = 0;
   std::int64_t clock = 0;
@@ -396,30 +478,36 @@ void write_tokens(const std::vector<std::int32_t>& programs, const std::vector<I
     const std::int64_t t = it.onset;
     if (i == 0 || t != items[i - 1].onset) {
       while (next_bar < lay.bars.size() && lay.bars[next_bar] <= t) {
-        out.push_back(v.bar_id);
+        w.room(2);
+        w.put(v.bar_id);
         if (lay.bar_meter[next_bar] != meter) {
           meter = lay.bar_meter[next_bar];
-          out.push_back(v.timesig_base + meter);
+          w.put(v.timesig_base + meter);
         }
         clock = lay.bars[next_bar++];
       }
       if (t > clock) {
-        push_span(out, t - clock, v.p.max_time_shift, v.time_base);
+        w.room(span_count(t - clock, M) + 1);
+        w.span(t - clock, M, v.time_base);
         clock = t;
       }
-      if (next_tempo < lay.tempo_changes.size() && lay.tempo_changes[next_tempo].first == t)
-        out.push_back(v.tempo_base + lay.tempo_changes[next_tempo++].second);
+      if (next_tempo < lay.tempo_changes.size() && lay.tempo_changes[next_tempo].first == t) {
+        w.room(1);
+        w.put(v.tempo_base + lay.tempo_changes[next_tempo++].second);
+      }
     }
+    w.room(3 + span_count(it.duration, D));
     if (it.part != part) {
-      out.push_back(v.part_base + it.part);
+      w.put(v.part_base + it.part);
       part = it.part;
     }
-    out.push_back(v.pitch_base + it.code);
-    out.push_back(v.velocity_base + it.velocity);
-    push_span(out, it.duration, v.p.max_duration, v.duration_base);
+    w.put(v.pitch_base + it.code);
+    w.put(v.velocity_base + it.velocity);
+    w.span(it.duration, D, v.duration_base);
   }
-  if (static_cast<std::int64_t>(out.size()) + 1 > kMaxTokens) too_many_tokens();
-  out.push_back(v.eos_id);
+  w.room(1);
+  w.put(v.eos_id);
+  w.finish();
 }
 
 // The notes the stream keeps, on the grid, in stream order, merged and hygienic (python:
@@ -457,7 +545,7 @@ std::vector<Item> grid_items(const ScoreView& s, const StepConverter& steps, con
     items.push_back({on, dur, kept[i].code,
                      std::max<std::int32_t>(nt.velocity, 1) >> v.velocity_shift, part[i]});
   }
-  std::sort(items.begin(), items.end(), item_less);
+  order_items(items);
   std::size_t m = 0;
   for (std::size_t i = 0; i < items.size(); ++i) {
     if (i + 1 < items.size() && items[i + 1].onset == items[i].onset &&
@@ -466,17 +554,17 @@ std::vector<Item> grid_items(const ScoreView& s, const StepConverter& steps, con
     items[m++] = items[i];
   }
   items.resize(m);
-  // re-strikes end the earlier note, per (part, code)
-  std::unordered_map<std::int64_t, std::size_t> last;
+  // re-strikes end the earlier note, per (part, code): one slot per voice
+  std::vector<std::int64_t> last(programs.size() * static_cast<std::size_t>(v.n_codes()), -1);
   for (std::size_t i = 0; i < m; ++i) {
-    const std::int64_t voice =
-        static_cast<std::int64_t>(items[i].part) * v.n_codes() + items[i].code;
-    auto [it, fresh] = last.try_emplace(voice, i);
-    if (!fresh) {
-      Item& p = items[it->second];
+    std::int64_t& prev = last[static_cast<std::size_t>(items[i].part) *
+                                  static_cast<std::size_t>(v.n_codes()) +
+                              static_cast<std::size_t>(items[i].code)];
+    if (prev >= 0) {
+      Item& p = items[static_cast<std::size_t>(prev)];
       p.duration = std::min(p.duration, items[i].onset - p.onset);
-      it->second = i;
     }
+    prev = static_cast<std::int64_t>(i);
   }
   return items;
 }

@@ -373,6 +373,14 @@ class CodecConfig(Vocabulary):
         """The TimeSig token (index into ``time_signatures``) a meter maps to: itself when
         listed; else a listed meter with the same bar length (same denominator first, then
         list order); else 4/4."""
+        cache = self.__dict__.setdefault("_meter_cache", {})
+        key = (int(numerator), int(denominator))
+        hit = cache.get(key)
+        if hit is None:
+            hit = cache[key] = self._meter_index(*key)
+        return hit
+
+    def _meter_index(self, numerator: int, denominator: int) -> int:
         meters = self.meters
         if (numerator, denominator) in meters:
             return meters.index((numerator, denominator))

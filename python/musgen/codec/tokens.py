@@ -413,28 +413,28 @@ def read_header(tokens, config: CodecConfig) -> dict:
     (bin) and ``time_signature`` ("N/D"); a condition the tokens do not reach is None."""
     if config.version != 2:
         raise CodecError("read_header: version-1 tokens have no header")
-    tok = _checked_tokens(tokens, config)
-    g = grammar(config)
-    g.walk(tok[:min(tok.size, config.max_parts + 7)])
+    head = _checked_tokens(np.asarray(tokens)[:config.max_parts + 7], config)
+    grammar(config).walk(head)
     c = config
+    program, key, style, density = c.program_base, c.key_base, c.style_base, c.density_base
+    tempo, timesig, bar = c.tempo_base, c.timesig_base, c.bar_id
     out: dict = {"programs": [], "key": None, "style": None, "density": None, "tempo": None,
                  "time_signature": None}
-    for t in tok[1:].tolist():
-        if c.program_base <= t < c.key_base:
-            out["programs"].append(t - c.program_base)
-        elif c.key_base <= t < c.style_base:
-            out["key"] = t - c.key_base
-        elif c.style_base <= t < c.density_base:
-            i = t - c.style_base
-            out["style"] = "unknown" if i == 0 else c.styles[i - 1]
-        elif c.density_base <= t < c.tempo_base:
-            out["density"] = t - c.density_base
-        elif c.tempo_base <= t < c.timesig_base:
-            out["tempo"] = t - c.tempo_base
-        elif c.timesig_base <= t < c.bar_id:
-            out["time_signature"] = c.time_signatures[t - c.timesig_base]
+    for t in head[1:].tolist():
+        if t < program or t >= bar:
             break
+        if t < key:
+            out["programs"].append(t - program)
+        elif t < style:
+            out["key"] = t - key
+        elif t < density:
+            out["style"] = "unknown" if t == style else c.styles[t - style - 1]
+        elif t < tempo:
+            out["density"] = t - density
+        elif t < timesig:
+            out["tempo"] = t - tempo
         else:
+            out["time_signature"] = c.time_signatures[t - timesig]
             break
     return out
 
