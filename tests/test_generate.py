@@ -154,7 +154,9 @@ def test_generate_cli_writes_midi_files(model, tmp_path, backend, capsys):
 def test_generate_cli_errors(model, tmp_path, capsys):
     from musgen.cli import main
 
-    assert main(["generate", str(tmp_path / "missing"), "-o", str(tmp_path / "x.mid")]) == 1
-    assert "not a model directory" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["generate", str(model), "-o", str(tmp_path / "x.mid"), "--n", "0"])
+    assert main(["generate", str(tmp_path / "missing"), "-o", str(tmp_path / "x.mid")]) == 2
+    assert "argument model: " in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["generate", str(tmp_path / "empty"), "-o", str(tmp_path / "x.mid")]) == 1
+    assert "config.json" in capsys.readouterr().err
+    assert main(["generate", str(model), "-o", str(tmp_path / "x.mid"), "--n", "0"]) == 2

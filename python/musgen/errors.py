@@ -10,6 +10,9 @@ __all__ = [
     "CodecWarning",
     "ModelFormatError",
     "BackendUnavailableError",
+    "MissingDependencyError",
+    "SynthesizerUnavailableError",
+    "EvaluationError",
 ]
 
 
@@ -78,3 +81,16 @@ class ModelFormatError(MusgenError, ValueError):
 
 class BackendUnavailableError(MusgenError, RuntimeError):
     """The requested backend (cpp, cuda) is not available in this build or on this machine."""
+
+
+class MissingDependencyError(MusgenError, ImportError):
+    """An optional package needed for this feature is not installed; says how to install it."""
+
+
+class SynthesizerUnavailableError(MusgenError, RuntimeError):
+    """Audio rendering needs a synthesizer (FluidSynth) or a SoundFont that is not installed;
+    the message says what to install."""
+
+
+class EvaluationError(MusgenError, ValueError):
+    """The input of an evaluation is missing or unusable (no MIDI files, an empty set, ...)."""

@@ -16,13 +16,15 @@ import dataclasses
 import os
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from .errors import ModelFormatError
 from .score import DEFAULT_TEMPO, Score
 
-__all__ = ["generate", "parse_length", "default_model_dir", "DEFAULT_LENGTH", "continue_primer"]
+__all__ = ["generate", "parse_length", "default_model_dir", "DEFAULT_LENGTH", "RenderedPiece",
+           "continue_primer"]
 
 #: The default length of a generated piece.
 DEFAULT_LENGTH = "512 tokens"
@@ -59,6 +61,38 @@ def parse_length(length) -> tuple[int, str]:
     if amount < 0:
         raise ValueError(f"length: {amount} must be >= 0")
     return amount, unit
+
+
+class RenderedPiece(NamedTuple):
+    """A generated piece with its sound: ``generate(..., render=True)`` returns these.
+    Unpacks as ``score, audio``."""
+
+    score: Score
+    audio: object  # musgen.render.Audio
+
+
+def _render_options(render) -> dict | None:
+    """None for no rendering, else the ``musgen.render.render`` options; checks up front that a
+    synthesizer and SoundFont are there, so a missing one fails before the generation work."""
+    from collections.abc import Mapping
+
+    if render is False or render is None:
+        return None
+    if render is True:
+        options = {}
+    elif isinstance(render, Mapping):
+        options = dict(render)
+    else:
+        raise TypeError(f"render: expected a bool or a mapping of render options, got "
+                        f"{type(render).__name__}")
+    from .errors import SynthesizerUnavailableError
+    from .render import find_soundfont, fluidsynth_status
+
+    ok, why = fluidsynth_status()
+    if not ok:
+        raise SynthesizerUnavailableError(why)
+    find_soundfont(options.get("soundfont"))
+    return options
 
 
 def _load_model(model, backend, precision=None):
@@ -115,7 +149,8 @@ def _primer_tokens(primer, codec) -> np.ndarray:
 
 def generate(model=None, *, n: int = 1, length=DEFAULT_LENGTH, temperature=1.0, top_k=None,
              top_p=None, seed=None, primer=None, backend: str | None = None,
-             threads: int | None = None, progress=None, precision: str | None = None) -> list:
+             threads: int | None = None, progress=None, precision: str | None = None,
+             render=False) -> list:
     """Generate ``n`` pieces.
 
     Parameters
@@ -151,14 +186,19 @@ def generate(model=None, *, n: int = 1, length=DEFAULT_LENGTH, temperature=1.0, 
         Weight storage of the CPU engine (see :func:`musgen.engine.load`); None: float32, or
         the given Engine's own. "float16" is an opt-in speed-up that changes the logits by about
         1e-3, so the same seed may give different pieces than float32.
+    render : bool or mapping
+        Also synthesize each piece (FluidSynth and a General MIDI SoundFont): True with the
+        defaults, or a mapping of :func:`musgen.render.render` options (``soundfont``,
+        ``sample_rate``, ``tail``, ``normalize``).
 
     Returns
     -------
-    list of n Score
+    list of n Score, or of n RenderedPiece (score, audio) with ``render``
         Every piece decodes: sampling is masked by the codec's grammar.
     """
     from . import codec as codec_mod
 
+    render_options = _render_options(render)
     engine = _load_model(model, backend, precision)
     if engine.kind != "lstm_lm":
         raise ValueError(f"generate: the model is of kind {engine.kind!r}; generate() samples "
@@ -200,7 +240,11 @@ def generate(model=None, *, n: int = 1, length=DEFAULT_LENGTH, temperature=1.0, 
             continue
         scores.append(codec_mod.decode(tokens, codec, backend=backend if backend != "cuda"
                                        else None))
-    return scores
+    if render_options is None:
+        return scores
+    from .render import render as render_score
+
+    return [RenderedPiece(score, render_score(score, **render_options)) for score in scores]
 
 
 # ------------------------------------------------------------------------- primer continuation

@@ -95,8 +95,11 @@ DecodedPiece decode_tokens_v2(const std::int32_t* tokens, std::size_t n_tokens,
         d.code.push_back(code);
         d.vel.push_back(vel);
         d.part.push_back(part);
-      } else {
+      } else if (!d.dur.empty()) {
         d.dur.back() += dd;  // the grammar only allows this right after a Duration
+      } else {  // only a damaged table lets a Duration come first
+        throw CodecError("decode_tokens: bad grammar table (Duration token " + std::to_string(t) +
+                         " at position " + std::to_string(pos) + " continues no note)");
       }
       after_velocity = false;
       continue;

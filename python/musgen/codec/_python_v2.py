@@ -559,10 +559,15 @@ def decode_tokens(tokens: np.ndarray, grammar, config) -> Piece:
     after_velocity = False
     prev_bar = False
     end = -1
+    n_states = len(rows)
+    if not 0 <= state < n_states:
+        raise CodecError("decode_tokens: bad grammar table")
     for pos, t in enumerate(tokens.tolist()):
         nxt = rows[state][t] if 0 <= t < V else -1
         if nxt < 0:
             raise CodecError(violation_message(c, table, state, pos, t))
+        if nxt >= n_states:
+            raise CodecError("decode_tokens: bad grammar table (state out of range)")
         state = nxt
         was_bar, prev_bar = prev_bar, False
         if t >= c.duration_base:
@@ -573,8 +578,11 @@ def decode_tokens(tokens: np.ndarray, grammar, config) -> Piece:
                 code_l.append(code)
                 vel_l.append(vel)
                 part_l.append(part)
-            else:
+            elif dur_l:
                 dur_l[-1] += d
+            else:  # only a damaged table lets a Duration come first
+                raise CodecError(f"decode_tokens: bad grammar table (Duration token {t} at "
+                                 f"position {pos} continues no note)")
             after_velocity = False
             continue
         after_velocity = False

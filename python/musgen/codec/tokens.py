@@ -176,7 +176,7 @@ def describe_report(report: dict, config: CodecConfig) -> str:
     if report.get("silences_shortened"):
         n = report["silences_shortened"]
         parts.append(f"{n} silence{'s' * (n > 1)} longer than {config.max_silence_beats} beats "
-                     f"shortened ({report['beats_removed']:g} beats removed)")
+                     f"shortened ({_beats(report['beats_removed'])} beats removed)")
     if report.get("notes_capped"):
         n = report["notes_capped"]
         parts.append(f"{n} note{'s' * (n > 1)} longer than {config.max_note_beats} beats cut "
@@ -188,6 +188,11 @@ def describe_report(report: dict, config: CodecConfig) -> str:
         parts.append(f"{report['parts_dropped']} parts beyond max_parts {config.max_parts} "
                      f"dropped ({report['notes_dropped']} notes)")
     return "; ".join(parts)
+
+
+def _beats(x: float) -> str:
+    """A count of beats as people write it: 14, 2.5, 268435455."""
+    return f"{x:.2f}".rstrip("0").rstrip(".")
 
 
 def _v1_report(t: tuple, config: CodecConfig) -> dict:
