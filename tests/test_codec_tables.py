@@ -197,3 +197,13 @@ def test_v2_grammar_header_and_bars():
     assert g.can_end[g.walk(header + [c.bar_id])]
     assert not g.can_end[g.walk(header + [c.bar_id, c.token_id("TimeSig_3_4")])]
     assert not g.can_end[g.walk(header[:4])]
+
+
+def test_condition_tokens_by_value():
+    c = V2
+    assert c.token_names[c.density_token(2.2)] == "Density_3"   # [2, 2.5)
+    assert c.token_names[c.density_token(0.3)] == "Density_0"
+    assert c.token_names[c.density_token(50)] == "Density_10"
+    assert c.token_names[c.tempo_token(120)] == "Tempo_19"
+    assert c.token_names[c.tempo_token(90)] == f"Tempo_{c.tempo_bin(666_667)}"
+    assert codec.token_tables(codec.default_config(timing="seconds")).steps_per_beat == 50

@@ -289,10 +289,11 @@ class CodecConfig(Vocabulary):
     # ------------------------------------------------------------------ grid quantities
     @property
     def beat_steps(self) -> int:
-        """Grid steps of one beat: ``steps_per_beat``, or 500 ms (120 BPM) in seconds timing."""
+        """Grid steps of one beat: ``steps_per_beat``, or in seconds timing a beat at the
+        config's ``tempo`` (500 ms at 120 BPM)."""
         if self.timing == "beats":
             return self.steps_per_beat
-        return max(1, 500 // self.step_ms)
+        return max(1, round(self.tempo / (1000 * self.step_ms)))
 
     @property
     def note_cap_steps(self) -> int:
@@ -364,6 +365,16 @@ class CodecConfig(Vocabulary):
         out = np.array([int(round(1000 * e)) for e in self.density_bins], dtype=np.int64)
         out.setflags(write=False)
         return out
+
+    def density_token(self, notes_per_beat: float) -> int:
+        """Version 2: the id of the Density token whose bin holds ``notes_per_beat``."""
+        bin_ = int(np.count_nonzero(round(1000 * float(notes_per_beat))
+                                    >= self.density_bounds_milli))
+        return self.block("Density")[0] + bin_
+
+    def tempo_token(self, bpm: float) -> int:
+        """Version 2: the id of the Tempo token nearest ``bpm`` (on a log scale)."""
+        return self.block("Tempo")[0] + self.tempo_bin(int(round(60e6 / float(bpm))))
 
     def tempo_bin(self, microseconds_per_beat: int) -> int:
         """The Tempo bin of a tempo (microseconds per beat)."""

@@ -41,6 +41,7 @@ class TokenTables:
     tempo_bpm : float32 [V]
         A Tempo token -> its bin's BPM; 0 otherwise.
     steps_per_beat : int
+        Grid steps of a beat (seconds timing: of a beat at the config's tempo).
     default_bar_steps : int
         Version 2: the bar length (4/4) until a TimeSig token says otherwise; version 1: 0
         (no bars).
@@ -104,6 +105,6 @@ def _build(c: CodecConfig) -> TokenTables:
                   bar_steps=bar_steps, part=part, program=program, tempo_bpm=tempo_bpm)
     for a in arrays.values():
         a.setflags(write=False)
-    return TokenTables(**arrays, steps_per_beat=int(c.steps_per_beat),
+    return TokenTables(**arrays, steps_per_beat=int(c.beat_steps),
                        default_bar_steps=default_bar, eos_id=int(c.eos_id),
                        bos_id=int(c.bos_id))
