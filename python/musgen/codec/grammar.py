@@ -40,7 +40,9 @@ class Grammar:
         One per state, for debugging ("onset 0", "after Pitch_60 Velocity", ...).
 
     Every sequence the automaton accepts, and every prefix of one, decodes without error; and
-    a complete sequence is a fixed point: ``encode(decode(tokens)) == tokens``.
+    a complete sequence that needs no note hygiene (no re-struck or over-long note, no long
+    silence) is a fixed point: ``encode(decode(tokens)) == tokens``; any complete sequence is
+    one after a first round.
     """
 
     table: np.ndarray
