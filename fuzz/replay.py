@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from configs import codec_config
+from configs import codec_config, codec_config_v2
 
 HERE = Path(__file__).resolve().parent
 REGRESSIONS = HERE / "regressions"
@@ -61,14 +61,31 @@ def codec_decode(data: bytes, backend: str):
                                                 ticks_per_beat=480)))
 
 
-def walk_tokens(data: bytes) -> np.ndarray:
-    """The tokens the grammar_walk harness picks in walk mode (first byte < 0x80)."""
+def codec_decode_v2(data: bytes, backend: str):
+    """The codec_decode_v2 harness's input: raw int16 tokens (bit 0x80 clear) or a walk."""
     from musgen import codec
 
-    config = codec_config(data[0])
+    if not data:
+        return "ok", None
+    config = codec_config_v2(data[0] & 0x7F)
+    if data[0] & 0x80:
+        tokens = walk_tokens(data[1:], config)
+    else:
+        tokens = np.frombuffer(data[1:1 + (len(data) - 1) // 2 * 2], dtype="<i2").astype(np.int32)
+    return _outcome(lambda: _notes(codec.decode(tokens, config, backend=backend,
+                                                ticks_per_beat=480)))
+
+
+def walk_tokens(data: bytes, config=None) -> np.ndarray:
+    """The tokens the grammar_walk harness picks in walk mode (first byte < 0x80: a config of
+    CONFIGS), or, given ``config``, the tokens ``data`` picks with its grammar."""
+    from musgen import codec
+
+    if config is None:
+        config, data = codec_config(data[0]), data[1:]
     g = codec.grammar(config)
     state, tokens = g.start_state, []
-    for b in data[1:]:
+    for b in data:
         if state == 1:  # S_END
             break
         allowed = [t for t in np.flatnonzero(g.table[state] >= 0).tolist() if t != config.pad_id]
@@ -141,7 +158,7 @@ def _decode_with_table(data: bytes, backend: str) -> list:
 
 
 REPLAY = {"midi_read": midi_read, "codec_encode": codec_encode, "codec_decode": codec_decode,
-          "grammar_walk": grammar_walk}
+          "codec_decode_v2": codec_decode_v2, "grammar_walk": grammar_walk}
 
 
 def regression_inputs() -> list:

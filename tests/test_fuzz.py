@@ -141,3 +141,20 @@ def test_fuzz_generate_arguments(model_files):
                 targets.check_generate_args(model, Path(out), argv)
 
         run()
+
+
+def test_fuzz_codec_decode_v2_inputs_agree():
+    """The codec_decode_v2 harness's inputs (walks and raw tokens) decode alike on every
+    backend, and walks always decode."""
+    from configs import CONFIGS_V2
+
+    backends = [b for b in available_backends() if b != "cuda"]
+    for index in range(len(CONFIGS_V2)):
+        for seed in range(12):
+            body = bytes((seed * 53 + k * 29) % 256 for k in range(120))
+            for mode in (0x80, 0):
+                data = bytes([mode | index]) + body
+                outcomes = [replay.codec_decode_v2(data, b) for b in backends]
+                assert all(o == outcomes[0] for o in outcomes), (index, seed, mode)
+                if mode:
+                    assert outcomes[0][0] == "ok", outcomes[0]
