@@ -82,22 +82,22 @@ def test_v2_restrike_is_per_part(backend):
 # ------------------------------------------------------------------ long notes
 @pytest.mark.parametrize("cfg", [V1, V2], ids=["v1", "v2"])
 def test_long_note_is_cut_with_a_warning(backend, cfg):
-    s = score([(0, 0, 60, 100, 0, 480 * 40), (0, 0, 62, 100, 0, 480)])
-    with pytest.warns(CodecWarning, match="encode: 1 note longer than 32 beats cut to 32") as rec:
+    s = score([(0, 0, 60, 100, 0, 480 * 70), (0, 0, 62, 100, 0, 480)])
+    with pytest.warns(CodecWarning, match="encode: 1 note longer than 64 beats cut to 64") as rec:
         toks = codec.encode(s, cfg, backend=backend)
     assert rec[0].message.report == {"notes_capped": 1} and rec[0].message.index is None
     d = codec.decode(toks, cfg, backend=backend)
-    assert sorted((d.notes["end"] - d.notes["start"]).tolist()) == [480, 480 * 32]
+    assert sorted((d.notes["end"] - d.notes["start"]).tolist()) == [480, 480 * 64]
     assert d.equals(codec.quantize(s, cfg))
 
 
 def test_decode_caps_long_notes(backend):
     c = V1
     ids = [c.bos_id, c.token_id("Pitch_60"), c.token_id("Velocity_3")]
-    ids += [c.token_id("Duration_48")] * 12 + [c.eos_id]  # 48 beats
-    assert (codec.decode(ids, c, backend=backend).notes["end"] == 480 * 32).all()
+    ids += [c.token_id("Duration_48")] * 20 + [c.eos_id]  # 80 beats
+    assert (codec.decode(ids, c, backend=backend).notes["end"] == 480 * 64).all()
     off = codec.default_config(max_note_beats=None)
-    assert (codec.decode(ids, off, backend=backend).notes["end"] == 480 * 48).all()
+    assert (codec.decode(ids, off, backend=backend).notes["end"] == 480 * 80).all()
 
 
 # ------------------------------------------------------------------ silences
@@ -162,8 +162,8 @@ def test_hostile_file_costs_a_few_tokens(tmp_path, cfg):
             toks = codec.encode(s, cfg, backend=b)
         text = str(rec[0].message)
         assert "2 silences longer than 16 beats shortened" in text
-        assert "1 note longer than 32 beats cut to 32" in text
-        assert toks.size < 60
+        assert "1 note longer than 64 beats cut to 64" in text
+        assert toks.size < 80  # header, bars, and the first note's 64 beats
         results.append(toks.tolist())
         d = codec.decode(toks, cfg, backend=b)
         assert d.n_notes == 3
@@ -181,7 +181,7 @@ def test_hostile_file_costs_a_few_tokens(tmp_path, cfg):
 
 def test_encode_many_reports_per_score(backend):
     good = score([(0, 0, 60, 100, 0, 480)])
-    long = score([(0, 0, 60, 100, 0, 480 * 40)])
+    long = score([(0, 0, 60, 100, 0, 480 * 70)])
     with pytest.warns(CodecWarning, match=r"encode_many: score 1: 1 note longer") as rec:
         codec.encode_many([good, long, good], V1, backend=backend)
     assert [w.message.index for w in rec] == [1]
@@ -196,7 +196,7 @@ def test_limits_in_the_config():
     cfg = codec.default_config(max_note_beats=4, max_silence_beats=2)
     assert (cfg.note_cap_steps, cfg.silence_steps, cfg.silence_unit) == (48, 24, 12)
     sec = codec.default_config(timing="seconds", step_ms=20)
-    assert (sec.beat_steps, sec.note_cap_steps, sec.silence_unit) == (25, 800, 1)
+    assert (sec.beat_steps, sec.note_cap_steps, sec.silence_unit) == (25, 1600, 1)
     with pytest.raises(CodecError, match="max_note_beats: expected an int"):
         codec.default_config(max_note_beats=0)
     d = codec.default_config(max_note_beats=None).to_dict()

@@ -30,7 +30,7 @@ Representation choices, both versions (why):
   centre (bin 17 of 32 -> 70). Velocity 0 counts as 1. Version 2 keeps Velocity tokens even for
   one-velocity corpora (the contract allowed leaving them out; not measured, not done).
 * Note hygiene (encode, quantize and decode alike, so ``decode(encode(s)) == quantize(s)``):
-  notes are cut to ``max_note_beats`` (32); of the notes sharing an onset and key the longest,
+  notes are cut to ``max_note_beats`` (64); of the notes sharing an onset and key the longest,
   then the loudest, stays; a note still sounding when its key is struck again ends at the
   re-strike (version 1: the same pitch code, i.e. channel; version 2: the same part, channel 9
   or not, and pitch). A stream that needed no hygiene is a fixed point of decode/encode; any

@@ -76,7 +76,9 @@ class CodecConfig(Vocabulary):
     tempo : int
         Microseconds per beat written into decoded version-1 scores.
     max_note_beats : int or None
-        Notes longer than this many beats are cut to it (encode, quantize and decode); None: off.
+        Notes longer than this many beats (64: 16 bars of 4/4) are cut to it (encode, quantize
+        and decode); None: off. Of the corpora we measured only 12 of Nottingham's 712532 notes
+        (drones of up to 129 beats) are longer.
     max_silence_beats : int or None
         Silences (no note sounding) longer than this many beats are shortened to it, in whole
         beats (version 1) or whole bars (version 2); None: off. Bounds the tokens of a file by
@@ -104,7 +106,7 @@ class CodecConfig(Vocabulary):
     drum_pitch_range: tuple = (27, 87)
     tempo: int = DEFAULT_TEMPO
     version: int = 1
-    max_note_beats: int | None = 32
+    max_note_beats: int | None = 64
     max_silence_beats: int | None = 16
     max_parts: int = 16
     styles: tuple = ()
