@@ -289,6 +289,7 @@ void meter_and_bars(const ScoreView& s, const StepConverter& steps, std::int64_t
   std::int64_t out_at = 0, removed = 0, sounding = 0;
   bool have_prev = false;
   Bars::Bar prev{0, 0};
+  std::int64_t prev_begin = 0, prev_end = 0;  // the last bar emitted, input timeline
   auto emit = [&](Bars::Bar b) {
     lay.bars.push_back(out_at);
     lay.bar_meter.push_back(grid.meter(b));
@@ -302,8 +303,10 @@ void meter_and_bars(const ScoreView& s, const StepConverter& steps, std::int64_t
     std::int64_t group_end = 0;
     for (; e < items.size() && items[e].onset == t; ++e)
       group_end = std::max(group_end, t + items[e].duration);
-    const Bars::Bar bar_t = grid.at(t);
-    if (!(have_prev && bar_t == prev)) {
+    // an onset in the bar of the one before (the usual case) needs no search nor division
+    const bool same_bar = have_prev && t < prev_end;
+    const Bars::Bar bar_t = same_bar ? prev : grid.at(t);
+    if (!same_bar) {
       const Bars::Bar nxt = have_prev ? grid.following(prev) : Bars::Bar{0, 0};
       Bars::Bar silent_from = sounding ? std::max(nxt, grid.first_at_or_after(sounding)) : nxt;
       silent_from = std::min(silent_from, bar_t);
@@ -325,8 +328,10 @@ void meter_and_bars(const ScoreView& s, const StepConverter& steps, std::int64_t
       emit(bar_t);
       have_prev = true;
       prev = bar_t;
+      prev_begin = grid.begin(bar_t);
+      prev_end = prev_begin + grid.length(bar_t);
     }
-    const std::int64_t out_t = lay.bars.back() + (t - grid.begin(bar_t));
+    const std::int64_t out_t = lay.bars.back() + (t - prev_begin);
     for (std::size_t i = g; i < e; ++i) {
       lay.input_on[i] = t;
       items[i].onset = out_t;
