@@ -67,10 +67,13 @@ def run_encode(name, files, repeat, tokenizer):
     t = {"musgen v1 C++": 0.0, "musgen v2 C++": 0.0, "musgen v2 Python": 0.0, "MidiTok REMI": 0.0}
     toks = {"musgen v1": 0, "musgen v2": 0, "MidiTok REMI": 0}
     for s, sym in zip(scores, syms):
-        t["musgen v1 C++"] += best_seconds(lambda: codec.encode(s, v1, backend="cpp"), repeat)
-        t["musgen v2 C++"] += best_seconds(lambda: codec.encode(s, v2, backend="cpp"), repeat)
-        t["musgen v2 Python"] += best_seconds(lambda: codec.encode(s, v2, backend="python"), 1)
-        t["MidiTok REMI"] += best_seconds(lambda: tokenizer.encode(sym), repeat)
+        t["musgen v1 C++"] += best_seconds(lambda s=s: codec.encode(s, v1, backend="cpp"),
+                                           repeat)
+        t["musgen v2 C++"] += best_seconds(lambda s=s: codec.encode(s, v2, backend="cpp"),
+                                           repeat)
+        t["musgen v2 Python"] += best_seconds(
+            lambda s=s: codec.encode(s, v2, backend="python"), 1)
+        t["MidiTok REMI"] += best_seconds(lambda sym=sym: tokenizer.encode(sym), repeat)
         toks["musgen v1"] += codec.encode(s, v1).size
         toks["musgen v2"] += codec.encode(s, v2).size
         toks["MidiTok REMI"] += remi_ids(tokenizer, sym)

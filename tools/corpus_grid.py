@@ -5,8 +5,8 @@ end) is not on a grid step of ``steps_per_beat``, i.e. what ``quantize`` moves.
 
 Reads every MIDI file of every corpus under DIR/corpora (default ``$MUSGEN_DATA``) and prints
 one row per corpus: files, notes, onsets off the grid, ends off the grid, and the mean distance
-of the moved onsets in grid steps (half a step at most). SMPTE-division files count one beat per half second, as the
-codec does.
+of the moved onsets in grid steps (half a step at most). SMPTE-division files count one beat
+per half second, as the codec does.
 """
 
 from __future__ import annotations

@@ -647,8 +647,8 @@ def voices(piece: Piece, config) -> np.ndarray:
 def apply_hygiene(piece: Piece, config) -> None:
     """Decode's note hygiene: of the notes one part strikes on one key (``voices``) at one
     onset the longest (then the loudest) stays; a note still sounding when its part strikes the
-    same key again ends there; at a closing bar (``Bar EOS``) every note sounding at the last onset is held to
-    the bar line and nothing sounds past it; no note is longer than the cap."""
+    same key again ends there; at a closing bar (``Bar EOS``) every note sounding at the last
+    onset is held to the bar line and nothing sounds past it; no note is longer than the cap."""
     from ._python import end_restrikes
 
     voice = voices(piece, config)
