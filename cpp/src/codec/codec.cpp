@@ -36,7 +36,8 @@ bool select_notes(const Note* notes, std::size_t n, const Vocab& v,
   bool sorted = true;
   std::int64_t last_onset = 0;
   const int shift = v.velocity_shift;
-  const std::int64_t cap = v.p.cap_steps > 0 ? v.p.cap_steps : std::numeric_limits<std::int64_t>::max();
+  const std::int64_t cap =
+      v.p.cap_steps > 0 ? v.p.cap_steps : std::numeric_limits<std::int64_t>::max();
   std::int64_t capped = 0;
   // Written through a pointer, field by field: building an Item on the stack and copying it in
   // (push_back) made the store forwarding stall the hot loop.
