@@ -85,7 +85,7 @@ def test_default_model_card_metrics_reproduced(corpus_root, tmp_path):
     from musgen.eval import evaluate
 
     prepare([corpus_root / "corpora" / "jsb_chorales" / "quarter"], tmp_path / "jsb", seed=0,
-            quiet=True)
+            quiet=True, codec_version=1)  # the shipped model's codec
     got = evaluate(MODEL, tmp_path / "jsb", split="test", baselines=True)
     want = json.loads((MODEL / "metrics.json").read_text())
     for part in ("model", "ngram"):
@@ -104,7 +104,7 @@ def test_default_model_card_music_reproduced(corpus_root, tmp_path):
     from musgen.eval.music import evaluate_music, summary
 
     prepare([corpus_root / "corpora" / "jsb_chorales" / "quarter"], tmp_path / "jsb", seed=0,
-            quiet=True)
+            quiet=True, codec_version=1)  # the shipped model's codec
     want = json.loads((MODEL / "metrics.json").read_text())["music"]
     s = want["settings"]
     got = summary(evaluate_music(MODEL, tmp_path / "jsb", split=s["split"], n=s["n"],

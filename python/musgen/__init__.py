@@ -18,6 +18,7 @@ from ._version import __version__
 from .errors import (
     BackendUnavailableError,
     CodecError,
+    CodecWarning,
     MidiError,
     MidiWarning,
     ModelFormatError,
@@ -29,6 +30,7 @@ __all__ = [
     "__version__",
     "BackendUnavailableError",
     "CodecError",
+    "CodecWarning",
     "MidiError",
     "MidiWarning",
     "ModelFormatError",

@@ -3,10 +3,16 @@
 This is the public face of the engine for token models (kind ``lstm_lm``): it supplies the codec
 pieces the generic engine needs (grammar table, EOS, clock steps per token, which tokens are
 notes), so every generated sequence decodes, and it turns lengths like "32 beats" into budgets.
+
+A primer given as a Score or MIDI file is continued, not replaced by its quantized copy: the
+returned piece is the primer itself (its tracks, names, programs, tempo map, meters, key
+signatures and every note as it was) with the continuation's notes added in the primer's own
+parts (``continue_primer``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from pathlib import Path
@@ -15,9 +21,10 @@ from typing import NamedTuple
 import numpy as np
 
 from .errors import ModelFormatError
-from .score import Score
+from .score import DEFAULT_TEMPO, Score
 
-__all__ = ["generate", "parse_length", "default_model_dir", "DEFAULT_LENGTH", "RenderedPiece"]
+__all__ = ["generate", "parse_length", "default_model_dir", "DEFAULT_LENGTH", "RenderedPiece",
+           "continue_primer"]
 
 #: The default length of a generated piece.
 DEFAULT_LENGTH = "512 tokens"
@@ -105,6 +112,15 @@ def _load_model(model, backend, precision=None):
                 "made by `musgen train`, e.g. generate('my-model')")
         model = path
     return load(model, backend=backend, precision=precision or "float32")
+
+
+def _load_primer(primer):
+    """A primer given as a MIDI path, read into a Score (other primers as they are)."""
+    if isinstance(primer, (str, os.PathLike)):
+        from . import midi
+
+        return midi.read(primer)
+    return primer
 
 
 def _primer_tokens(primer, codec) -> np.ndarray:
@@ -208,6 +224,7 @@ def generate(model=None, *, n: int = 1, length=DEFAULT_LENGTH, temperature=1.0, 
     else:
         budget, engine_unit = amount, "tokens"
         cap = amount + 64
+    primer = _load_primer(primer)
     prime = _primer_tokens(primer, codec)
     streams = engine.generate_tokens(
         n, primer=prime, length=budget, unit=engine_unit, temperature=temperature, top_k=top_k,
@@ -218,6 +235,9 @@ def generate(model=None, *, n: int = 1, length=DEFAULT_LENGTH, temperature=1.0, 
         tokens = np.concatenate([prime, gen]).astype(np.int32)
         if tokens[-1] != codec.eos_id and grammar.can_end[grammar.walk(tokens)]:
             tokens = np.concatenate([tokens, [codec.eos_id]]).astype(np.int32)
+        if isinstance(primer, Score):
+            scores.append(continue_primer(primer, prime, tokens, codec, backend=backend))
+            continue
         scores.append(codec_mod.decode(tokens, codec, backend=backend if backend != "cuda"
                                        else None))
     if render_options is None:
@@ -225,3 +245,148 @@ def generate(model=None, *, n: int = 1, length=DEFAULT_LENGTH, temperature=1.0, 
     from .render import render as render_score
 
     return [RenderedPiece(score, render_score(score, **render_options)) for score in scores]
+
+
+# ------------------------------------------------------------------------- primer continuation
+def continue_primer(primer: Score, primer_tokens, tokens, config, *,
+                    backend: str | None = None) -> Score:
+    """The primer with the continuation that ``tokens`` hold after ``primer_tokens`` (the
+    primer's encoding without EOS) added to it.
+
+    Kept from the primer, as they are: its ticks per beat, tracks and names, programs, tempo
+    map, time and key signatures, and every note. The continuation's notes go to the primer's
+    parts (version 2: part i of the tokens is the primer's part i, a (track, channel); version
+    1: the primer's most used melodic track and channel, and its most used drum track), at the
+    primer's ticks: the grid steps after the primer map back through its time base, with the
+    silence that encoding the primer shortened given back. Version-2 tempo and meter changes of
+    the continuation join the primer's maps. A primer note still sounding when the
+    continuation strikes its key again ends there, as decode does within a piece.
+    """
+    be = backend if backend != "cuda" else None
+    full = _decode_in_steps(tokens, config, be)
+    head = _decode_in_steps(primer_tokens, config, be)
+    notes = _continuation_notes(full, head)
+    removed = _removed_steps(primer, config)
+    to_tick = _step_to_tick(primer, config)
+    notes["start"] = to_tick(notes["start"] + removed)
+    notes["end"] = to_tick(notes["end"] + removed)
+    _place_in_parts(notes, primer, config)
+    kept = _end_restruck(primer.notes.copy(), notes)
+    out = np.concatenate([kept, notes])
+    out = out[np.lexsort((out["end"], out["pitch"], out["channel"], out["track"],
+                          out["start"]))]
+    tempos, sigs = primer.tempos, primer.time_signatures
+    if config.version == 2:  # the continuation's tempo and meter changes
+        last = int(head.notes["start"].max()) if head.n_notes else -1
+        t_new = full.tempos[full.tempos["tick"] > last].copy()
+        s_new = full.time_signatures[full.time_signatures["tick"] > last].copy()
+        t_new["tick"] = to_tick(t_new["tick"] + removed)
+        s_new["tick"] = to_tick(s_new["tick"] + removed)
+        tempos = np.concatenate([tempos, t_new])
+        sigs = np.concatenate([sigs, s_new])
+    n_tracks = max(len(primer.track_names), int(out["track"].max()) + 1 if out.size else 0)
+    names = list(primer.track_names) + [""] * (n_tracks - len(primer.track_names))
+    return dataclasses.replace(primer, notes=out, tempos=tempos, time_signatures=sigs,
+                               track_names=names)
+
+
+def _decode_in_steps(tokens, config, backend) -> Score:
+    """Decoded with one tick per grid step (ticks are steps, exactly)."""
+    from . import codec as codec_mod
+
+    tokens = np.asarray(tokens)
+    if config.timing == "beats":
+        return codec_mod.decode(tokens, config, backend=backend,
+                                ticks_per_beat=int(config.steps_per_beat))
+    # seconds: tick = step x step_ms x 1000 x ticks_per_beat / tempo = step
+    return codec_mod.decode(tokens, config, backend=backend, ticks_per_beat=1,
+                            tempo=1000 * int(config.step_ms))
+
+
+def _continuation_notes(full: Score, head: Score) -> np.ndarray:
+    """The notes of ``full`` that the primer's tokens alone do not hold (by track, channel,
+    pitch and start: the continuation may have shortened a primer note)."""
+    key = {(int(n["track"]), int(n["channel"]), int(n["pitch"]), int(n["start"]))
+           for n in head.notes}
+    mask = np.array([(int(n["track"]), int(n["channel"]), int(n["pitch"]), int(n["start"]))
+                     not in key for n in full.notes], dtype=bool)
+    return full.notes[mask].copy() if full.n_notes else full.notes.copy()
+
+
+def _removed_steps(primer: Score, config) -> int:
+    """Grid steps of silence that encoding the primer took out (the continuation comes that
+    much later in the primer's own time)."""
+    from . import codec as codec_mod
+
+    reports: list = []
+    codec_mod.encode_many([primer], config, reports=reports)
+    return int(round(reports[0].get("beats_removed", 0) * config.beat_steps))
+
+
+def _step_to_tick(primer: Score, config):
+    """A function from grid steps to the primer's ticks (its beats; its tempo map in seconds
+    timing; its frames with SMPTE division), rounded half up like decode."""
+    if config.timing == "beats" and primer.smpte is None:
+        num, den = int(primer.ticks_per_beat), int(config.steps_per_beat)
+        return lambda s: (2 * np.asarray(s, np.int64) * num + den) // (2 * den)
+    step_seconds = (0.5 / config.steps_per_beat if config.timing == "beats"
+                    else config.step_ms / 1000.0)  # a beat grid without beats: 120 BPM
+    if primer.smpte is not None:
+        per_second = float(primer.smpte[0]) * float(primer.smpte[1])
+        return lambda s: np.floor(np.asarray(s, np.float64) * step_seconds * per_second
+                                  + 0.5).astype(np.int64)
+    # seconds timing: through the primer's tempo map, inverted (its last tempo goes on)
+    tpb = float(primer.ticks_per_beat)
+    ticks = np.concatenate([[0], primer.tempos["tick"].astype(np.int64)])
+    tempo = np.concatenate([[DEFAULT_TEMPO], primer.tempos["tempo"].astype(np.float64)])
+    last = np.ones(ticks.shape[0], bool)
+    last[:-1] = ticks[1:] != ticks[:-1]  # several events on one tick: the last one wins
+    ticks, tempo = ticks[last], tempo[last]
+    starts = primer.ticks_to_seconds(ticks)
+
+    def to_tick(s):
+        sec = np.asarray(s, np.float64) * step_seconds
+        i = np.searchsorted(starts, sec, side="right") - 1
+        return np.floor(ticks[i] + (sec - starts[i]) * 1e6 * tpb / tempo[i] + 0.5).astype(
+            np.int64)
+
+    return to_tick
+
+
+def _place_in_parts(notes: np.ndarray, primer: Score, config) -> None:
+    """Move decoded continuation notes (track = part, or track 0 in version 1) onto the
+    primer's tracks and channels, in place."""
+    from .codec import _python_v2
+    from .codec.config import DRUM_CHANNEL
+
+    drum = notes["channel"] == DRUM_CHANNEL
+    if config.version == 2:
+        sources = _python_v2.part_sources(primer.notes, primer.programs, config) or [(0, 0)]
+        part = np.minimum(notes["track"].astype(np.int64), len(sources) - 1)
+        tc = np.array(sources, np.int64)[part] if notes.size else np.zeros((0, 2), np.int64)
+        notes["track"] = tc[:, 0]
+        notes["channel"] = np.where(drum, DRUM_CHANNEL, tc[:, 1])
+        return
+    pn = primer.notes
+    for is_drum, sel in ((False, ~drum), (True, drum)):
+        mine = pn[(pn["channel"] == DRUM_CHANNEL) == is_drum]
+        if mine.size:
+            pairs, counts = np.unique(mine["track"].astype(np.int64) * 16 + mine["channel"],
+                                      return_counts=True)
+            track, channel = divmod(int(pairs[np.argmax(counts)]), 16)
+        else:
+            track = len(primer.track_names) if is_drum else 0
+            channel = DRUM_CHANNEL if is_drum else 0
+        notes["track"][sel] = track
+        notes["channel"][sel] = channel
+
+
+def _end_restruck(primer_notes: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Primer notes still sounding when the continuation strikes their key (track, channel,
+    pitch) again end there."""
+    for n in new[np.argsort(new["start"], kind="stable")]:
+        hit = ((primer_notes["track"] == n["track"]) & (primer_notes["channel"] == n["channel"])
+               & (primer_notes["pitch"] == n["pitch"]) & (primer_notes["start"] < n["start"])
+               & (primer_notes["end"] > n["start"]))
+        primer_notes["end"][hit] = n["start"]
+    return primer_notes
