@@ -55,6 +55,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="dropout between layers, in [0, 1) (0.2)")
     p.add_argument("--learning-rate", type=_args.positive_float, default=None,
                    help="Adam learning rate, > 0 (4e-3)")
+    p.add_argument("--weight-decay", type=_args.finite_non_negative_float, default=None,
+                   help="decoupled (AdamW) weight decay per step, scaled by the learning rate (0)")
     p.add_argument("--validation-batch-size", type=_args.positive_int, default=None,
                    help="windows per validation batch (512)")
     p.add_argument("--transpose", type=_args.int_range(0, 127), default=None,
@@ -89,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
                 resume=args.resume, patience=args.patience, tensorboard=args.tensorboard,
                 strategy=args.strategy, quiet=args.quiet, max_minutes=args.max_minutes,
                 transpose=args.transpose, tempo_shift=args.tempo_shift,
-                validation_batch_size=args.validation_batch_size)
+                validation_batch_size=args.validation_batch_size,
+                weight_decay=args.weight_decay)
     if not args.quiet:
         print(f"model directory: {out}")
     return 0

@@ -35,6 +35,7 @@ class TrainConfig:
     embedding_dim: int = 64
     dropout: float = 0.2
     learning_rate: float = 4e-3
+    weight_decay: float = 0.0  # decoupled (AdamW-style) decay of the weights per step, x lr
     seed: int = 0
     patience: int = 6          # epochs without validation improvement before stopping
     lr_patience: int = 2       # epochs without improvement before halving the learning rate
@@ -54,5 +55,6 @@ PRESETS: dict = {
     # float features (pitch, velocity, time delta), Adam, 30 epochs.
     "paper": {"epochs": 30, "units": 128, "layers": 2, "dense_units": [64], "window": 32,
               "stride": 16, "batch_size": 32, "dropout": 0.2, "learning_rate": 1e-3,
+              "weight_decay": 0.0,
               "embedding_dim": 0, "transpose": 0, "tempo_shift": 0, "validation_batch_size": None},
 }

@@ -102,6 +102,8 @@ def _check_config(cfg: TrainConfig) -> None:
     # command line asks for > 0.
     if not (math.isfinite(float(cfg.learning_rate)) and float(cfg.learning_rate) >= 0):
         raise ValueError(f"learning_rate={cfg.learning_rate!r}: expected a finite number >= 0")
+    if not (math.isfinite(float(cfg.weight_decay)) and float(cfg.weight_decay) >= 0):
+        raise ValueError(f"weight_decay={cfg.weight_decay!r}: expected a finite number >= 0")
     if not 0 <= int(cfg.transpose) <= 127:
         raise ValueError(f"transpose={cfg.transpose!r}: expected 0 to 127 semitones")
     vbs = cfg.validation_batch_size
@@ -171,8 +173,10 @@ class _Run:
         cfg = self.cfg
         with self.strat.scope():
             self.model = build_keras_model(self.msec, seed=cfg.seed)
+            # Decoupled weight decay (Loshchilov & Hutter): Keras' Adam with weight_decay is AdamW.
             self.optimizer = keras.optimizers.Adam(learning_rate=cfg.learning_rate,
-                                                   clipnorm=cfg.clipnorm)
+                                                   clipnorm=cfg.clipnorm,
+                                                   weight_decay=cfg.weight_decay or None)
             # No XLA: slower on CPUs (bench/bench_train.py), and Keras disables it under the op
             # determinism a bit-identical resume needs.
             jit = False
@@ -335,7 +339,8 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
           patience: int | None = None, tensorboard=None, strategy=None, quiet: bool = False,
           max_minutes: float | None | str = "preset", transpose: int | None = None,
           dense_units: list | None = None, tempo_shift: int | None = None,
-          validation_batch_size: int | None = None) -> Path:
+          validation_batch_size: int | None = None,
+          weight_decay: float | None = None) -> Path:
     """Train a model on ``dataset`` and export the best epoch to the model directory ``output``.
 
     Parameters
@@ -357,6 +362,8 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
         would exceed it. ``None`` = no budget.
     validation_batch_size : int or None
         Windows per validation batch (default 512; validation is a forward pass only).
+    weight_decay : float or None
+        Decoupled weight decay (AdamW) per step, scaled by the learning rate (default 0).
 
     Other settings left as None take the preset's value (``TrainConfig``: batch 64, learning
     rate 4e-3, ...; chosen by measurement, see ``bench/bench_train.py``).
@@ -380,7 +387,7 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
                  "layers": layers, "embedding_dim": embedding_dim, "dropout": dropout,
                  "learning_rate": learning_rate, "patience": patience, "transpose": transpose,
                  "dense_units": dense_units, "tempo_shift": tempo_shift,
-                 "validation_batch_size": validation_batch_size}
+                 "validation_batch_size": validation_batch_size, "weight_decay": weight_decay}
     cfg, state = _run_config(ckpt_dir, resume=resume, preset=preset, overrides=overrides,
                              seed=seed, max_minutes=max_minutes, epochs=epochs)
     _check_splits(dataset)
