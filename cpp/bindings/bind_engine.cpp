@@ -37,7 +37,9 @@ void bind_engine(py::module_& m) {
   py::class_<GenerateProgress>(m, "EngineProgress",
                                "Tokens generated so far by a running generate() (any engine)")
       .def(py::init<>())
-      .def_property_readonly("value", [](const GenerateProgress& p) { return p.value.load(); });
+      .def_property_readonly("value", [](const GenerateProgress& p) { return p.value.load(); })
+      .def_property_readonly("rows", [](const GenerateProgress& p) { return p.rows.load(); },
+                             "Rows the engine computed a step for (every backend)");
 
   m.def("philox4x32_10",
         [](std::array<std::uint32_t, 4> ctr, std::array<std::uint32_t, 2> key) {

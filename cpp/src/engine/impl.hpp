@@ -134,6 +134,19 @@ struct LstmEngine::Impl {
     for (auto& v : w.c) std::fill(v.begin(), v.end(), 0.0f);
   }
 
+  // Stream row `from` takes row `to`'s place (the batch drops a finished stream).
+  void move_row(Work& w, int from, int to) const {
+    for (size_t l = 0; l < layers.size(); ++l) {
+      const size_t K = layers[l].K, U = layers[l].u_pad;
+      std::copy_n(w.xh[l].data() + from * K, K, w.xh[l].data() + to * K);
+      std::copy_n(w.c[l].data() + from * U, U, w.c[l].data() + to * U);
+    }
+  }
+
+  // Warms every stream's state on its primer (primer[m * plen + t], t < plen): afterwards w
+  // holds the state after the primer and w.out the logits of the first generated token.
+  void warm_up(Work& w, const std::int32_t* primer, std::int64_t plen) const;
+
   // The LSTM stack for one step. Layer 0's input is already in place (lm: init rows point at
   // token_table rows; paper: features written into xh[0][:, :features]).
   void lstm_stack(Work& w) const {
@@ -206,6 +219,15 @@ struct LstmEngine::Impl {
     std::vector<std::vector<float>> xh[2], c;
     std::vector<float> z, out;
   };
+
+  // Stream row `from` takes row `to`'s place in both parities.
+  void move_row(TeamWork& w, int from, int to) const {
+    for (size_t l = 0; l < layers.size(); ++l) {
+      const size_t K = layers[l].K, U = layers[l].u_pad;
+      for (auto& buf : w.xh) std::copy_n(buf[l].data() + from * K, K, buf[l].data() + to * K);
+      std::copy_n(w.c[l].data() + from * U, U, w.c[l].data() + to * U);
+    }
+  }
 
   void make_team_work(TeamWork& w, int nb) const {
     w.nb = nb;
