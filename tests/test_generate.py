@@ -9,7 +9,7 @@ import pytest
 from musgen import codec, engine
 from musgen.engine._random import random_model_dir
 from musgen.errors import ModelFormatError
-from musgen.generation import generate, parse_length
+from musgen.generation import generate, generate_with_report, parse_length
 from musgen.modeldir import load_model_dir, save_model_dir
 
 
@@ -36,27 +36,38 @@ def _tokens_valid(score, config):
     return tokens
 
 
+def _ends_on_a_beat(score, beats=None):
+    """Every note is released by the piece's end, which is on a beat (and at ``beats``)."""
+    end = int(score.notes["end"].max())
+    assert end % score.ticks_per_beat == 0
+    last = int(score.notes["start"].max())
+    assert (score.notes["end"][score.notes["start"] == last] == end).all()
+    if beats is not None:
+        assert end == beats * score.ticks_per_beat
+
+
 def test_generate_pieces_decode_and_meet_note_budget(model, config, backend):
     scores = generate(model, n=3, length="40 notes", seed=1, backend=backend)
     assert len(scores) == 3
     for s in scores:
-        assert len(s.notes) == 40
+        assert len(s.notes) >= 40  # at least the budget, then to the next beat
+        _ends_on_a_beat(s)
         _tokens_valid(s, config)
     assert len({s.notes.tobytes() for s in scores}) == 3  # streams differ
+    legacy = generate(model, n=3, length="40 notes", seed=1, backend=backend, ending="none")
+    assert [len(s.notes) for s in legacy] == [40, 40, 40]  # the budget met where it may end
 
 
 def test_generate_beats_budget(model, config, backend):
     scores = generate(model, n=2, length="16 beats", seed=2, backend=backend, top_k=20)
     for s in scores:
-        tpb = s.ticks_per_beat
-        starts = s.notes["start"]
-        assert starts.max() >= 16 * tpb  # the clock passed 16 beats ...
-        gap = config.max_time_shift / config.steps_per_beat * tpb
-        assert starts.max() <= 16 * tpb + gap  # ... by at most one TimeShift
+        _ends_on_a_beat(s, 16)  # closed exactly at the budget: no time step crosses it
 
 
 def test_generate_token_budget(model, config, backend):
-    scores = generate(model, n=2, length=100, seed=3, backend=backend)
+    report = generate_with_report(model, n=2, length=100, seed=3, backend=backend)
+    assert all(p.tokens >= 100 and p.ended == "as asked" for p in report.pieces)
+    scores = generate(model, n=2, length=100, seed=3, backend=backend, ending="none")
     for s in scores:
         tokens = _tokens_valid(s, config)
         assert 100 <= len(tokens) - 2 <= 104  # BOS + 100 generated (+ completion) + EOS
@@ -79,15 +90,16 @@ def test_generate_same_seed_same_pieces_on_every_backend(model):
 
 
 def test_generate_primer_is_continued(model, config, backend):
-    primer = generate(model, n=1, length="12 notes", seed=5, backend=backend)[0]
-    out = generate(model, n=2, length="10 notes", seed=6, primer=primer, backend=backend)
+    primer = generate(model, n=1, length="12 notes", seed=5, backend=backend, ending="none")[0]
+    out = generate(model, n=2, length="10 notes", seed=6, primer=primer, backend=backend,
+                   ending="none")
     for s in out:
         assert len(s.notes) == 22
         tokens = _tokens_valid(s, config)
         ptoks = codec.encode(primer, config)
         np.testing.assert_array_equal(tokens[:len(ptoks) - 1], ptoks[:-1])
     with_tokens = generate(model, n=2, length="10 notes", seed=6, backend=backend,
-                           primer=codec.encode(primer, config))
+                           primer=codec.encode(primer, config), ending="none")
     assert all(np.array_equal(a.notes, b.notes) for a, b in zip(out, with_tokens))
 
 
@@ -140,15 +152,102 @@ def test_generate_cli_writes_midi_files(model, tmp_path, backend, capsys):
     direct = generate(model, n=2, length="20 notes", seed=4, top_p=0.9, backend=backend)
     for f, want in zip(files, direct):
         got = midi.read(f)
-        assert len(got.notes) == 20
+        assert len(got.notes) == len(want.notes) >= 20
         np.testing.assert_array_equal(got.notes["pitch"], want.notes["pitch"])
     # a primer file is continued; a folder output holds generated-000.mid
     rc = main(["generate", str(model), "-o", str(tmp_path / "dir"), "--primer", str(files[0]),
-               "--length", "5 notes", "--seed", "1", "--backend", backend])
+               "--length", "5 notes", "--seed", "1", "--backend", backend, "--ending", "none"])
     assert rc == 0
     cont = midi.read(tmp_path / "dir" / "generated-000.mid")
-    assert len(cont.notes) == 25
-    assert "wrote 1 file(s), 25 notes" in capsys.readouterr().out
+    assert len(cont.notes) == len(direct[0].notes) + 5
+    out_text = capsys.readouterr().out
+    assert f"wrote 1 file(s), {len(cont.notes)} notes" in out_text
+    assert "seed 1\n" in out_text  # the given seed, not called drawn
+
+
+def _text_event(path) -> str:
+    """The first Text meta event (FF 01) of a MIDI file."""
+    data = path.read_bytes()
+    i = data.index(b"\xff\x01")
+    n, j = 0, i + 2
+    while True:
+        n = (n << 7) | (data[j] & 0x7F)
+        j += 1
+        if not data[j - 1] & 0x80:
+            break
+    return data[j:j + n].decode("utf-8")
+
+
+def test_generate_cli_prints_and_stores_the_seed(model, tmp_path, capsys):
+    from musgen import midi
+    from musgen.cli import main
+
+    out = tmp_path / "a.mid"
+    assert main(["generate", str(model), "-o", str(out), "--length", "6 beats",
+                 "--key", "Eb major", "--max-voices", "3"]) == 0
+    printed = capsys.readouterr().out
+    seed = int(printed.split("seed ")[1].split()[0])
+    assert "(drawn: --seed" in printed
+    text = _text_event(out)
+    assert f"seed={seed}" in text and "model=m" in text and "stream=0" in text
+    assert 'key="Eb major"' in text and "max_voices=3" in text and "length=6 beats" in text
+    again = tmp_path / "b.mid"
+    assert main(["generate", str(model), "-o", str(again), "--length", "6 beats", "--key",
+                 "Eb major", "--max-voices", "3", "--seed", str(seed), "--quiet"]) == 0
+    np.testing.assert_array_equal(midi.read(out).notes, midi.read(again).notes)
+
+
+def test_generate_cli_constraint_options(model, tmp_path, capsys):
+    from musgen import midi
+    from musgen.cli import main
+
+    out = tmp_path / "c.mid"
+    rc = main(["generate", str(model), "-o", str(out), "--n", "3", "--length", "12 beats",
+               "--seed", "9", "--key", "D minor", "--pitch-range", "C4-C5", "--max-voices", "2",
+               "--density", "2", "--quiet"])
+    assert rc == 0
+    for f in sorted(tmp_path.glob("c-*.mid")):
+        notes = midi.read(f).notes
+        assert notes["pitch"].min() >= 60 and notes["pitch"].max() <= 72
+        assert set((notes["pitch"] % 12).tolist()) <= {2, 4, 5, 7, 9, 10, 0}
+        assert notes["end"].max() == 12 * 480
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--key", "H minor"], "argument --key"), (["--pitch-range", "90-40"], "--pitch-range"),
+    (["--max-voices", "0"], "--max-voices"), (["--scale-strictness", "1.5"], "--scale-str"),
+    (["--density", "-2"], "--density"), (["--ending", "bar"], None),
+    (["--max-primer-tokens", "1"], "--max-primer-tokens"), (["--grace", "-1"], "--grace"),
+])
+def test_generate_cli_rejects_bad_constraint_values(model, tmp_path, capsys, args, message):
+    from musgen.cli import main
+
+    out = tmp_path / "x.mid"
+    if message is None:  # a choice the parser accepts but a version-1 model cannot do
+        assert main(["generate", str(model), "-o", str(out), "--length", "4 beats", *args]) == 2
+        assert ("musgen generate: error: ending: 'bar' needs a model whose codec has bars"
+                in capsys.readouterr().err)
+    else:
+        with pytest.raises(SystemExit) as exc:
+            main(["generate", str(model), "-o", str(out), "--length", "4 beats", *args])
+        assert exc.value.code == 2 and message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_generate_cli_reports_pieces_that_end_early(tmp_path, config, capsys):
+    from musgen.cli import main
+
+    d = random_model_dir(tmp_path / "eager", vocab_size=config.vocab_size, embedding_dim=12,
+                         lstm_units=[24, 16], seed=7, scale=1.2, codec=config.to_dict())
+    cfg, t = load_model_dir(d)
+    t["head/bias"][config.eos_id] = 6.0
+    save_model_dir(d, cfg, t)
+    rc = main(["generate", str(d), "-o", str(tmp_path / "e.mid"), "--n", "4", "--length",
+               "40 notes", "--seed", "2", "--allow-early-end", "--quiet"])
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "asked 40 notes: the model ended it early (--allow-early-end)" in err
+    assert "e-000.mid" in err or "e-001.mid" in err
 
 
 def test_generate_cli_errors(model, tmp_path, capsys):

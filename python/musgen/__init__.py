@@ -16,6 +16,7 @@ from ._version import __version__
 from .errors import (
     BackendUnavailableError,
     CodecError,
+    GenerationWarning,
     MidiError,
     MidiWarning,
     ModelFormatError,
@@ -27,6 +28,7 @@ __all__ = [
     "__version__",
     "BackendUnavailableError",
     "CodecError",
+    "GenerationWarning",
     "MidiError",
     "MidiWarning",
     "ModelFormatError",

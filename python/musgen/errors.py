@@ -9,6 +9,7 @@ __all__ = [
     "CodecError",
     "ModelFormatError",
     "BackendUnavailableError",
+    "GenerationWarning",
 ]
 
 
@@ -58,3 +59,8 @@ class ModelFormatError(MusgenError, ValueError):
 
 class BackendUnavailableError(MusgenError, RuntimeError):
     """The requested backend (cpp, cuda) is not available in this build or on this machine."""
+
+
+class GenerationWarning(UserWarning):
+    """A generated piece differs from what was asked (cut by the token cap), or a request was
+    adjusted (a primer longer than ``max_primer_tokens`` continued from its end)."""

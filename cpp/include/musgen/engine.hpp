@@ -128,6 +128,11 @@ class LstmEngine {
   // Teacher-forced logits from a zero state: tokens [B, T] -> out [B, T, vocab].
   void logits(const std::int32_t* tokens, std::int64_t batch, std::int64_t steps, float* out,
               int threads = 0) const;
+  // The logits after warming up on tokens [B, T] (T >= 1) -> out [B, vocab], as generate()
+  // warms up on a primer (long ones layer by layer, in time blocks of at most `block_floats`
+  // input projections; 0: the engine's default): equal to the last step of logits().
+  void warm_up_logits(const std::int32_t* tokens, std::int64_t batch, std::int64_t steps,
+                      float* out, int threads = 0, std::int64_t block_floats = 0) const;
   // Teacher-forced paper outputs: x [B, T, F] -> out [B, T, F].
   void predict(const float* x, std::int64_t batch, std::int64_t steps, float* out,
                int threads = 0) const;

@@ -65,6 +65,15 @@ void LstmEngine::generate_team(const GenerateRequest& r, const Prepared& start, 
   const int nb = static_cast<int>(r.n);
   Impl::TeamWork w;
   I.make_team_work(w, nb);
+  // A long primer warms up layer by layer (its input projections as matrix products on the
+  // team's threads), then the team starts from that state: the same numbers as stepping it.
+  const bool batched = r.primer_len >= Impl::kBatchedWarmUp;
+  if (batched) {
+    Impl::Work pw;
+    I.make_work(pw, nb);
+    I.warm_up(pw, r.primer, r.primer_len, team);
+    I.copy_state(pw, w);
+  }
   std::vector<Stream> streams(nb);
   for (int m = 0; m < nb; ++m) streams[m].start(start, m);
   std::vector<std::int32_t> next(nb, 0);
@@ -111,8 +120,8 @@ void LstmEngine::generate_team(const GenerateRequest& r, const Prepared& start, 
     if (go.load(std::memory_order_relaxed) != 1) return;
     std::vector<const float*>& init = inits[tid];
     auto meet = [&] { barrier.wait(); };
-    int parity = 0;
-    for (std::int64_t t = 0; t < r.primer_len; ++t, parity ^= 1)
+    int parity = batched ? static_cast<int>(r.primer_len & 1) : 0;
+    for (std::int64_t t = 0; !batched && t < r.primer_len; ++t, parity ^= 1)
       I.team_step(w, parity, r.primer + t, static_cast<long>(r.primer_len), tid, team, init,
                   meet);
     for (std::int64_t step = 0;; ++step, parity ^= 1) {

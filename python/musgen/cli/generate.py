@@ -3,9 +3,76 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from ..generation import DEFAULT_LENGTH
+from ..generation import DEFAULT_LENGTH, DEFAULT_MAX_PRIMER_TOKENS, ENDINGS
+
+
+def _checked(parse, what: str):
+    """An argparse type that runs ``parse`` and turns its ValueError into a usage error."""
+    def convert(text):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    convert.__name__ = what
+    return convert
+
+
+def _key(text):
+    from ..engine.constraints import parse_key
+
+    parse_key(text)
+    return text
+
+
+def _pitch_range(text):
+    from ..engine.constraints import parse_pitch_range
+
+    return parse_pitch_range(text)
+
+
+def _fraction(text):
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{text!r}: expected a number in [0, 1]")
+    return value
+
+
+def _positive(text):
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{text!r}: expected a number > 0")
+    return value
+
+
+def _beats(text):
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"{text!r}: expected beats >= 0")
+    return value
+
+
+def _voices(text):
+    value = int(text)
+    if not 1 <= value <= 32:
+        raise ValueError(f"{text!r}: expected 1..32 notes")
+    return value
+
+
+def _primer_cap(text):
+    value = int(text)
+    if value != 0 and value < 2:
+        raise ValueError(f"{text!r}: expected a number of tokens >= 2 (0: no limit)")
+    return value or None
+
+
+def _instruments(text):
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise ValueError(f"{text!r}: expected instruments separated by commas, e.g. 0,40,drums")
+    return [int(t) if t.isdigit() else t for t in items]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -16,21 +83,56 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "folder (generated-000.mid, ...)")
     p.add_argument("--n", type=int, default=1, help="number of pieces (default 1)")
     p.add_argument("--length", default=DEFAULT_LENGTH,
-                   help=f"length of each piece: N tokens, N notes or N beats (default "
+                   help=f"length of each piece, at least: N tokens, N notes or N beats (default "
                         f"{DEFAULT_LENGTH!r})")
     p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default 1.0)")
     p.add_argument("--top-k", type=int, default=None, help="keep the k most likely tokens")
     p.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass in (0, 1]")
     p.add_argument("--seed", type=int, default=None,
-                   help="random seed (same seed, same pieces on every backend)")
+                   help="random seed (same seed, same pieces on every backend; printed, and "
+                        "stored in each file, when drawn)")
     p.add_argument("--primer", default=None, help="MIDI file to continue")
+    p.add_argument("--max-primer-tokens", type=_checked(_primer_cap, "tokens"),
+                   default=DEFAULT_MAX_PRIMER_TOKENS,
+                   help=f"a longer primer is continued from its last tokens (default "
+                        f"{DEFAULT_MAX_PRIMER_TOKENS}; 0: no limit)")
     p.add_argument("--backend", default=None, choices=["auto", "cpp", "python", "cuda"],
                    help="engine backend (default: MUSGEN_BACKEND or auto)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     p.add_argument("--precision", default="float32", choices=["float32", "float16"],
                    help="weight storage of the CPU engine: float16 halves the bytes read per "
                         "token (faster, logits change by ~1e-3; default float32)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    g = p.add_argument_group("length and ending")
+    g.add_argument("--allow-early-end", action="store_true",
+                   help="let the model end a piece before --length (by default it cannot)")
+    g.add_argument("--ending", choices=ENDINGS, default="auto",
+                   help="after --length: close at the next beat or bar line (auto: bar for "
+                        "models with bars, else beat), 'model': let the model end within "
+                        "--grace beats first, 'none': stop where the tokens may end")
+    g.add_argument("--grace", type=_checked(_beats, "beats"), default=4.0,
+                   help="beats the model may take to end a piece itself (--ending model; "
+                        "default 4)")
+    g = p.add_argument_group("musical constraints")
+    g.add_argument("--key", type=_checked(_key, "key"), default=None,
+                   help="key or scale, e.g. 'D minor', 'Bb', 'F# dorian'")
+    g.add_argument("--scale-strictness", type=_checked(_fraction, "strictness"), default=None,
+                   help="with --key: 1 (default) allows only pitches of the scale, lower "
+                        "values make other pitches less likely instead")
+    g.add_argument("--pitch-range", type=_checked(_pitch_range, "range"), default=None,
+                   help="lowest and highest pitch, e.g. 48-84 or C3-C6")
+    g.add_argument("--max-voices", type=_checked(_voices, "voices"), default=None,
+                   help="most notes sounding at once (1..32)")
+    g.add_argument("--density", type=_checked(_positive, "density"), default=None,
+                   help="target notes per beat")
+    g.add_argument("--style", default=None, help="style label (models with conditions)")
+    g.add_argument("--bpm", type=_checked(_positive, "bpm"), default=None,
+                   help="tempo in beats per minute (models with tempo tokens)")
+    g.add_argument("--instruments", type=_checked(_instruments, "instruments"), default=None,
+                   help="the exact parts, e.g. 0,40,drums (GM programs or names; models with "
+                        "instruments)")
+    g.add_argument("--allowed-instruments", type=_checked(_instruments, "instruments"),
+                   default=None, help="instruments the model may choose its parts from")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
 
 
 def output_paths(output: str, n: int) -> list:
@@ -43,10 +145,26 @@ def output_paths(output: str, n: int) -> list:
     return [out / f"generated-{i:03d}.mid" for i in range(n)]
 
 
+def _report(result, paths, quiet: bool) -> None:
+    """The seed (drawn or given), then the pieces that ended differently from what was asked."""
+    seed = result.seed
+    if not quiet:
+        shown = seed if not isinstance(seed, list) else ",".join(str(s) for s in seed)
+        print(f"seed {shown}" + (f" (drawn: --seed {shown} makes these pieces again)"
+                                 if result.seed_drawn else ""))
+    if result.primer_note:
+        print(f"musgen generate: warning: {result.primer_note}", file=sys.stderr)
+    for piece in result.shortfalls():
+        why = ("the model ended it early (--allow-early-end)" if piece.ended == "early"
+               else "cut by the token cap before its ending")
+        print(f"musgen generate: {paths[piece.index]}: {piece.beats:g} beats, {piece.notes} "
+              f"notes, asked {result.asked}: {why}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     from .. import midi
-    from .._progress import progress_bar
-    from ..generation import generate, parse_length
+    from ..errors import MusgenError
+    from ..generation import parse_length
 
     if args.n < 1:
         raise SystemExit("musgen generate: error: --n must be >= 1")
@@ -54,16 +172,40 @@ def run(args: argparse.Namespace) -> int:
     paths = output_paths(args.output, args.n)
     paths[0].parent.mkdir(parents=True, exist_ok=True)
     total = args.n * amount if unit == "tokens" else None
-    with progress_bar(total, "generating", unit="tok", quiet=args.quiet) as bar:
-        scores = generate(args.model, n=args.n, length=args.length,
-                          temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                          seed=args.seed, primer=args.primer, backend=args.backend,
-                          threads=args.threads, progress=bar.update,
-                          precision=args.precision)
-    for score, path in zip(scores, paths):
-        midi.write(score, path)
+    try:
+        result = _generate(args, total)
+    except MusgenError:
+        raise
+    except ValueError as exc:  # a setting this model cannot do (checked before any work)
+        print(f"musgen generate: error: {exc}", file=sys.stderr)
+        return 2
+    for i, (score, path) in enumerate(zip(result.scores, paths)):
+        midi.write(score, path, text=result.text(i))
+    _report(result, paths, args.quiet)
     if not args.quiet:
-        notes = sum(len(s.notes) for s in scores)
+        notes = sum(len(s.notes) for s in result.scores)
         print(f"wrote {len(paths)} file(s), {notes} notes: {paths[0]}"
               + (f" ... {paths[-1]}" if len(paths) > 1 else ""))
     return 0
+
+
+def _generate(args, total):
+    import warnings
+
+    from .._progress import progress_bar
+    from ..errors import GenerationWarning
+    from ..generation import generate_with_report
+
+    with progress_bar(total, "generating", unit="tok", quiet=args.quiet) as bar, \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore", GenerationWarning)  # reported by _report, once
+        return generate_with_report(
+            args.model, n=args.n, length=args.length, temperature=args.temperature,
+            top_k=args.top_k, top_p=args.top_p, seed=args.seed, primer=args.primer,
+            backend=args.backend, threads=args.threads, progress=bar.update,
+            precision=args.precision, allow_early_end=args.allow_early_end,
+            ending=args.ending, grace=args.grace, key=args.key,
+            scale_strictness=args.scale_strictness, pitch_range=args.pitch_range,
+            max_voices=args.max_voices, density=args.density, style=args.style, bpm=args.bpm,
+            instruments=args.instruments, allowed_instruments=args.allowed_instruments,
+            max_primer_tokens=args.max_primer_tokens)

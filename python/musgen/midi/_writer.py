@@ -1,4 +1,4 @@
-"""The Standard MIDI File writer (type 1): ``encode(score) -> bytes``, vectorized with NumPy.
+"""The Standard MIDI File writer (type 1): ``encode(score, text) -> bytes``, vectorized with NumPy.
 
 Reading the bytes back gives the same Score (notes with their track indices, tempo map, time and
 key signatures, programs, track names) whenever its notes are ones FIFO pairing can produce.
@@ -101,13 +101,15 @@ def _by_track(arr: np.ndarray, n_tracks: int):
     return arr, np.searchsorted(arr["track"], np.arange(n_tracks + 1))
 
 
-def _track_metas(score, t: int, name: str, keys: np.ndarray) -> list:
-    """Track ``t``'s meta events as (tick, group, bytes): its name, and on track 0 the tempo
-    map and time signatures; then its key signatures."""
+def _track_metas(score, t: int, name: str, text: bytes | None, keys: np.ndarray) -> list:
+    """Track ``t``'s meta events as (tick, group, bytes): its name, and on track 0 the text
+    event, the tempo map and time signatures; then its key signatures."""
     metas = []
     if name:
         metas.append((0, GROUP_NAME, _meta(0x03, str(name).encode("latin-1", "replace"))))
     if t == 0:
+        if text is not None:
+            metas.append((0, GROUP_NAME, _meta(0x01, text)))
         for row in score.tempos:
             metas.append((int(row["tick"]), GROUP_META,
                           _meta(0x51, int(row["tempo"]).to_bytes(3, "big"))))
@@ -155,8 +157,8 @@ def _track_chunk(metas: list, tn: np.ndarray, tp: np.ndarray) -> bytes:
     return b"MTrk" + len(body).to_bytes(4, "big") + body
 
 
-def encode(score) -> bytes:
-    """A type-1 SMF holding ``score``.
+def encode(score, text: bytes | None = None) -> bytes:
+    """A type-1 SMF holding ``score``, with ``text`` (a Text meta event) at tick 0 of track 0.
 
     Track ``k`` of the file holds the notes, programs, key signatures and name of the score's
     track ``k``, so reading the file back gives the same track indices; track 0 also holds the
@@ -167,8 +169,9 @@ def encode(score) -> bytes:
     _check_values(score)
     division = _division(score)
     notes, programs, keys = score.notes, score.programs, score.key_signatures
-    # An empty score (no tracks at all) is written with no track, so it reads back unchanged.
-    conductor = 1 if (score.tempos.size or score.time_signatures.size) else 0
+    # An empty score (no tracks at all) is written with no track, so it reads back unchanged;
+    # a text event needs one.
+    conductor = 1 if (score.tempos.size or score.time_signatures.size or text is not None) else 0
     n_tracks = max([conductor, len(score.track_names)]
                    + [int(a["track"].max()) + 1 for a in (notes, programs, keys) if a.size])
     _check(n_tracks <= 65535, "at most 65535 tracks")
@@ -181,7 +184,7 @@ def encode(score) -> bytes:
     notes_t, nb = _by_track(notes, n_tracks)
     progs_t, pb = _by_track(programs, n_tracks)
     keys_t, kb = _by_track(keys, n_tracks)
-    chunks = [_track_chunk(_track_metas(score, t, names[t], keys_t[kb[t]:kb[t + 1]]),
+    chunks = [_track_chunk(_track_metas(score, t, names[t], text, keys_t[kb[t]:kb[t + 1]]),
                            notes_t[nb[t]:nb[t + 1]], progs_t[pb[t]:pb[t + 1]])
               for t in range(n_tracks)]
     header = (b"MThd" + (6).to_bytes(4, "big") + (1).to_bytes(2, "big")

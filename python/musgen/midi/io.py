@@ -160,12 +160,23 @@ def read_many(paths: Iterable[str | os.PathLike], *, threads: int | None = None,
     return ReadManyResult(scores, good, errors)
 
 
-def write(score: Score, path: str | os.PathLike) -> None:
-    """Write ``score`` as a type-1 Standard MIDI File, atomically (temp file + rename).
+def _text_bytes(text) -> bytes | None:
+    if text is None:
+        return None
+    if isinstance(text, bytes):
+        return text
+    if isinstance(text, str):
+        return text.encode("utf-8")
+    raise TypeError(f"text: expected str, bytes or None, got {type(text).__name__}")
+
+
+def write(score: Score, path: str | os.PathLike, *, text: str | bytes | None = None) -> None:
+    """Write ``score`` as a type-1 Standard MIDI File, atomically (temp file + rename), with
+    ``text`` (UTF-8) as a Text meta event at tick 0 of the first track.
 
     Reading the file back gives the same notes (with their track indices), tempo map, time and
     key signatures, programs and track names, provided the notes are ones FIFO pairing can
     produce (on each key, a note that starts later never ends earlier), which every Score from
     ``read`` satisfies. Raises ValueError for values MIDI cannot hold.
     """
-    atomic_write_bytes(path, _writer.encode(score))
+    atomic_write_bytes(path, _writer.encode(score, _text_bytes(text)))
