@@ -396,13 +396,9 @@ def _same_context(kept, head, tokens, cut, marks, tables, rules, grammar) -> boo
     """Does the shortened primer decode its notes as the original did (same part, same bar
     position, same bar length) and leave the grammar and the rules where the original does?"""
     from .engine.rules import RuleState, record
-    from .errors import CodecError
 
-    try:
-        end_state = grammar.walk(kept)
-    except CodecError:  # the grammar refuses this cut
-        return False
-    if end_state != grammar.walk(tokens):
+    end_state = _walk(grammar, kept)
+    if end_state is None or end_state != _walk(grammar, tokens):
         return False
     state = RuleState(tables)
     for i, v in enumerate(kept.tolist()):
@@ -413,6 +409,16 @@ def _same_context(kept, head, tokens, cut, marks, tables, rules, grammar) -> boo
                 return False
         record(state, tables, rules, 0, 0, v, False)
     return True
+
+
+def _walk(grammar, tokens):
+    """The grammar state after ``tokens``, or None where the grammar refuses one."""
+    state = int(grammar.start_state)
+    for v in np.asarray(tokens).tolist():
+        state = int(grammar.table[state, v])
+        if state < 0:
+            return None
+    return state
 
 
 def _budget(amount: int, unit: str, tables, grace_steps: int):
