@@ -100,3 +100,56 @@ def loop_backends() -> list:
     """Every implementation of the sampling loop this build can run here."""
     return available_backends() + (["cuda-emulation"] if has_cuda_emulation() and
                                    "cuda" not in available_backends() else [])
+
+
+def skip_or_fail(reason: str):
+    """Skip a test whose system part (synthesizer, SoundFont, browser) is missing, unless
+    MUSGEN_REQUIRE_SYSTEM_TESTS is set: .ci/run installs those parts and sets it for its test
+    stages, where a skip would hide that the test never ran."""
+    if os.environ.get("MUSGEN_REQUIRE_SYSTEM_TESTS"):
+        pytest.fail(f"MUSGEN_REQUIRE_SYSTEM_TESTS is set but: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def audio_available() -> None:
+    """FluidSynth and a General MIDI SoundFont are installed (else skip, or fail in CI)."""
+    from musgen.render import audio_status
+
+    ok, why = audio_status()
+    if not ok:
+        skip_or_fail(why)
+
+
+@pytest.fixture
+def live_server():
+    """Start apps on a real uvicorn server on 127.0.0.1 (a free port) in a thread; yields a
+    function app -> base URL. Every server is stopped at the end of the test."""
+    import socket
+    import threading
+
+    servers = []
+
+    def start(app) -> str:
+        import uvicorn
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        for _ in range(600):  # up to 30 s for the start-up
+            if server.started or not thread.is_alive():
+                break
+            threading.Event().wait(0.05)
+        if not server.started:
+            raise RuntimeError("the test server did not start")
+        servers.append((server, thread, sock))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+    yield start
+    for server, thread, sock in servers:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()

@@ -56,6 +56,11 @@ def test_info_cli_json():
     assert info["version"] == musgen.__version__
     assert info["backends"]["python"]["available"] is True
     assert info["backends"]["cpp"]["available"] is _backend.has_cpp()
+    from musgen.render import audio_status
+    from musgen.web import web_status
+
+    assert [info["audio"]["available"], info["audio"]["why"]] == list(audio_status())
+    assert [info["web"]["available"], info["web"]["why"]] == list(web_status())
 
 
 class _Terminal(io.StringIO):
@@ -111,7 +116,7 @@ def test_imports_point_one_way_along_the_data_flow():
     from pathlib import Path
 
     order = ["errors", "score", "_io", "_backend", "_progress", "midi", "codec", "data",
-             "modeldir", "training", "engine", "generation", "eval", "cli"]
+             "modeldir", "training", "engine", "render", "generation", "eval", "web", "cli"]
     rank = {name: i for i, name in enumerate(order)}
     root = Path(musgen.__file__).parent
     bad = []

@@ -46,3 +46,19 @@ def test_readme_cli_quickstart(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert all(midi.read(f).n_notes > 0 for f in files)
+
+
+def test_readme_render_and_plot_commands(tmp_path, audio_available):
+    """The README's see-and-hear commands, as written, on a folder of generated pieces."""
+    sf = pytest.importorskip("soundfile")
+    subprocess.run([sys.executable, "-m", "musgen", "generate", "-o", "generated/", "--n", "2",
+                    "--length", "8 beats", "--seed", "2", "--quiet"], cwd=tmp_path, check=True)
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    subprocess.run(["bash", "-euo", "pipefail", "-c", _readme.readme_block("render")],
+                   cwd=tmp_path, env=env, check=True, timeout=600, capture_output=True)
+    song = midi.read(tmp_path / "song.mid")
+    for name in ("song.png", "roll.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in ("song.wav", "song.flac", "audio/generated-000.ogg", "audio/generated-001.ogg"):
+        data, rate = sf.read(tmp_path / name)
+        assert len(data) / rate >= (song.duration_seconds if name.startswith("song") else 3.0)

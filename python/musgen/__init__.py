@@ -2,10 +2,12 @@
 
 Public entry points (imported lazily so ``import musgen`` stays cheap and TensorFlow-free):
 ``musgen.midi`` (read/read_many/write), ``musgen.codec``, ``musgen.prepare``, ``musgen.train``,
-``musgen.evaluate``, ``musgen.engine`` and ``musgen.generate``.
+``musgen.evaluate``, ``musgen.engine``, ``musgen.generate``, ``musgen.render`` (audio and piano
+rolls) and ``musgen.web`` (the page served by ``musgen serve``).
 
 The subpackages are the stages of the data flow: ``midi`` -> ``codec`` -> ``data`` ->
-``training`` -> (``modeldir``) -> ``engine`` -> ``generation`` -> ``eval``; ``cli`` drives them.
+``training`` -> (``modeldir``) -> ``engine`` -> ``render`` -> ``generation`` -> ``eval`` ->
+``web``; ``cli`` drives them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from .errors import (
     MidiWarning,
     ModelFormatError,
     MusgenError,
+    SynthesizerUnavailableError,
 )
 from .score import Score
 
@@ -34,6 +37,7 @@ __all__ = [
     "ModelFormatError",
     "MusgenError",
     "Score",
+    "SynthesizerUnavailableError",
     "generate",
     "prepare",
     "train",
@@ -49,10 +53,12 @@ _LAZY = {
     "data": ("musgen.data", None),
     "training": ("musgen.training", None),
     "eval": ("musgen.eval", None),
+    "render": ("musgen.render", None),
     "generation": ("musgen.generation", None),
     "prepare": ("musgen.data", "prepare"),
     "train": ("musgen.training", "train"),
     "evaluate": ("musgen.eval", "evaluate"),
+    "web": ("musgen.web", None),
 }
 
 

@@ -10,6 +10,8 @@ __all__ = [
     "ModelFormatError",
     "BackendUnavailableError",
     "GenerationWarning",
+    "MissingDependencyError",
+    "SynthesizerUnavailableError",
 ]
 
 
@@ -59,6 +61,15 @@ class ModelFormatError(MusgenError, ValueError):
 
 class BackendUnavailableError(MusgenError, RuntimeError):
     """The requested backend (cpp, cuda) is not available in this build or on this machine."""
+
+
+class MissingDependencyError(MusgenError, ImportError):
+    """An optional package needed for this feature is not installed; says how to install it."""
+
+
+class SynthesizerUnavailableError(MusgenError, RuntimeError):
+    """Audio rendering needs a synthesizer (FluidSynth) or a SoundFont that is not installed;
+    the message says what to install."""
 
 
 class GenerationWarning(UserWarning):

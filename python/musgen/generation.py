@@ -16,6 +16,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from .score import Score
 
 __all__ = ["generate", "generate_with_report", "Generation", "PieceReport", "parse_length",
            "default_model_dir", "token_tables", "DEFAULT_LENGTH", "DEFAULT_MAX_PRIMER_TOKENS",
-           "ENDINGS"]
+           "ENDINGS", "RenderedPiece"]
 
 #: The default length of a generated piece.
 DEFAULT_LENGTH = "512 tokens"
@@ -68,6 +69,38 @@ def parse_length(length) -> tuple[int, str]:
     if amount < 0:
         raise ValueError(f"length: {amount} must be >= 0")
     return amount, unit
+
+
+class RenderedPiece(NamedTuple):
+    """A generated piece with its sound: ``generate(..., render=True)`` returns these.
+    Unpacks as ``score, audio``."""
+
+    score: Score
+    audio: object  # musgen.render.Audio
+
+
+def _render_options(render) -> dict | None:
+    """None for no rendering, else the ``musgen.render.render`` options; checks up front that a
+    synthesizer and SoundFont are there, so a missing one fails before the generation work."""
+    from collections.abc import Mapping
+
+    if render is False or render is None:
+        return None
+    if render is True:
+        options = {}
+    elif isinstance(render, Mapping):
+        options = dict(render)
+    else:
+        raise TypeError(f"render: expected a bool or a mapping of render options, got "
+                        f"{type(render).__name__}")
+    from .errors import SynthesizerUnavailableError
+    from .render import find_soundfont, fluidsynth_status
+
+    ok, why = fluidsynth_status()
+    if not ok:
+        raise SynthesizerUnavailableError(why)
+    find_soundfont(options.get("soundfont"))
+    return options
 
 
 def _load_model(model, backend, precision=None):
@@ -495,7 +528,7 @@ def generate(model=None, *, n: int = 1, length=DEFAULT_LENGTH, temperature=1.0, 
              key=None, scale_strictness: float | None = None, pitch_range=None,
              max_voices: int | None = None, density: float | None = None, style=None,
              bpm: float | None = None, instruments=None, allowed_instruments=None,
-             max_primer_tokens: int | None = DEFAULT_MAX_PRIMER_TOKENS) -> list:
+             max_primer_tokens: int | None = DEFAULT_MAX_PRIMER_TOKENS, render=False) -> list:
     """Generate ``n`` pieces.
 
     Parameters
@@ -569,13 +602,18 @@ def generate(model=None, *, n: int = 1, length=DEFAULT_LENGTH, temperature=1.0, 
         The longest primer used whole (default 4096 tokens); a longer one is continued from its
         last tokens, cut where a bar (or an onset) starts, with a GenerationWarning. None: no
         limit.
+    render : bool or mapping
+        Also synthesize each piece (FluidSynth and a General MIDI SoundFont): True with the
+        defaults, or a mapping of :func:`musgen.render.render` options (``soundfont``,
+        ``sample_rate``, ``tail``, ``normalize``).
 
     Returns
     -------
-    list of n Score
+    list of n Score, or of n RenderedPiece (score, audio) with ``render``
         Every piece decodes: sampling is masked by the codec's grammar. Pieces cut by the
         token cap before their ending raise a GenerationWarning.
     """
+    render_options = _render_options(render)
     result = generate_with_report(
         model, n=n, length=length, temperature=temperature, top_k=top_k, top_p=top_p,
         seed=seed, primer=primer, backend=backend, threads=threads, progress=progress,
@@ -588,7 +626,12 @@ def generate(model=None, *, n: int = 1, length=DEFAULT_LENGTH, temperature=1.0, 
         warnings.warn(f"generate: {len(cut)} of {len(result.pieces)} piece(s) were cut by the "
                       f"token cap before their ending (pieces {cut[:10]})", GenerationWarning,
                       stacklevel=2)
-    return result.scores
+    if render_options is None:
+        return result.scores
+    from .render import render as render_score
+
+    return [RenderedPiece(score, render_score(score, **render_options))
+            for score in result.scores]
 
 
 def generate_with_report(model=None, **kwargs) -> Generation:

@@ -142,6 +142,17 @@ class Score:
         idx = np.clip(idx, 0, None)
         return base[idx] + (t - ticks_at[idx]) * tempo_at[idx] / 1e6 / tpb
 
+    def ticks_to_beats(self, ticks) -> np.ndarray:
+        """Convert absolute ticks to beats (quarter notes), float64.
+
+        Beats follow the metrical division and ignore tempo. SMPTE files have no beat: one
+        beat is counted per half second (120 BPM), as the codec's beat grid does.
+        """
+        t = np.asarray(ticks, dtype=np.int64)
+        if self.smpte is not None:
+            return self.ticks_to_seconds(t) * 2.0
+        return t.astype(np.float64) / float(self.ticks_per_beat)
+
     @property
     def duration_seconds(self) -> float:
         return float(self.ticks_to_seconds(self.end_tick)) if self.notes.size else 0.0

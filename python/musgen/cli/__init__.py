@@ -20,6 +20,9 @@ COMMANDS = [
     ("export", "musgen.cli.export", "export a model directory from a training checkpoint"),
     ("evaluate", "musgen.cli.evaluate", "held-out NLL, perplexity and accuracy of a model"),
     ("generate", "musgen.cli.generate", "generate MIDI files with a model (default: shipped)"),
+    ("render", "musgen.cli.render", "render MIDI files to audio (WAV, FLAC, Ogg, MP3)"),
+    ("plot", "musgen.cli.plot", "draw piano rolls of MIDI files (PNG, SVG, PDF)"),
+    ("serve", "musgen.cli.serve", "serve a web page to generate, see and hear music"),
     ("info", "musgen.cli.info", "show the version, backends and what is available"),
 ]
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..errors import SynthesizerUnavailableError
 from ..generation import DEFAULT_LENGTH, DEFAULT_MAX_PRIMER_TOKENS, ENDINGS
 
 
@@ -132,6 +133,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "instruments)")
     g.add_argument("--allowed-instruments", type=_checked(_instruments, "instruments"),
                    default=None, help="instruments the model may choose its parts from")
+    p.add_argument("--render", nargs="?", const="wav", default=None,
+                   choices=["wav", "flac", "ogg", "mp3"], metavar="FORMAT",
+                   help="also write each piece's audio beside its MIDI file (FluidSynth; "
+                        "FORMAT wav (default), flac, ogg or mp3)")
+    p.add_argument("--plot", action="store_true",
+                   help="also draw each piece's piano roll beside its MIDI file (song.png)")
+    from .render import add_synth_arguments
+
+    add_synth_arguments(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
 
 
@@ -143,6 +153,26 @@ def output_paths(output: str, n: int) -> list:
             return [out]
         return [out.with_name(f"{out.stem}-{i:03d}{out.suffix}") for i in range(n)]
     return [out / f"generated-{i:03d}.mid" for i in range(n)]
+
+
+def _plot(scores: list, paths: list, args: argparse.Namespace) -> None:
+    """Each piece's piano roll beside its MIDI file (song.mid -> song.png)."""
+    from .plot import save_plot
+
+    for score, path in zip(scores, paths):
+        save_plot(score, path.with_suffix(".png"), title=path.name, options={})
+
+
+def _render(scores: list, paths: list, args: argparse.Namespace) -> None:
+    """Each piece's audio beside its MIDI file (song.mid -> song.wav)."""
+    from .._progress import progress_bar
+    from ..render import render
+    from .render import synth_options
+
+    with progress_bar(len(scores), "rendering", unit="piece", quiet=args.quiet) as bar:
+        for score, path in zip(scores, paths):
+            render(score, **synth_options(args)).save(path.with_suffix(f".{args.render}"))
+            bar.update(1)
 
 
 def _report(result, paths, quiet: bool) -> None:
@@ -168,6 +198,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise SystemExit("musgen generate: error: --n must be >= 1")
+    if args.render:
+        from ..render import audio_status
+
+        ok, why = audio_status(args.soundfont)  # before the generation work, not after
+        if not ok:
+            raise SynthesizerUnavailableError(why)
     amount, unit = parse_length(args.length)
     paths = output_paths(args.output, args.n)
     paths[0].parent.mkdir(parents=True, exist_ok=True)
@@ -182,6 +218,10 @@ def run(args: argparse.Namespace) -> int:
     for i, (score, path) in enumerate(zip(result.scores, paths)):
         midi.write(score, path, text=result.text(i))
     _report(result, paths, args.quiet)
+    if args.plot:
+        _plot(result.scores, paths, args)
+    if args.render:
+        _render(result.scores, paths, args)
     if not args.quiet:
         notes = sum(len(s.notes) for s in result.scores)
         print(f"wrote {len(paths)} file(s), {notes} notes: {paths[0]}"

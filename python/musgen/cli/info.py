@@ -46,6 +46,11 @@ def collect() -> dict:
                               else "not installed (pip install musgen[train] to train)")
     except (ImportError, ValueError):
         info["tensorflow"] = "unknown"
+    from ..render import audio_status
+    from ..web import web_status
+
+    for key, (ok, why) in (("audio", audio_status()), ("web", web_status())):
+        info[key] = {"available": ok, "why": why}
     return info
 
 
@@ -64,4 +69,6 @@ def run(args) -> int:
             extra += f" engine kernels: {', '.join(b['engine_kernels'])}"
         print(f"  {name:<7} {mark} {b['why']}{extra}")
     print(f"tensorflow: {info['tensorflow']}")
+    for key in ("audio", "web"):
+        print(f"{key}: {'yes' if info[key]['available'] else 'no'}, {info[key]['why']}")
     return 0
