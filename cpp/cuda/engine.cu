@@ -1327,7 +1327,9 @@ void CudaLstmEngine::generate(const engine::GenerateRequest& r) const {
       }
     }
     // The running streams move to the front; the next graph steps only them.
-    check(cudaMemcpy(hdone.data(), slots.done.get(), M, cudaMemcpyDeviceToHost), "copying flags");
+    check(cudaMemcpyAsync(hdone.data(), slots.done.get(), M, cudaMemcpyDeviceToHost, cs),
+          "copying flags");
+    check(cudaStreamSynchronize(cs), "copying flags");
     const std::vector<int> perm = L.survivors(hdone.data(), M);
     any = !perm.empty();
     if (!any) break;

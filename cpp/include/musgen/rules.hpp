@@ -90,6 +90,9 @@ struct Settings {
   // leave there (bit 0 pitched, bit 1 drums).
   const std::uint8_t* needs_note = nullptr;
   const std::uint8_t* note_kinds = nullptr;
+  // 0 when no token can fail the needs-a-note check (no voices, no parts, a note of some kind
+  // left wherever one is needed): the check is skipped, its verdict being "allowed" anyway.
+  int check_landing = 1;
 };
 
 // One stream's rule state. Plain data: copied, gathered and kept in device memory as is.
@@ -303,7 +306,7 @@ MUSGEN_HD bool allows(const View& w, const State& s, const Tables& t, const Sett
       if (drum != (t.pitch[v] < 0)) return false;
     }
   }
-  if (c.needs_note != nullptr && c.needs_note[next_state]) {
+  if (c.check_landing && c.needs_note != nullptr && c.needs_note[next_state]) {
     const bool closes = adv > 0 && s.end_clock >= 0 && s.clock + adv == s.end_clock;
     if (!closes) {
       if (!kind_ok(s, t, p >= 0 ? p : s.cur_part, c.note_kinds[next_state])) return false;
@@ -345,10 +348,14 @@ MUSGEN_HD int stop_reason(const State& s, const Settings& c, int v, int eos, lon
 }
 
 // Per grammar state: needs_note (every allowed token is a note) and note_kinds (bit 0: a
-// pitched note is allowed by the grammar and the static mask, bit 1: a drum note).
-inline void derive_state_flags(const std::int32_t* table, long long n_states, const Tables& t,
-                               const std::uint8_t* allowed, std::uint8_t* needs_note,
-                               std::uint8_t* note_kinds) {
+// pitched note is allowed by the grammar and the static mask, bit 1: a drum note). Returns
+// whether the needs-a-note check can ever refuse a token (Settings::check_landing).
+inline int derive_state_flags(const std::int32_t* table, long long n_states, const Tables& t,
+                              const std::uint8_t* allowed, int max_voices,
+                              std::uint8_t* needs_note, std::uint8_t* note_kinds) {
+  int check = max_voices > 0 ? 1 : 0;
+  for (int v = 0; v < t.V; ++v)
+    if (t.part[v] >= 0 || t.program[v] >= 0) check = 1;
   for (long long st = 0; st < n_states; ++st) {
     const std::int32_t* row = table + st * t.V;
     bool any = false, only_notes = true;
@@ -364,7 +371,9 @@ inline void derive_state_flags(const std::int32_t* table, long long n_states, co
     }
     needs_note[st] = any && only_notes ? 1 : 0;
     note_kinds[st] = kinds;
+    if (needs_note[st] && kinds == 0) check = 1;
   }
+  return check;
 }
 
 }  // namespace musgen::rules
