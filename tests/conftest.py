@@ -153,3 +153,24 @@ def live_server():
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
+
+
+def make_score(rows, programs=(), tempos=((0, 600_000),), meters=((0, 4, 4),), names=None,
+               tpb: int = 480):
+    """A Score from note rows (track, channel, pitch, start_beat, end_beat[, velocity]);
+    ``programs`` (beat, track, channel, program), ``meters`` (beat, numerator, denominator)."""
+    from musgen.score import NOTE_DTYPE, PROGRAM_DTYPE, TEMPO_DTYPE, TIME_SIGNATURE_DTYPE, Score
+
+    notes = np.zeros(len(rows), NOTE_DTYPE)
+    for i, r in enumerate(rows):
+        track, channel, pitch, start, end = r[:5]
+        notes[i] = (track, channel, pitch, r[5] if len(r) > 5 else 80, round(start * tpb),
+                    round(end * tpb))
+    notes = np.sort(notes, order=["start", "track", "channel", "pitch", "end"])
+    return Score(notes=notes, ticks_per_beat=tpb,
+                 tempos=np.array(list(tempos), TEMPO_DTYPE),
+                 time_signatures=np.array([(round(t * tpb), n, d, 24, 8) for t, n, d in meters],
+                                          TIME_SIGNATURE_DTYPE),
+                 programs=np.array([(round(t * tpb), tr, ch, p) for t, tr, ch, p in programs],
+                                   PROGRAM_DTYPE),
+                 track_names=list(names or []))

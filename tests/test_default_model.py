@@ -32,6 +32,26 @@ def test_default_model_ships_with_card_and_metrics():
     assert metrics["model"]["nll_per_token"] <= 0.85 * metrics["ngram"]["nll_per_token"]
 
 
+def test_default_model_card_carries_the_music_figures():
+    metrics = json.loads((MODEL / "metrics.json").read_text())
+    card = (MODEL / "MODEL_CARD.md").read_text()
+    music = metrics["music"]
+    for name, row in music["features"].items():
+        assert {"mean", "reference_mean", "overlap_area", "kl"} <= set(row), name
+    mem = music["memorization"]
+    for key in ("copy_rate_8", "copy_rate_12", "copy_rate_16", "longest_run_median",
+                "longest_run_max"):
+        assert key in mem and key in mem["reference"]
+    assert set(music["baselines"]) == {"ngram", "train"}
+    assert music["settings"]["n"] == 200 and music["settings"]["length"] == "64 beats"
+    # the card quotes them
+    chord = music["features"]["chord_fit"]
+    assert f"| chord_fit | {chord['reference_mean']:.3f} | {chord['mean']:.3f} " \
+           f"({chord['overlap_area']:.2f})" in card
+    assert f"{mem['copy_rate_16']:.2%}" in card and f"{mem['reference']['copy_rate_16']:.2%}" in card
+    assert f"{music['features']['ended_early']['mean']:.0%} of the model's pieces" in card
+
+
 def test_default_model_generates_valid_midi(backend, tmp_path):
     scores = generate(n=2, length="16 beats", seed=11, backend=backend)
     assert len(scores) == 2
@@ -118,3 +138,34 @@ def test_default_model_card_metrics_reproduced(corpus_root, tmp_path):
     assert got["ngram"]["order"] == want["ngram"]["order"]
     assert engine.load(MODEL).codec == codec.CodecConfig.from_dict(
         json.loads((MODEL / "config.json").read_text())["codec"])
+
+
+@pytest.mark.corpus
+def test_default_model_card_music_reproduced(corpus_root, tmp_path):
+    """``musgen evaluate --music`` with the card's settings gives the card's figures."""
+    from musgen.data import prepare
+    from musgen.eval.music import evaluate_music, summary
+
+    prepare([corpus_root / "corpora" / "jsb_chorales" / "quarter"], tmp_path / "jsb", seed=0,
+            quiet=True)
+    want = json.loads((MODEL / "metrics.json").read_text())["music"]
+    s = want["settings"]
+    got = summary(evaluate_music(MODEL, tmp_path / "jsb", split=s["split"], n=s["n"],
+                                 length=s["length"], temperature=s["temperature"],
+                                 top_k=s["top_k"], top_p=s["top_p"], seed=s["seed"]).result)
+    assert got["memorization"] == want["memorization"]
+    for name, info in want["sets"].items():  # the same pieces: the same note counts
+        assert got["sets"][name]["n_notes"] == info["n_notes"], name
+    for part in [("features",), ("baselines", "ngram", "features"),
+                 ("baselines", "train", "features")]:
+        g, w = got, want
+        for key in part:
+            g, w = g[key], w[key]
+        for name, row in w.items():
+            for key, value in row.items():
+                if value is None:
+                    assert g[name][key] is None, (part, name, key)
+                else:
+                    assert g[name][key] == pytest.approx(value, rel=1e-6, abs=1e-9), \
+                        (part, name, key)
+    assert got["baselines"]["ngram"]["memorization"] == want["baselines"]["ngram"]["memorization"]

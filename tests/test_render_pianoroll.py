@@ -4,11 +4,14 @@ when matplotlib is missing."""
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import sys
 
 import numpy as np
 import pytest
+from conftest import make_score
+
 from musgen.errors import MissingDependencyError
 from musgen.render import (
     GM_PROGRAM_NAMES,
@@ -20,32 +23,14 @@ from musgen.render import (
     save_piano_roll,
 )
 from musgen.render.pianoroll import grid_lines, meter_text, part_colors, tempo_text
-from musgen.score import (
-    NOTE_DTYPE,
-    PROGRAM_DTYPE,
-    TEMPO_DTYPE,
-    TIME_SIGNATURE_DTYPE,
-    Score,
-)
+from musgen.score import Score
 
 TPB = 480
 
-
-def make_score(rows, programs=(), tempos=((0, 600_000),), meters=((0, 4, 4),), names=None):
-    """rows: (track, channel, pitch, start_beat, end_beat[, velocity])."""
-    notes = np.zeros(len(rows), NOTE_DTYPE)
-    for i, r in enumerate(rows):
-        track, channel, pitch, start, end = r[:5]
-        notes[i] = (track, channel, pitch, r[5] if len(r) > 5 else 80, round(start * TPB),
-                    round(end * TPB))
-    notes = np.sort(notes, order=["start", "track", "channel", "pitch", "end"])
-    return Score(notes=notes, ticks_per_beat=TPB,
-                 tempos=np.array(list(tempos), TEMPO_DTYPE),
-                 time_signatures=np.array([(round(t * TPB), n, d, 24, 8) for t, n, d in meters],
-                                          TIME_SIGNATURE_DTYPE),
-                 programs=np.array([(round(t * TPB), tr, ch, p) for t, tr, ch, p in programs],
-                                   PROGRAM_DTYPE),
-                 track_names=list(names or []))
+# The wheels are tested with musgen's run-time dependencies only; matplotlib is the plot extra.
+HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+needs_matplotlib = pytest.mark.skipif(not HAS_MATPLOTLIB,
+                                      reason="matplotlib is not installed (the plot extra)")
 
 
 def test_gm_names_and_pitch_names():
@@ -111,6 +96,7 @@ def _png_pixels(data: bytes) -> np.ndarray:
     return (imread(io.BytesIO(data), format="png")[..., :3] * 255).round().astype(int)
 
 
+@needs_matplotlib
 def test_save_piano_roll_writes_a_png_of_the_asked_size(tmp_path):
     score = make_score([(0, 0, 60, 0, 2), (0, 0, 64, 2, 4)])
     path = save_piano_roll(score, tmp_path / "sub" / "roll.png", width=640, height=300, dpi=80)
@@ -121,6 +107,7 @@ def test_save_piano_roll_writes_a_png_of_the_asked_size(tmp_path):
         save_piano_roll(score, tmp_path / "x.png", width=0)
 
 
+@needs_matplotlib
 def test_piano_roll_notes_are_drawn_where_the_notes_are(tmp_path):
     rows = [(1, 0, 60, 0, 2), (1, 0, 67, 2, 3), (2, 1, 55, 1, 4), (3, 9, 38, 3, 3.1)]
     score = make_score(rows, programs=[(0, 1, 0, 0), (0, 2, 1, 40)],
@@ -160,6 +147,7 @@ def test_piano_roll_notes_are_drawn_where_the_notes_are(tmp_path):
     assert np.array_equal(_png_pixels(buf.getvalue()), pixels)
 
 
+@needs_matplotlib
 def test_piano_roll_drum_hits_are_marked(tmp_path):
     score = make_score([(0, 0, 60, 0, 4), (1, 9, 42, 2, 2)])
     fig = piano_roll_figure(score, width=600, height=300, dpi=100)
@@ -171,6 +159,7 @@ def test_piano_roll_drum_hits_are_marked(tmp_path):
     assert np.abs(pixels[round(300 - y), round(x)] - drum).max() <= 3
 
 
+@needs_matplotlib
 def test_draw_piano_roll_into_a_given_axes_and_empty_scores():
     from matplotlib.figure import Figure
 
@@ -186,11 +175,13 @@ def test_draw_piano_roll_into_a_given_axes_and_empty_scores():
 @pytest.mark.parametrize("kwargs, match", [
     ({"beats": (4, 2)}, "beats="), ({"beats": (1, 2, 3)}, "beats="),
     ({"pitch_range": (80, 60)}, "pitch_range="), ({"pitch_range": (0, 200)}, "pitch_range=")])
+@needs_matplotlib
 def test_draw_piano_roll_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         draw_piano_roll(make_score([(0, 0, 60, 0, 1)]), **kwargs)
 
 
+@needs_matplotlib
 def test_draw_piano_roll_rejects_what_is_not_a_score():
     with pytest.raises(TypeError, match="expected a musgen Score, got list"):
         draw_piano_roll([1, 2])

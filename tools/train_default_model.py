@@ -8,11 +8,16 @@ repository states no licence (see ``README_source.md`` beside the data).
 Steps, all seeded: ``musgen prepare`` (seed 0) -> ``musgen train`` with the default settings for a
 fixed number of epochs (no time budget, so the result does not depend on the machine's speed) ->
 copy the exported model directory into the package -> ``musgen evaluate`` on the test split with
-the n-gram baseline -> ``metrics.json`` and ``MODEL_CARD.md`` beside the weights.
+the n-gram baseline, and ``musgen evaluate --music`` (200 pieces of "64 beats" at temperature 1,
+seed 0, against the test split, with the n-gram's pieces and training pieces as baseline rows)
+-> ``metrics.json`` and ``MODEL_CARD.md`` beside the weights.
 
     python tools/train_default_model.py --data ../shared/data [--work build/default_model]
 
 ``--check`` retrains and compares with the shipped weights instead of replacing them.
+``--music-only`` keeps the shipped weights and their NLL figures and measures the music again
+(after a change to generation); ``--report DIR`` also writes the full report there
+(``bench/results/music_default_model`` is the committed one).
 """
 
 from __future__ import annotations
@@ -33,6 +38,13 @@ SOURCE = "corpora/jsb_chorales/quarter"
 DATA_README = REPO / "tests" / "data" / "corpus_small" / "README_source.md"
 EPOCHS = 28  # where the validation loss stopped improving meaningfully in a 60-epoch budget
 SEED = 0
+#: The musical evaluation of the card: ``musgen evaluate --music`` with these settings.
+MUSIC = {"n": 200, "length": "64 beats", "temperature": 1.0, "top_p": None, "seed": 0}
+#: Features quoted in the card's table (all are in metrics.json).
+CARD_FEATURES = ("pitch_class_entropy", "scale_consistency", "chord_fit",
+                 "parallel_fifths_octaves", "restrikes", "polyphony", "empty_beat_rate",
+                 "longest_hold", "length_beats", "pitch_class_histogram", "voice_count_histogram",
+                 "note_length_histogram")
 
 
 def _metrics_table(result: dict) -> str:
@@ -47,6 +59,56 @@ def _metrics_table(result: dict) -> str:
     ]
     gain = 1 - m["nll_per_token"] / g["nll_per_token"]
     return "\n".join(rows) + f"\n\nThe LSTM's NLL per token is {gain:.1%} lower than the n-gram's."
+
+
+def music_command() -> str:
+    top_p = f" --top-p {MUSIC['top_p']}" if MUSIC["top_p"] else ""
+    return (f"musgen evaluate MODEL DATASET --split test --music --n {MUSIC['n']} --length "
+            f"\"{MUSIC['length']}\" --temperature {MUSIC['temperature']:g}{top_p} "
+            f"--seed {MUSIC['seed']}")
+
+
+def _cell(value, fmt: str = ".3f") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return "(hist.)"
+    return format(value, fmt)
+
+
+def _music_section(music: dict) -> str:
+    f, b = music["features"], music["baselines"]
+    rows = ["| feature | test split | this model (OA) | 5-gram (OA) | train pieces (OA) |",
+            "|---|---:|---:|---:|---:|"]
+    for name in CARD_FEATURES:
+        cells = [_cell(f[name]["reference_mean"])]
+        for row in (f, b["ngram"]["features"], b["train"]["features"]):
+            cells.append(f"{_cell(row[name]['mean'])} ({_cell(row[name]['overlap_area'], '.2f')})")
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    mem, ref = music["memorization"], music["memorization"]["reference"]
+    ngram_mem = b["ngram"]["memorization"]
+    early = f["ended_early"]["mean"]
+    return f"""## Music (`{music_command()}`)
+
+{music['sets']['generated']['n_pieces']} generated pieces against the
+{music['sets']['reference']['n_pieces']} test pieces: mean per piece and overlap area (OA, 1 is
+best) of the Yang & Lerch (2018) set comparison; "5-gram" is the Kneser-Ney baseline sampled
+through the same grammar with the same settings, "train pieces" are training pieces (the
+ceiling).
+
+{chr(10).join(rows)}
+
+- Ended before the asked 64 beats: {early:.0%} of the model's pieces
+  ({b['ngram']['features']['ended_early']['mean']:.0%} of the 5-gram's).
+- Copies from the training split: the model's 16-note n-grams {mem['copy_rate_16']:.2%} (12:
+  {mem['copy_rate_12']:.2%}, 8: {mem['copy_rate_8']:.2%}), longest copied run median
+  {mem['longest_run_median']:g} / max {mem['longest_run_max']} notes; the 5-gram's
+  {ngram_mem['copy_rate_16']:.2%}; the test split's own {ref['copy_rate_16']:.2%} (median
+  {ref['longest_run_median']:g} / max {ref['longest_run_max']}), the honest level.
+
+Every figure is in `metrics.json` (`music`); the full report is
+`bench/results/music_default_model/` in the source tree.
+"""
 
 
 def write_card(model_dir: Path, config: dict, result: dict) -> None:
@@ -80,6 +142,7 @@ The model `musgen generate` and `musgen.generate()` use when no model is given.
 NLL in nats; per note = total NLL over the test tokens / notes. These numbers are reproduced by
 the test suite (`tests/test_default_model.py`) from `metrics.json`.
 
+{_music_section(result["music"]) if result.get("music") else ""}
 ## Retrain
 
 ```bash
@@ -95,12 +158,33 @@ writes this folder. `--check` retrains and compares with the shipped weights ins
     shutil.copyfile(DATA_README, model_dir / "DATA_SOURCE.md")
 
 
+def measure_music(model_dir: Path, ds_dir: Path, report) -> dict:
+    """``musgen evaluate --music`` with the card's settings -> the summary for metrics.json
+    (and the full report in ``report`` when given)."""
+    from musgen.eval.music import evaluate_music, summary
+    from musgen.eval.report import write_report
+
+    command = music_command()
+    ev = evaluate_music(model_dir, ds_dir, split="test", n=MUSIC["n"], length=MUSIC["length"],
+                        temperature=MUSIC["temperature"], top_p=MUSIC["top_p"],
+                        seed=MUSIC["seed"], quiet=False,
+                        settings={"command": command, "model": "musgen's default model",
+                                  "dataset": f"{SOURCE}, prepared with seed {SEED}"})
+    if report:
+        write_report(ev, report)
+    return summary(ev.result)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=os.environ.get("MUSGEN_DATA", str(REPO.parent / "shared" / "data")))
     ap.add_argument("--work", default=str(REPO / "build" / "default_model"))
     ap.add_argument("--epochs", type=int, default=EPOCHS)
     ap.add_argument("--check", action="store_true", help="compare with the shipped weights")
+    ap.add_argument("--music-only", action="store_true",
+                    help="keep the shipped weights; measure their music again")
+    ap.add_argument("--report", default=None, metavar="DIR",
+                    help="also write the full music report to DIR")
     args = ap.parse_args(argv)
 
     from musgen import data as ds_mod
@@ -116,6 +200,15 @@ def main(argv=None) -> int:
     ds_dir = work / "jsb"
     if not (ds_dir / "dataset.json").exists():
         ds_mod.prepare([src], ds_dir, seed=SEED, quiet=True)
+    if args.music_only:
+        result = json.loads((PACKAGE_MODEL / "metrics.json").read_text())
+        result["music"] = measure_music(PACKAGE_MODEL, ds_dir, args.report)
+        config = json.loads((PACKAGE_MODEL / "config.json").read_text())
+        (PACKAGE_MODEL / "metrics.json").write_text(json.dumps(result, indent=2, sort_keys=True)
+                                                    + "\n")
+        write_card(PACKAGE_MODEL, config, result)
+        print(f"music measured in {time.perf_counter() - t0:.0f} s")
+        return 0
     model_dir = work / "model"
     training.train(ds_dir, model_dir, epochs=args.epochs, seed=SEED, max_minutes=None,
                    resume=(model_dir / "checkpoints").exists(), quiet=True)
@@ -136,6 +229,7 @@ def main(argv=None) -> int:
     result = evaluation.evaluate(out, ds_dir, split="test", baselines=True)
     for key in ("dataset", "model_dir"):  # paths of this machine stay out of the package
         result.pop(key, None)
+    result["music"] = measure_music(out, ds_dir, args.report)
     (out / "metrics.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     write_card(out, config, result)
     if PACKAGE_MODEL.exists():

@@ -12,6 +12,7 @@ __all__ = [
     "GenerationWarning",
     "MissingDependencyError",
     "SynthesizerUnavailableError",
+    "EvaluationError",
 ]
 
 
@@ -70,6 +71,10 @@ class MissingDependencyError(MusgenError, ImportError):
 class SynthesizerUnavailableError(MusgenError, RuntimeError):
     """Audio rendering needs a synthesizer (FluidSynth) or a SoundFont that is not installed;
     the message says what to install."""
+
+
+class EvaluationError(MusgenError, ValueError):
+    """The input of an evaluation is missing or unusable (no MIDI files, an empty set, ...)."""
 
 
 class GenerationWarning(UserWarning):

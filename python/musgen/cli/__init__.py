@@ -18,7 +18,10 @@ COMMANDS = [
     ("prepare", "musgen.cli.prepare", "read a MIDI corpus and write a tokenized dataset"),
     ("train", "musgen.cli.train", "train an LSTM on a dataset and export a model directory"),
     ("export", "musgen.cli.export", "export a model directory from a training checkpoint"),
-    ("evaluate", "musgen.cli.evaluate", "held-out NLL, perplexity and accuracy of a model"),
+    ("evaluate", "musgen.cli.evaluate",
+     "held-out NLL of a model; with --music, the music it generates against the data"),
+    ("metrics", "musgen.cli.metrics",
+     "musical features of any MIDI files against reference files, copies, a report"),
     ("generate", "musgen.cli.generate", "generate MIDI files with a model (default: shipped)"),
     ("render", "musgen.cli.render", "render MIDI files to audio (WAV, FLAC, Ogg, MP3)"),
     ("plot", "musgen.cli.plot", "draw piano rolls of MIDI files (PNG, SVG, PDF)"),
@@ -48,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # the command as typed, for reports that say how they were made
+    args._argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return int(import_module(args._module).run(args) or 0)
     except MusgenError as exc:

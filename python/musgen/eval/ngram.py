@@ -131,8 +131,30 @@ class KneserNey:
         """P(token_t | history) for every target of every sequence, float64, in order."""
         if not 1 <= order <= self.max_order:
             raise ValueError(f"order={order}: expected 1..{self.max_order}")
+        grams = _grams(sequences, self.max_order, self.bos_id, self.vocab_size)
+        return self._gram_probs(grams, order)
+
+    def next_probs(self, histories, order: int) -> np.ndarray:
+        """P(w | history) for every token w of the vocabulary, float64 [n, V].
+
+        ``histories`` int [n, max_order - 1]: the tokens before the next one, oldest first,
+        BOS-padded on the left as in training (only the last ``order - 1`` are used).
+        """
+        if not 1 <= order <= self.max_order:
+            raise ValueError(f"order={order}: expected 1..{self.max_order}")
+        h = np.asarray(histories, np.int64)
+        if h.ndim != 2 or h.shape[1] != self.max_order - 1:
+            raise ValueError(f"histories: expected shape [n, {self.max_order - 1}], got "
+                             f"{list(h.shape)}")
         V = self.vocab_size
-        grams = _grams(sequences, self.max_order, self.bos_id, V)
+        grams = np.concatenate([np.repeat(h, V, axis=0),
+                                np.tile(np.arange(V, dtype=np.int64), len(h))[:, None]], axis=1)
+        return self._gram_probs(grams, order).reshape(len(h), V)
+
+    def _gram_probs(self, grams: np.ndarray, order: int) -> np.ndarray:
+        """The interpolated probability of the last token of each row of ``grams`` int64
+        [m, max_order] given the ones before it."""
+        V = self.vocab_size
         p = np.full(len(grams), 1.0 / V)
         for k in range(1, order + 1):
             t = self._table(k, order)
