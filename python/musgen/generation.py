@@ -24,8 +24,8 @@ from .errors import GenerationWarning, ModelFormatError
 from .score import Score
 
 __all__ = ["generate", "generate_with_report", "Generation", "PieceReport", "parse_length",
-           "default_model_dir", "token_tables", "DEFAULT_LENGTH", "DEFAULT_MAX_PRIMER_TOKENS",
-           "ENDINGS", "RenderedPiece"]
+           "length_budget", "decode_pieces", "default_model_dir", "token_tables",
+           "DEFAULT_LENGTH", "DEFAULT_MAX_PRIMER_TOKENS", "ENDINGS", "RenderedPiece"]
 
 #: The default length of a generated piece.
 DEFAULT_LENGTH = "512 tokens"
@@ -454,10 +454,10 @@ def _walk(grammar, tokens):
     return state
 
 
-def _budget(amount: int, unit: str, tables, grace_steps: int):
-    """(engine length, engine unit, hard token cap). The caps are generous for music (a note
-    takes 3-4 tokens) and leave room for the ending; they only stop a model that never
-    reaches its ending, and memory follows the tokens actually made."""
+def length_budget(amount: int, unit: str, tables, grace_steps: int = 0):
+    """(engine length, engine unit, hard token cap) of a length (:func:`parse_length`). The caps
+    are generous for music (a note takes 3-4 tokens) and leave room for the ending; they only
+    stop a model that never reaches its ending, and memory follows the tokens actually made."""
     closing = 256 * (grace_steps // tables.steps_per_beat + 16) + 64
     if unit == "beats":
         return amount * tables.steps_per_beat, "steps", 256 * amount + 256 + closing
@@ -674,14 +674,14 @@ def generate_with_report(model=None, **kwargs) -> Generation:
     rules = Rules(tables, allow_early_end=bool(opts["allow_early_end"]), ending=ending,
                   grace_steps=grace_steps, allowed=allowed, bias=bias,
                   max_voices=max_voices or 0, density=density or 0.0)
-    budget, engine_unit, cap = _budget(amount, unit, tables, grace_steps)
+    budget, engine_unit, cap = length_budget(amount, unit, tables, grace_steps)
     seed = _draw_seed(opts["seed"])
     streams = engine.generate_tokens(
         opts["n"], primer=prime, length=budget, unit=engine_unit,
         temperature=opts["temperature"], top_k=opts["top_k"], top_p=opts["top_p"], seed=seed,
         grammar=grammar, eos_id=codec.eos_id, max_tokens=cap, threads=opts["threads"],
         progress=opts["progress"], rules=rules)
-    scores, pieces = _pieces(streams, prime, codec, tables, grammar, opts["backend"])
+    scores, pieces = decode_pieces(streams, prime, codec, backend=opts["backend"])
     return Generation(scores=scores, pieces=pieces,
                       seed=[int(s) for s in seed] if np.ndim(seed) else int(seed),
                       settings=_settings_text(opts, ending, strictness), model=_model_name(engine),
@@ -728,10 +728,16 @@ def _prepared_primer(primer, codec, tables, grammar, prefix, limit):
     return kept, note
 
 
-def _pieces(streams, prime, codec, tables, grammar, backend):
-    """Decode every stream (closing the ones that reached their ending) and report each."""
+def decode_pieces(streams, prime, codec, *, backend=None) -> tuple:
+    """Decode the streams of ``Engine.generate_tokens`` (a ``TokenStreams``, generated after
+    the primer tokens ``prime``) as :func:`generate` does: a stream that reached its closing
+    point ends there, the notes sounding at its last onset held to it. Returns (list of Score,
+    list of PieceReport)."""
     from . import codec as codec_mod
     from .engine.rules import CLOSED, CUT, EOS_EARLY
+
+    tables = token_tables(codec)
+    grammar = codec_mod.grammar(codec)
 
     scores, pieces = [], []
     spb = tables.steps_per_beat

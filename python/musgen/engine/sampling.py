@@ -143,7 +143,12 @@ def numpy_generate(model, primer, table, start_state, can_end, eos_id, clock_ste
     if rules is not None and "needs_note" not in rules.derived:
         needs, kinds = rule_mod.derive_state_flags(table, rules.tables, rules.allowed)
         rules.derived.update(needs_note=needs, note_kinds=kinds)
-    logits, state = model.warm_up(primer)
+    if hasattr(model, "warm_up"):
+        logits, state = model.warm_up(primer)
+    else:  # any model with the engine's zero_state / step interface (e.g. an n-gram)
+        state = model.zero_state(n)
+        for t in range(plen):
+            logits, state = model.step(primer[:, t], state)
     nxt = np.zeros(n, dtype=np.int64)
     while not reasons.all():
         u = philox_uniform(seeds, np.array([len(o) for o in out], np.uint64),
