@@ -257,3 +257,69 @@ def test_generate_cli_errors(model, tmp_path, capsys):
     assert "not a model directory" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["generate", str(model), "-o", str(tmp_path / "x.mid"), "--n", "0"])
+
+
+@pytest.mark.parametrize("text,tonic,pcs", [
+    ("D minor", 2, {2, 4, 5, 7, 9, 10, 0}), ("Dm", 2, {2, 4, 5, 7, 9, 10, 0}),
+    ("Bb", 10, {10, 0, 2, 3, 5, 7, 9}), ("f# dorian", 6, {6, 8, 9, 11, 1, 3, 4}),
+    ("A harmonic minor", 9, {9, 11, 0, 2, 4, 5, 8}), ("C major pentatonic", 0, {0, 2, 4, 7, 9}),
+])
+def test_generate_parse_key(text, tonic, pcs):
+    from musgen.engine.constraints import parse_key
+
+    scale = parse_key(text)
+    assert scale.tonic == tonic and scale.pitch_classes == pcs
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("48-84", (48, 84)), ("C3-C6", (48, 84)), ("C-1..G9", (0, 127)), ("60,72", (60, 72)),
+    ((40, 50), (40, 50)), ("A#3:Bb4", (58, 70)),
+])
+def test_generate_parse_pitch_range(text, expected):
+    from musgen.engine.constraints import parse_pitch_range
+
+    assert parse_pitch_range(text) == expected
+
+
+@pytest.mark.parametrize("call,match", [
+    (dict(key="H"), "key: 'H'"), (dict(pitch_range="90-40"), "low 90 is above high 40"),
+    (dict(pitch_range=(128, 130)), "outside 0..127"), (dict(max_voices=0), "max_voices: 0"),
+    (dict(density=0), "density: 0"), (dict(key="C", scale_strictness=2), "scale_strictness"),
+    (dict(scale_strictness=0.5), "give a key too"), (dict(ending="bar"), "needs a model whose"),
+    (dict(ending="sometime"), "ending: 'sometime'"), (dict(grace=-1), "grace: -1"),
+    (dict(instruments=[0]), "no instrument tokens"), (dict(bpm=90), "no tempo tokens"),
+    (dict(style="jazz"), "no style tokens"), (dict(max_primer_tokens=0), "max_primer_tokens"),
+    (dict(key="C", pitch_range=(61, 61)), "no pitch of this codec is left"),
+])
+def test_generate_rejects_bad_settings_before_any_work(model, call, match):
+    with pytest.raises(ValueError, match=match):
+        generate(model, length="4 beats", backend="python", **call)
+
+
+def test_generate_conditions_of_a_codec_with_header_blocks():
+    """The version-2 conditions as static masks, on a hand-made vocabulary: only the asked
+    token of each header block, an exact instrument list as the primer's Program tokens."""
+    from types import SimpleNamespace
+
+    from musgen.generation import _static_arrays
+    from test_engine_rules import ID, V2_NAMES, v2_tables
+
+    tables, fake = v2_tables(), SimpleNamespace(token_names=V2_NAMES)
+    (allowed, bias), prefix = _static_arrays(
+        fake, tables, key="A minor", scale_strictness=1.0, pitch_range=None, style=None,
+        density=None, bpm=100, instruments=[40, "drums"], allowed_instruments=None)
+    ok = {V2_NAMES[i] for i in np.flatnonzero(allowed)}
+    assert "Key_Am" in ok and "Key_C" not in ok
+    assert "Tempo_90" in ok and "Tempo_120" not in ok  # 100 BPM: the nearer bin on a log scale
+    assert not any(n.startswith("Program_") for n in ok)
+    assert prefix == [ID["Program_40"], ID["Program_Drums"]]
+    assert {f"Pitch_{p}" for p in (60, 62, 64, 65, 67, 69, 71)} <= ok and "Pitch_61" not in ok
+    (allowed, _), prefix = _static_arrays(
+        fake, tables, key=None, scale_strictness=1.0, pitch_range=None, style=None,
+        density=None, bpm=None, instruments=None, allowed_instruments=[0])
+    assert prefix == [] and {V2_NAMES[i] for i in np.flatnonzero(allowed)
+                             if V2_NAMES[i].startswith("Program_")} == {"Program_0"}
+    with pytest.raises(ValueError, match="program 41 has no token"):
+        _static_arrays(fake, tables, key=None, scale_strictness=1.0, pitch_range=None,
+                       style=None, density=None, bpm=None, instruments=[41],
+                       allowed_instruments=None)

@@ -927,7 +927,8 @@ class Loop {
     std::vector<int> perm;
     std::vector<std::int32_t> kept;
     for (int m = 0; m < M; ++m) {
-      if (done[m] && r.out_reason != nullptr) r.out_reason[sid[m]] = static_cast<std::int8_t>(done[m]);
+      if (done[m] && r.out_reason != nullptr)
+        r.out_reason[sid[m]] = static_cast<std::int8_t>(done[m]);
       if (!done[m]) {
         perm.push_back(m);
         kept.push_back(sid[m]);
@@ -1115,7 +1116,8 @@ struct DeviceRequest {
     return d.get();
   }
 
-  DeviceRequest(const engine::GenerateRequest& r, const engine::Prepared& p, int V, cudaStream_t s) {
+  DeviceRequest(const engine::GenerateRequest& r, const engine::Prepared& p, int V,
+                cudaStream_t s) {
     const int n = static_cast<int>(r.n);
     up(table, r.table, static_cast<size_t>(r.n_states) * V, s);
     up(can_end, r.can_end, r.n_states, s);
@@ -1278,7 +1280,8 @@ void CudaLstmEngine::generate(const engine::GenerateRequest& r) const {
   };
 
   // Replay with one chunk of look-ahead: chunk i+1 is queued before chunk i is read back.
-  PinnedGuard pinned(2 * sizeof(Status) + 2 * static_cast<size_t>(n) * kChunk * sizeof(std::int32_t));
+  PinnedGuard pinned(2 * sizeof(Status) +
+                     2 * static_cast<size_t>(n) * kChunk * sizeof(std::int32_t));
   Status* hs = static_cast<Status*>(pinned.p);
   std::int32_t* htok = reinterpret_cast<std::int32_t*>(hs + 2);
   EventGuard ev[2];
@@ -1308,7 +1311,8 @@ void CudaLstmEngine::generate(const engine::GenerateRequest& r) const {
   std::vector<std::uint8_t> hdone(n);
   DeviceArray<int> d_perm(n);
   size_t widest = 0;
-  for (const auto& row : slots.rows(st.ptrs, I.w.units, I.ldl())) widest = std::max(widest, row.second);
+  for (const auto& row : slots.rows(st.ptrs, I.w.units, I.ldl()))
+    widest = std::max(widest, row.second);
   DeviceArray<unsigned char> scratch(static_cast<size_t>(n) * widest);
   bool any = false;
   for (int s = 0; s < n; ++s) any |= L.done0[s] == 0;
@@ -1451,7 +1455,8 @@ void emulate_generate(const std::string& kind, const std::vector<int>& units,
   if (r.clock_steps) std::memcpy(clock.data(), r.clock_steps, sizeof(std::int32_t) * V);
   if (r.is_note) std::memcpy(notes.data(), r.is_note, V);
   // Per-slot arrays, as on the device.
-  std::vector<std::int32_t> state = L.start.state, next = L.next0, chunk(static_cast<size_t>(n) * CudaLstmEngine::kChunk);
+  std::vector<std::int32_t> state = L.start.state, next = L.next0;
+  std::vector<std::int32_t> chunk(static_cast<size_t>(n) * CudaLstmEngine::kChunk);
   std::vector<long long> count(n, 0), len(n, 0);
   std::vector<std::uint8_t> done = L.done0;
   std::vector<rules::State> rstate = L.start.rule_state;
@@ -1496,7 +1501,8 @@ void emulate_generate(const std::string& kind, const std::vector<int>& units,
     const long long got = L.take_chunk(chunk.data(), M);
     if (r.progress != nullptr) r.progress->fetch_add(got, std::memory_order_relaxed);
     if (r.rows_stepped != nullptr)
-      r.rows_stepped->fetch_add(static_cast<long long>(M) * CudaLstmEngine::kChunk, std::memory_order_relaxed);
+      r.rows_stepped->fetch_add(static_cast<long long>(M) * CudaLstmEngine::kChunk,
+                                std::memory_order_relaxed);
     if (active > 0 && !Loop::worth_compacting(active, M)) continue;
     // The running streams move to the front (the device's gather, row by row).
     const std::vector<int> perm = L.survivors(done.data(), M);
@@ -1505,7 +1511,8 @@ void emulate_generate(const std::string& kind, const std::vector<int>& units,
       std::vector<unsigned char> tmp(perm.size() * row_bytes);
       auto* src = static_cast<unsigned char*>(base);
       for (size_t i = 0; i < perm.size(); ++i)
-        for (size_t b = 0; b < row_bytes; ++b) gather_row(src, tmp.data(), perm.data(), i, row_bytes, b);
+        for (size_t b = 0; b < row_bytes; ++b)
+          gather_row(src, tmp.data(), perm.data(), static_cast<int>(i), row_bytes, b);
       std::memcpy(base, tmp.data(), tmp.size());
     };
     gather(state.data(), 4);

@@ -327,7 +327,8 @@ MUSGEN_HD float token_bias(const View& w, const State& s, const Tables& t, const
     if (adv > 0) {
       const long long after = w.deficit + c.density_milli * adv;
       const long long gain = abs_ll(w.deficit) - abs_ll(after);
-      const double notes = static_cast<double>(gain) / static_cast<double>(1000LL * t.steps_per_beat);
+      const double notes =
+          static_cast<double>(gain) / static_cast<double>(1000LL * t.steps_per_beat);
       double x = c.density_strength * notes;
       x = x > kDensityCap ? kDensityCap : (x < -kDensityCap ? -kDensityCap : x);
       b = b + static_cast<float>(x);

@@ -38,6 +38,7 @@ MODES = {
 _ALIASES = {"": "major", "maj": "major", "ionian": "major", "m": "minor", "min": "minor",
             "aeolian": "minor", "natural minor": "minor", "pentatonic": "major pentatonic"}
 _TONICS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+_ACCIDENTALS = {"#": 1, "♯": 1, "b": -1, "♭": -1}
 _NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 
 #: The default scale strictness: out-of-scale pitches are masked.
@@ -77,7 +78,7 @@ def parse_key(text: str) -> Scale:
     if m is None or mode not in MODES:
         raise ValueError(f"key: {text!r}, expected a tonic A-G (with # or b) and one of "
                          f"{', '.join(MODES)} (e.g. 'D minor', 'Bb', 'F# dorian')")
-    tonic = _TONICS[m.group(1).upper()] + {"#": 1, "♯": 1, "b": -1, "♭": -1}.get(m.group(2), 0)
+    tonic = _TONICS[m.group(1).upper()] + _ACCIDENTALS.get(m.group(2), 0)
     return Scale(tonic % 12, mode)
 
 
@@ -92,7 +93,7 @@ def parse_pitch(text) -> int:
         if re.fullmatch(r"-?\d+", s):
             value = int(s)
         elif m:
-            pc = _TONICS[m.group(1).upper()] + {"#": 1, "♯": 1, "b": -1, "♭": -1}.get(m.group(2), 0)
+            pc = _TONICS[m.group(1).upper()] + _ACCIDENTALS.get(m.group(2), 0)
             value = 12 * (int(m.group(3)) + 1) + pc
         else:
             raise ValueError(f"pitch: {text!r}, expected a MIDI number 0..127 or a note name "
@@ -111,9 +112,9 @@ def parse_pitch_range(value) -> tuple:
             if sep in s:
                 parts = s.split(sep)
                 break
-        else:
-            parts = re.fullmatch(r"(.+?\d)-(.+)", s).groups() if re.fullmatch(r"(.+?\d)-(.+)", s) \
-                else [s]
+        else:  # LOW-HIGH: the dash after the low end's last digit (so "C-1-G9" works too)
+            dash = re.fullmatch(r"(.+?\d)-(.+)", s)
+            parts = list(dash.groups()) if dash else [s]
         if len(parts) != 2:
             raise ValueError(f"pitch_range: {value!r}, expected LOW-HIGH, e.g. 48-84 or C3-C6")
         lo, hi = (parse_pitch(p) for p in parts)
