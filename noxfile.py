@@ -57,6 +57,17 @@ def compare_tf(session: nox.Session) -> None:
     session.run("python", str(ROOT / "bench" / "compare_tf.py"), *session.posargs)
 
 
+@nox.session(default=False)
+def fuzz(session: nox.Session) -> None:
+    """Sanitized libFuzzer targets (clang, ASan + UBSan), each for MUSGEN_FUZZ_SECONDS (60), then
+    the Python fuzz targets with MUSGEN_FUZZ_EXAMPLES (2000) examples; ``-- --coverage`` also
+    prints llvm-cov's coverage of the reader and the codec. See fuzz/README.md."""
+    session.install(".[test]")
+    session.run("python", str(ROOT / "fuzz" / "run.py"),
+                "--seconds", os.environ.get("MUSGEN_FUZZ_SECONDS", "60"),
+                "--examples", os.environ.get("MUSGEN_FUZZ_EXAMPLES", "2000"), *session.posargs)
+
+
 @nox.session(default=False, venv_backend="none")
 def wheels(session: nox.Session) -> None:
     """manylinux wheels: x86_64, and aarch64 cross-built and tested under qemu (tools/wheels.py)."""

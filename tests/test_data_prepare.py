@@ -147,8 +147,14 @@ def test_prepare_max_tokens_and_min_notes(tmp_path, small, backend):
     for reason in q.values():
         assert reason.startswith("too_long: ") and reason.endswith(f"> max_tokens {limit}")
     assert all(p.length <= limit for p in Dataset.open(tmp_path / "ds").pieces)
-    summary = prepare(root, tmp_path / "ds", min_notes=10**6, backend=backend, quiet=True)
-    assert summary["files"]["kept"] == 0 and summary["files"]["skipped"] == {"no_notes": 6}
+    before = (tmp_path / "ds" / "pieces.jsonl").read_bytes()
+    # nothing kept: an error naming the counts and the first files, not an empty dataset; the
+    # earlier dataset stays as it was
+    with pytest.raises(DatasetError, match=r"none of the 6 MIDI files could be kept \(6 no_notes\)"
+                       r"; first: flat/.*need at least 1000000"):
+        prepare(root, tmp_path / "ds", min_notes=10**6, backend=backend, quiet=True)
+    assert (tmp_path / "ds" / "pieces.jsonl").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".ds.")] == []
 
 
 def test_prepare_bad_arguments(tmp_path, small):
@@ -179,7 +185,7 @@ def test_cli_prepare_writes_dataset_and_summary(tmp_path, small, capsys):
     rc = main(["prepare", str(small), "-o", str(tmp_path / "ds2"), "--quiet"])
     assert rc == 0 and capsys.readouterr() == ("", "")
     rc = main(["prepare", str(tmp_path / "nowhere"), "-o", str(tmp_path / "ds3")])
-    assert rc == 1 and "no such folder or file" in capsys.readouterr().err
+    assert rc == 2 and "argument CORPUS: " in capsys.readouterr().err
 
 
 @pytest.mark.corpus

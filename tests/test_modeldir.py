@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 
@@ -44,9 +45,11 @@ def test_modeldir_expected_shapes_keras_layout():
 
 def test_modeldir_save_load(tmp_path):
     t = _tensors()
-    save_model_dir(tmp_path / "m", {"model": MODEL, "codec": {}}, t)
+    save_model_dir(tmp_path / "m", {"model": MODEL}, t)
     config, back = load_model_dir(tmp_path / "m")
     assert config["format_version"] == 1
+    weights = (tmp_path / "m" / "weights.safetensors").read_bytes()
+    assert config["weights_sha256"] == hashlib.sha256(weights).hexdigest()
     np.testing.assert_array_equal(back["head/bias"], t["head/bias"])
 
 
@@ -120,3 +123,21 @@ def test_modeldir_bad_config(tmp_path):
                                                "model": MODEL}))
     with pytest.raises(ModelFormatError, match="format_version 99"):
         load_model_dir(d)
+
+
+def test_modeldir_weights_checksum_is_checked_and_optional(tmp_path):
+    """Flipped bits that keep the file well-formed are caught by the recorded SHA-256; a
+    directory written before the checksum existed (no weights_sha256) still loads."""
+    d = _saved(tmp_path)
+    w = d / "weights.safetensors"
+    data = bytearray(w.read_bytes())
+    data[-2] ^= 0x01  # a float's low mantissa bit: still finite, same layout
+    w.write_bytes(bytes(data))
+    with pytest.raises(ModelFormatError, match=r"weights.safetensors: SHA-256 [0-9a-f]{64} "
+                                               r"differs from the [0-9a-f]{64} recorded"):
+        load_model_dir(d)
+    config = json.loads((d / "config.json").read_text())
+    del config["weights_sha256"]
+    (d / "config.json").write_text(json.dumps(config))
+    _, tensors = load_model_dir(d)
+    assert tensors["head/bias"].dtype == np.float32

@@ -399,10 +399,12 @@ def test_train_stops_early_and_on_the_time_budget(dataset, tmp_path):
     assert state["stop_reason"] == "time budget of 0.0001 minutes"
 
 
-def test_train_cli_defaults_parse():
+def test_train_cli_defaults_parse(tmp_path, monkeypatch):
     """`musgen train DATASET -o MODEL` alone (the README's command) parses to the defaults."""
     from musgen.cli import build_parser
 
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ds").mkdir()  # the dataset folder must exist when the arguments are parsed
     args = build_parser().parse_args(["train", "ds", "-o", "m"])
     assert args.max_minutes == "preset"
     assert build_parser().parse_args(["train", "ds", "-o", "m", "--max-minutes", "none"]

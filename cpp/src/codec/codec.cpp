@@ -391,8 +391,11 @@ std::vector<Note> decode_tokens(const std::int32_t* tokens, std::size_t n_tokens
       const std::int64_t d = t - v.duration_base + 1;
       if (after_velocity)
         decoded.push_back({clock, d, code, vel});
-      else
+      else if (!decoded.empty())
         decoded.back().duration += d;  // the grammar only allows this right after a Duration
+      else  // only a damaged table lets a Duration come first (found by fuzz_grammar_walk)
+        throw CodecError("decode_tokens: bad grammar table (Duration token " + std::to_string(t) +
+                         " at position " + std::to_string(pos) + " continues no note)");
       max_end = std::max(max_end, decoded.back().onset + decoded.back().duration);
       after_velocity = false;
       continue;

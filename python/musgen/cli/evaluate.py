@@ -11,19 +11,28 @@ import shlex
 
 from ..errors import MusgenError
 
+from . import _args
+
+
+def _json_out(text: str) -> str:
+    return text if text == "-" else _args.output_file(text)
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", metavar="MODEL", help="model directory (kind lstm_lm)")
-    p.add_argument("dataset", metavar="DATASET", help="dataset folder written by musgen prepare")
+    p.add_argument("model", metavar="MODEL", type=_args.existing_dir,
+                   help="model directory (kind lstm_lm)")
+    p.add_argument("dataset", metavar="DATASET", type=_args.existing_dir,
+                   help="dataset folder written by musgen prepare")
     p.add_argument("--split", default="test", choices=["train", "valid", "test"],
                    help="split to score (default test)")
-    p.add_argument("--json", metavar="OUT", default=None,
+    p.add_argument("--json", metavar="OUT", default=None, type=_json_out,
                    help="also write the full result as JSON to OUT ('-' for stdout only)")
     p.add_argument("--no-baselines", action="store_true",
                    help="skip the n-gram (and paper) baselines")
-    p.add_argument("--paper", metavar="PAPER_MODEL", default=None,
+    p.add_argument("--paper", metavar="PAPER_MODEL", default=None, type=_args.existing_dir,
                    help="a paper-preset model directory trained on the same dataset")
-    p.add_argument("--max-order", type=int, default=5, help="highest n-gram order tried (5)")
+    p.add_argument("--max-order", type=_args.int_range(1, 8), default=5,
+                   help="highest n-gram order tried, 1 to 8 (5)")
     p.add_argument("--backend", default=None, choices=["auto", "cpp", "cuda", "python"],
                    help="engine implementation (default: $MUSGEN_BACKEND or auto)")
     music = p.add_argument_group("music (--music)")

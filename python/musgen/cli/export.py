@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 
+from . import _args
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", metavar="CHECKPOINT",
+    p.add_argument("checkpoint", metavar="CHECKPOINT", type=_args.existing_path,
                    help="MODEL_DIR (exports its best epoch), MODEL_DIR/checkpoints, or a "
                         "checkpoints/epoch-NNNN.npz file")
-    p.add_argument("-o", "--output", required=True, metavar="MODEL_DIR",
+    p.add_argument("-o", "--output", required=True, metavar="MODEL_DIR", type=_args.output_dir,
                    help="model directory to write (config.json + weights.safetensors)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing")
 

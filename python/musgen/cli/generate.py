@@ -8,16 +8,17 @@ from pathlib import Path
 
 from ..errors import SynthesizerUnavailableError
 from ..generation import DEFAULT_LENGTH, DEFAULT_MAX_PRIMER_TOKENS, ENDINGS
+from . import _args
 
 
-def _checked(parse, what: str):
-    """An argparse type that runs ``parse`` and turns its ValueError into a usage error."""
+def _checked(parse, name: str):
+    """An argument type that runs ``parse`` and turns its ValueError into a usage error."""
     def convert(text):
         try:
             return parse(text)
         except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-    convert.__name__ = what
+            raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+    convert.__name__ = name
     return convert
 
 
@@ -34,75 +35,88 @@ def _pitch_range(text):
     return parse_pitch_range(text)
 
 
-def _fraction(text):
+def _strictness(text):
     value = float(text)
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{text!r}: expected a number in [0, 1]")
-    return value
-
-
-def _positive(text):
-    value = float(text)
-    if not value > 0 or value == float("inf"):
-        raise ValueError(f"{text!r}: expected a number > 0")
+        raise ValueError("expected a number from 0 to 1")
     return value
 
 
 def _beats(text):
     value = float(text)
     if not 0 <= value < float("inf"):
-        raise ValueError(f"{text!r}: expected beats >= 0")
-    return value
-
-
-def _voices(text):
-    value = int(text)
-    if not 1 <= value <= 32:
-        raise ValueError(f"{text!r}: expected 1..32 notes")
+        raise ValueError("expected beats >= 0")
     return value
 
 
 def _primer_cap(text):
     value = int(text)
     if value != 0 and value < 2:
-        raise ValueError(f"{text!r}: expected a number of tokens >= 2 (0: no limit)")
+        raise ValueError("expected a number of tokens >= 2 (0: no limit)")
     return value or None
 
 
 def _instruments(text):
     items = [t.strip() for t in text.split(",") if t.strip()]
     if not items:
-        raise ValueError(f"{text!r}: expected instruments separated by commas, e.g. 0,40,drums")
+        raise ValueError("expected instruments separated by commas, e.g. 0,40,drums")
     return [int(t) if t.isdigit() else t for t in items]
 
 
+def _output(text: str) -> str:
+    """OUT.mid or a folder: an existing file is accepted only as a .mid to replace."""
+    path = Path(text)
+    if path.suffix.lower() in (".mid", ".midi"):
+        return _args.output_file(text) if path.parent.is_dir() else _args.output_dir(text)
+    return _args.output_dir(text)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", nargs="?", default=None,
+    p.add_argument("model", nargs="?", default=None, type=_args.existing_dir,
                    help="model directory (default: the model shipped with musgen)")
-    p.add_argument("-o", "--output", required=True,
+    p.add_argument("-o", "--output", required=True, type=_output,
                    help="OUT.mid (one piece; with --n > 1: OUT-000.mid, OUT-001.mid, ...) or a "
                         "folder (generated-000.mid, ...)")
-    p.add_argument("--n", type=int, default=1, help="number of pieces (default 1)")
-    p.add_argument("--length", default=DEFAULT_LENGTH,
-                   help=f"length of each piece, at least: N tokens, N notes or N beats (default "
-                        f"{DEFAULT_LENGTH!r})")
-    p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default 1.0)")
-    p.add_argument("--top-k", type=int, default=None, help="keep the k most likely tokens")
-    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass in (0, 1]")
-    p.add_argument("--seed", type=int, default=None,
+    p.add_argument("--n", type=_args.positive_int, default=1, help="number of pieces (default 1)")
+    p.add_argument("--length", type=_args.length, default=None,
+                   help=f"length of each piece, at least: N tokens, N notes or N beats "
+                        f"(default {DEFAULT_LENGTH!r})")
+    p.add_argument("--temperature", type=_args.finite_non_negative_float, default=1.0,
+                   help="0 = greedy (default 1.0)")
+    p.add_argument("--top-k", type=_args.non_negative_int, default=None,
+                   help="keep the k most likely tokens (0 = off)")
+    p.add_argument("--top-p", type=_args.probability, default=None,
+                   help="nucleus sampling mass in (0, 1]")
+    p.add_argument("--seed", type=_args.seed, default=None,
                    help="random seed (same seed, same pieces on every backend; printed, and "
                         "stored in each file, when drawn)")
-    p.add_argument("--primer", default=None, help="MIDI file to continue")
+    p.add_argument("--primer", type=_args.existing_file, default=None,
+                   help="MIDI file to continue")
     p.add_argument("--max-primer-tokens", type=_checked(_primer_cap, "tokens"),
                    default=DEFAULT_MAX_PRIMER_TOKENS,
                    help=f"a longer primer is continued from its last tokens (default "
                         f"{DEFAULT_MAX_PRIMER_TOKENS}; 0: no limit)")
     p.add_argument("--backend", default=None, choices=["auto", "cpp", "python", "cuda"],
                    help="engine backend (default: MUSGEN_BACKEND or auto)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--threads", type=_args.positive_int, default=None,
+                   help="CPU threads (default: all cores)")
     p.add_argument("--precision", default="float32", choices=["float32", "float16"],
                    help="weight storage of the CPU engine: float16 halves the bytes read per "
                         "token (faster, logits change by ~1e-3; default float32)")
+    _constraint_arguments(p)
+    p.add_argument("--render", nargs="?", const="wav", default=None,
+                   choices=["wav", "flac", "ogg", "mp3"], metavar="FORMAT",
+                   help="also write each piece's audio beside its MIDI file (FluidSynth; "
+                        "FORMAT wav (default), flac, ogg or mp3)")
+    p.add_argument("--plot", action="store_true",
+                   help="also draw each piece's piano roll beside its MIDI file (song.png)")
+    from .render import add_synth_arguments
+
+    add_synth_arguments(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
+
+
+def _constraint_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("length and ending")
     g.add_argument("--allow-early-end", action="store_true",
                    help="let the model end a piece before --length (by default it cannot)")
@@ -116,33 +130,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("musical constraints")
     g.add_argument("--key", type=_checked(_key, "key"), default=None,
                    help="key or scale, e.g. 'D minor', 'Bb', 'F# dorian'")
-    g.add_argument("--scale-strictness", type=_checked(_fraction, "strictness"), default=None,
+    g.add_argument("--scale-strictness", type=_checked(_strictness, "strictness"), default=None,
                    help="with --key: 1 (default) allows only pitches of the scale, lower "
                         "values make other pitches less likely instead")
     g.add_argument("--pitch-range", type=_checked(_pitch_range, "range"), default=None,
                    help="lowest and highest pitch, e.g. 48-84 or C3-C6")
-    g.add_argument("--max-voices", type=_checked(_voices, "voices"), default=None,
+    g.add_argument("--max-voices", type=_args.int_range(1, 32), default=None,
                    help="most notes sounding at once (1..32)")
-    g.add_argument("--density", type=_checked(_positive, "density"), default=None,
+    g.add_argument("--density", type=_args.positive_float, default=None,
                    help="target notes per beat")
     g.add_argument("--style", default=None, help="style label (models with conditions)")
-    g.add_argument("--bpm", type=_checked(_positive, "bpm"), default=None,
+    g.add_argument("--bpm", type=_args.positive_float, default=None,
                    help="tempo in beats per minute (models with tempo tokens)")
     g.add_argument("--instruments", type=_checked(_instruments, "instruments"), default=None,
                    help="the exact parts, e.g. 0,40,drums (GM programs or names; models with "
                         "instruments)")
     g.add_argument("--allowed-instruments", type=_checked(_instruments, "instruments"),
                    default=None, help="instruments the model may choose its parts from")
-    p.add_argument("--render", nargs="?", const="wav", default=None,
-                   choices=["wav", "flac", "ogg", "mp3"], metavar="FORMAT",
-                   help="also write each piece's audio beside its MIDI file (FluidSynth; "
-                        "FORMAT wav (default), flac, ogg or mp3)")
-    p.add_argument("--plot", action="store_true",
-                   help="also draw each piece's piano roll beside its MIDI file (song.png)")
-    from .render import add_synth_arguments
-
-    add_synth_arguments(p)
-    p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
 
 
 def output_paths(output: str, n: int) -> list:
@@ -175,6 +179,33 @@ def _render(scores: list, paths: list, args: argparse.Namespace) -> None:
             bar.update(1)
 
 
+def _write_all(scores, paths, texts) -> None:
+    """Write every piece; folders are created only now, after generation succeeded, and the
+    ones created here are removed again if writing fails (no empty folder left behind)."""
+    from .. import midi
+
+    folder = paths[0].parent
+    created = []
+    probe = folder
+    while not probe.exists():
+        created.append(probe)
+        probe = probe.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        for score, path, text in zip(scores, paths, texts):
+            midi.write(score, path, text=text)
+    except BaseException:
+        for path in paths:
+            if created:
+                path.unlink(missing_ok=True)
+        for made in created:  # innermost first
+            try:
+                made.rmdir()
+            except OSError:
+                break
+        raise
+
+
 def _report(result, paths, quiet: bool) -> None:
     """The seed (drawn or given), then the pieces that ended differently from what was asked."""
     seed = result.seed
@@ -192,60 +223,45 @@ def _report(result, paths, quiet: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import midi
-    from ..errors import MusgenError
-    from ..generation import parse_length
+    import warnings
 
-    if args.n < 1:
-        raise SystemExit("musgen generate: error: --n must be >= 1")
+    from .._progress import progress_bar
+    from ..errors import GenerationWarning
+    from ..generation import _load_model, generate_with_report, parse_length
+
     if args.render:
         from ..render import audio_status
 
         ok, why = audio_status(args.soundfont)  # before the generation work, not after
         if not ok:
             raise SynthesizerUnavailableError(why)
-    amount, unit = parse_length(args.length)
+    length = args.length if args.length is not None else DEFAULT_LENGTH
+    amount, unit = parse_length(length)
     paths = output_paths(args.output, args.n)
-    paths[0].parent.mkdir(parents=True, exist_ok=True)
+    # Loaded before the progress bar opens: a damaged model is one error line, no bar.
+    engine = _load_model(args.model, args.backend, args.precision)
     total = args.n * amount if unit == "tokens" else None
-    try:
-        result = _generate(args, total)
-    except MusgenError:
-        raise
-    except ValueError as exc:  # a setting this model cannot do (checked before any work)
-        print(f"musgen generate: error: {exc}", file=sys.stderr)
-        return 2
-    for i, (score, path) in enumerate(zip(result.scores, paths)):
-        midi.write(score, path, text=result.text(i))
-    _report(result, paths, args.quiet)
-    if args.plot:
-        _plot(result.scores, paths, args)
-    if args.render:
-        _render(result.scores, paths, args)
-    if not args.quiet:
-        notes = sum(len(s.notes) for s in result.scores)
-        print(f"wrote {len(paths)} file(s), {notes} notes: {paths[0]}"
-              + (f" ... {paths[-1]}" if len(paths) > 1 else ""))
-    return 0
-
-
-def _generate(args, total):
-    import warnings
-
-    from .._progress import progress_bar
-    from ..errors import GenerationWarning
-    from ..generation import generate_with_report
-
     with progress_bar(total, "generating", unit="tok", quiet=args.quiet) as bar, \
             warnings.catch_warnings():
         warnings.simplefilter("ignore", GenerationWarning)  # reported by _report, once
-        return generate_with_report(
-            args.model, n=args.n, length=args.length, temperature=args.temperature,
-            top_k=args.top_k, top_p=args.top_p, seed=args.seed, primer=args.primer,
-            backend=args.backend, threads=args.threads, progress=bar.update,
-            precision=args.precision, allow_early_end=args.allow_early_end,
-            ending=args.ending, grace=args.grace, key=args.key,
-            scale_strictness=args.scale_strictness, pitch_range=args.pitch_range,
+        result = generate_with_report(
+            engine, n=args.n, length=length, temperature=args.temperature, top_k=args.top_k,
+            top_p=args.top_p, seed=args.seed, primer=args.primer, backend=args.backend,
+            threads=args.threads, progress=bar.update, precision=args.precision,
+            allow_early_end=args.allow_early_end, ending=args.ending, grace=args.grace,
+            key=args.key, scale_strictness=args.scale_strictness, pitch_range=args.pitch_range,
             max_voices=args.max_voices, density=args.density, style=args.style, bpm=args.bpm,
             instruments=args.instruments, allowed_instruments=args.allowed_instruments,
             max_primer_tokens=args.max_primer_tokens)
+    scores = result.scores
+    _write_all(scores, paths, [result.text(i) for i in range(len(scores))])
+    _report(result, paths, args.quiet)
+    if args.plot:
+        _plot(scores, paths, args)
+    if args.render:
+        _render(scores, paths, args)
+    if not args.quiet:
+        notes = sum(len(s.notes) for s in scores)
+        print(f"wrote {len(paths)} file(s), {notes} notes: {paths[0]}"
+              + (f" ... {paths[-1]}" if len(paths) > 1 else ""))
+    return 0

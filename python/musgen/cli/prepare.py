@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..data import DatasetError
+from . import _args
 
 
 def _split(text: str) -> tuple[float, float, float]:
@@ -18,23 +18,30 @@ def _split(text: str) -> tuple[float, float, float]:
     return parts  # type: ignore[return-value]
 
 
+def _max_tokens(text: str) -> int:
+    value = _args.positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected at least 2 (BOS and EOS)")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("corpora", nargs="+", metavar="CORPUS",
+    parser.add_argument("corpora", nargs="+", metavar="CORPUS", type=_args.existing_path,
                         help="folders searched for .mid/.midi/.rmi/.kar files (or single files); "
                              "files under train/valid/validation/test folders keep that split")
-    parser.add_argument("-o", "--output", required=True, metavar="DATASET",
+    parser.add_argument("-o", "--output", required=True, metavar="DATASET", type=_args.output_dir,
                         help="dataset folder to write (an earlier dataset there is replaced)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the split of files outside train/valid/test folders")
     parser.add_argument("--split", type=_split, default=(0.8, 0.1, 0.1), metavar="T,V,T",
                         help="train,valid,test ratios of the seeded split (default 0.8,0.1,0.1)")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=_args.positive_int, default=None,
                         help="reader and encoder threads (default: every core)")
-    parser.add_argument("--steps-per-beat", type=int, default=None,
+    parser.add_argument("--steps-per-beat", type=_args.positive_int, default=None,
                         help="time grid of the codec (default: the codec's default)")
-    parser.add_argument("--max-tokens", type=int, default=None,
-                        help="quarantine files that encode to more tokens")
-    parser.add_argument("--min-notes", type=int, default=1,
+    parser.add_argument("--max-tokens", type=_max_tokens, default=None,
+                        help="quarantine files that encode to more tokens (at least 2)")
+    parser.add_argument("--min-notes", type=_args.positive_int, default=1,
                         help="quarantine files with fewer notes (default 1)")
     parser.add_argument("--keep-drums", action="store_true",
                         help="keep channel-10 percussion as DrumPitch tokens (dropped by default)")
@@ -50,8 +57,6 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = {}
     if args.steps_per_beat is not None:
-        if args.steps_per_beat < 1:
-            raise DatasetError(f"--steps-per-beat {args.steps_per_beat}: expected >= 1")
         overrides["steps_per_beat"] = args.steps_per_beat
     if args.keep_drums:
         overrides["keep_drums"] = True

@@ -5,6 +5,16 @@ from __future__ import annotations
 
 import argparse
 
+from . import _args
+
+
+def _window(text: str) -> int:
+    value = _args.positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected at least 2 tokens (an LSTM "
+                                         "window learns from a sequence)")
+    return value
+
 
 def _minutes(text: str):
     if text == "preset":  # the default (argparse passes string defaults through `type`)
@@ -15,38 +25,48 @@ def _minutes(text: str):
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: expected minutes or 'none'") from None
-    if value <= 0:
+    if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r}: expected a positive number of minutes")
     return value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("dataset", metavar="DATASET", help="dataset folder written by musgen prepare")
-    p.add_argument("-o", "--output", required=True, metavar="MODEL_DIR",
+    p.add_argument("dataset", metavar="DATASET", type=_args.existing_dir,
+                   help="dataset folder written by musgen prepare")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL_DIR", type=_args.output_dir,
                    help="model directory to write (checkpoints go to MODEL_DIR/checkpoints)")
     p.add_argument("--preset", choices=["default", "paper"], default="default",
                    help="default: token LSTM language model; paper: the seed paper's "
                         "regression model on (pitch, velocity, time delta)")
-    p.add_argument("--epochs", type=int, default=None,
+    p.add_argument("--epochs", type=_args.positive_int, default=None,
                    help="most epochs (default 60; paper preset 30)")
-    p.add_argument("--batch-size", type=int, default=None, help="windows per batch (32)")
-    p.add_argument("--window", type=int, default=None, help="tokens per window (128)")
-    p.add_argument("--stride", type=int, default=None, help="tokens between windows (64)")
-    p.add_argument("--units", type=int, default=None, help="LSTM units per layer (256)")
-    p.add_argument("--layers", type=int, default=None, help="LSTM layers (2)")
-    p.add_argument("--embedding-dim", type=int, default=None, help="token embedding size (64)")
-    p.add_argument("--dropout", type=float, default=None, help="dropout between layers (0.2)")
-    p.add_argument("--learning-rate", type=float, default=None, help="Adam learning rate (2e-3)")
-    p.add_argument("--transpose", type=int, default=None,
+    p.add_argument("--batch-size", type=_args.positive_int, default=None,
+                   help="windows per batch (32)")
+    p.add_argument("--window", type=_window, default=None,
+                   help="tokens per window, at least 2 (128)")
+    p.add_argument("--stride", type=_args.positive_int, default=None,
+                   help="tokens between windows (64)")
+    p.add_argument("--units", type=_args.positive_int, default=None,
+                   help="LSTM units per layer (256)")
+    p.add_argument("--layers", type=_args.positive_int, default=None, help="LSTM layers (2)")
+    p.add_argument("--embedding-dim", type=_args.positive_int, default=None,
+                   help="token embedding size (64)")
+    p.add_argument("--dropout", type=_args.unit_interval, default=None,
+                   help="dropout between layers, in [0, 1) (0.2)")
+    p.add_argument("--learning-rate", type=_args.positive_float, default=None,
+                   help="Adam learning rate, > 0 (2e-3)")
+    p.add_argument("--transpose", type=_args.int_range(0, 127), default=None,
                    help="random transposition by up to +-N semitones (0)")
-    p.add_argument("--patience", type=int, default=None,
+    p.add_argument("--patience", type=_args.positive_int, default=None,
                    help="stop after this many epochs without validation improvement (6)")
     p.add_argument("--max-minutes", type=_minutes, default="preset",
                    help="time budget: start no epoch that would end past it (25; 'none')")
-    p.add_argument("--seed", type=int, default=0, help="seed of weights, dropout and data order")
+    p.add_argument("--seed", type=_args.seed, default=0,
+                   help="seed of weights, dropout and data order")
     p.add_argument("--resume", action="store_true",
-                   help="continue from the last complete checkpoint in MODEL_DIR/checkpoints")
-    p.add_argument("--tensorboard", metavar="LOGDIR", default=None,
+                   help="continue from the last complete checkpoint in MODEL_DIR/checkpoints "
+                        "(an error when there is none)")
+    p.add_argument("--tensorboard", metavar="LOGDIR", default=None, type=_args.output_dir,
                    help="write TensorBoard logs here")
     p.add_argument("--strategy", choices=["default", "mirrored", "multiworker"],
                    default="default", help="tf.distribute strategy (multiworker reads TF_CONFIG)")

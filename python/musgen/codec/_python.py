@@ -125,10 +125,15 @@ def decode_tokens(tokens: np.ndarray, grammar, config, num: int, den: int) -> np
     clock = 0
     code = vel = 0
     prev_type_velocity = False
+    n_states = len(rows)
+    if not 0 <= state < n_states:
+        raise CodecError("decode_tokens: bad grammar table")
     for pos, t in enumerate(toks):
         nxt = rows[state][t] if 0 <= t < V else -1
         if nxt < 0:
             raise CodecError(violation_message(config, table, state, pos, t))
+        if nxt >= n_states:
+            raise CodecError("decode_tokens: bad grammar table (state out of range)")
         state = nxt
         if t >= dur_base:
             if prev_type_velocity:
@@ -136,8 +141,11 @@ def decode_tokens(tokens: np.ndarray, grammar, config, num: int, den: int) -> np
                 code_l.append(code)
                 vel_l.append(vel)
                 dur_l.append(t - dur_base + 1)
-            else:
+            elif dur_l:
                 dur_l[-1] += t - dur_base + 1
+            else:  # only a damaged table lets a Duration come first
+                raise CodecError(f"decode_tokens: bad grammar table (Duration token {t} at "
+                                 f"position {pos} continues no note)")
             prev_type_velocity = False
             continue
         prev_type_velocity = False

@@ -27,11 +27,48 @@ __all__ = ["Dataset"]
 
 def _read_json(path: Path):
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    return _parse_json(data, path)
+
+
+def _parse_json(data: bytes, where):
+    """JSON -> value; bad UTF-8 or syntax, nesting past the recursion limit and integers too
+    long to convert all raise DatasetError naming ``where``."""
+    try:
+        return json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DatasetError(f"{path}: not valid JSON ({exc})") from exc
+        raise DatasetError(f"{where}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise DatasetError(f"{where}: JSON nested too deeply") from None
+    except ValueError as exc:
+        raise DatasetError(f"{where}: JSON value out of range ({exc})") from None
+
+
+_PIECE_TYPES = {"index": int, "source": str, "path": str, "sha1": str, "split": str,
+                "split_by": str, "offset": int, "length": int, "n_notes": int,
+                "note_offset": int}
+
+
+def _piece(line: str, where: str) -> Piece:
+    """One pieces.jsonl record, every field of its type (ints not negative)."""
+    try:
+        row = _parse_json(line.encode("utf-8", "surrogateescape"), where)
+    except DatasetError as exc:
+        raise DatasetError(f"{where}: bad piece record ({str(exc)[len(where) + 2:]})") from None
+    if not isinstance(row, dict):
+        raise DatasetError(f"{where}: bad piece record (expected a JSON object)")
+    values = {}
+    for name, typ in _PIECE_TYPES.items():
+        value = row.get(name)
+        if not isinstance(value, typ) or isinstance(value, bool) or (
+                typ is int and not 0 <= value < 2 ** 62):
+            raise DatasetError(f"{where}: bad piece record (field {name!r} is "
+                               f"{type(value).__name__}, expected "
+                               f"{'a non-negative int' if typ is int else 'a string'})")
+        values[name] = value
+    return Piece(**values)
 
 
 class Dataset:
@@ -91,14 +128,12 @@ class Dataset:
         except OSError as exc:
             raise DatasetError(f"{path / PIECES_NAME}: cannot read ({exc.strerror or exc})"
                                ) from exc
+        except UnicodeDecodeError as exc:
+            raise DatasetError(f"{path / PIECES_NAME}: not UTF-8 text ({exc.reason} at byte "
+                               f"{exc.start})") from None
         tok_end = note_end = 0
         for lineno, line in enumerate(lines, 1):
-            try:
-                row = json.loads(line)
-                piece = Piece(**{f: row[f] for f in Piece._fields})
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise DatasetError(f"{path / PIECES_NAME}:{lineno}: bad piece record ({exc!r})"
-                                   ) from None
+            piece = _piece(line, f"{path / PIECES_NAME}:{lineno}")
             if (piece.index != len(pieces) or piece.offset != tok_end
                     or piece.note_offset != note_end or piece.length < 1
                     or piece.split not in SPLITS):
@@ -118,8 +153,10 @@ class Dataset:
     def _load_array(path: Path, dtype, ndim: int) -> np.ndarray:
         try:
             arr = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise DatasetError(f"{path}: cannot map ({exc})") from exc
+        except Exception as exc:  # noqa: BLE001 - NumPy's header parser raises many kinds
+            # (ValueError, EOFError, SyntaxError, tokenize.TokenError, ...) on damaged bytes
+            raise DatasetError(f"{path}: cannot map ({type(exc).__name__}: "
+                               f"{' '.join(str(exc).split())[:200]})") from None
         if arr.dtype != np.dtype(dtype) or arr.ndim != ndim:
             raise DatasetError(f"{path}: {arr.dtype} {arr.shape}, expected {np.dtype(dtype)} "
                                f"with {ndim} dimension(s)")
@@ -127,11 +164,17 @@ class Dataset:
 
     @property
     def codec(self):
-        """The CodecConfig the tokens were made with (imported on first use)."""
+        """The CodecConfig the tokens were made with (imported on first use); a damaged codec
+        section raises DatasetError naming dataset.json."""
         if self._codec is None:
             from ..codec import CodecConfig
+            from ..errors import CodecError
 
-            self._codec = CodecConfig.from_dict(self.info["codec"])
+            try:
+                self._codec = CodecConfig.from_dict(self.info.get("codec"))
+            except (CodecError, TypeError, ValueError, KeyError, OverflowError) as exc:
+                raise DatasetError(f"{self.path / INFO_NAME}: the codec section is damaged: "
+                                   f"{' '.join(str(exc).split())[:300]}") from None
         return self._codec
 
     def __len__(self) -> int:

@@ -184,6 +184,14 @@ class _BatchMaker:
         return np.ascontiguousarray(spans[:, :-1]), np.ascontiguousarray(spans[:, 1:])
 
 
+def _no_windows(ds, split: str, batch_size: int, drop_remainder: bool) -> DatasetError:
+    """The error for a split that yields no batch; it names only what the caller chose."""
+    if drop_remainder:
+        return DatasetError(f"{ds.path}: split {split!r} has fewer than batch_size={batch_size} "
+                            "windows, and drop_remainder drops them all")
+    return DatasetError(f"{ds.path}: split {split!r} has no windows (it has no pieces)")
+
+
 def numpy_batches(dataset, split: str = "train", *, window: int = 256, stride: int | None = None,
                   batch_size: int = 32, shuffle: bool = True, seed: int = 0, epoch: int = 0,
                   transpose: int = 0, drop_remainder: bool = False, epochs: int | None = 1,
@@ -218,8 +226,7 @@ def numpy_batches(dataset, split: str = "train", *, window: int = 256, stride: i
                           shuffle=shuffle, seed=seed, epoch=e, transpose=transpose,
                           drop_remainder=drop_remainder)
         if plan.n_batches == 0:
-            raise DatasetError(f"{ds.path}: split {split!r} has no windows (no pieces, or "
-                               f"fewer than batch_size={batch_size} windows with drop_remainder)")
+            raise _no_windows(ds, split, batch_size, drop_remainder)
         for b in range(first, plan.n_batches):
             x, y = make(plan, b)
             yield (x, y, target_weights(y)) if weights else (x, y)
@@ -259,8 +266,7 @@ def tf_dataset(dataset, split: str = "train", *, window: int = 256, stride: int 
     # each epoch's batch count (which can differ only if the split changed) is exact.
     first_plan = plan_for(int(epoch))
     if first_plan.n_batches == 0:
-        raise DatasetError(f"{ds.path}: split {split!r} has no windows (no pieces, or fewer "
-                           f"than batch_size={batch_size} windows with drop_remainder)")
+        raise _no_windows(ds, split, batch_size, drop_remainder)
     per_epoch = first_plan.n_batches
     e0 = int(epoch)
     first = int(start_batch)

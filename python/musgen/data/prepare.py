@@ -18,7 +18,14 @@ import numpy as np
 from .._progress import progress_bar
 from ..errors import MidiWarning
 from .files import check_split, folder_split, midi_relpaths, seeded_split
-from .format import DRUM_CHANNEL, SPLIT_FOLDERS, SPLITS, DatasetError
+from .format import (
+    DRUM_CHANNEL,
+    MIDI_SUFFIXES,
+    QUARANTINE_NAME,
+    SPLIT_FOLDERS,
+    SPLITS,
+    DatasetError,
+)
 from .writer import DatasetWriter
 
 __all__ = ["prepare", "format_summary"]
@@ -101,6 +108,10 @@ class _Corpora:
                                     for rel in midi_relpaths(str(root)))
             else:
                 raise DatasetError(f"corpus {str(root)!r}: no such folder or file")
+        if not self.entries:
+            where = ", ".join(repr(str(r)) for r in self.roots)
+            raise DatasetError(f"no MIDI files ({', '.join(MIDI_SUFFIXES)}) found in {where}; "
+                               "nothing to prepare")
 
     def sources(self) -> list[dict]:
         return [{"name": n, "path": str(r.resolve()),
@@ -121,10 +132,22 @@ class _Preparation:
         self.kept: list[dict] = []
         self.seen: dict[str, str] = {}  # sha1 -> label of the first file with those bytes
         self.n_recovered = 0
+        self.first_skips: list[str] = []  # a few, for the error when nothing is kept
 
     def skip(self, label: str, reason: str, detail: str) -> None:
         self.reasons[reason] += 1
         self.writer.quarantine(label, f"{reason}: {detail}")
+        if len(self.first_skips) < 2:
+            self.first_skips.append(f"{label}: {reason}: {detail}")
+
+    def check_kept(self) -> None:
+        """A dataset with no piece is an error, not an empty dataset (an earlier dataset at the
+        output stays as it was)."""
+        if self.kept:
+            return
+        counts = ", ".join(f"{n} {r}" for r, n in sorted(self.reasons.items()))
+        raise DatasetError(f"none of the {len(self.corpora.entries)} MIDI files could be kept "
+                           f"({counts}); first: {'; '.join(self.first_skips)}")
 
     def run(self, quiet: bool) -> None:
         entries = self.corpora.entries
@@ -303,6 +326,7 @@ def prepare(
         run = _Preparation(corpus, writer, config, threads=threads, max_tokens=max_tokens,
                            min_notes=min_notes, backend=backend)
         run.run(quiet)
+        run.check_kept()
         n_seeded = run.split_the_rest(seed, ratios)
         kept = run.kept
         info = {
@@ -336,6 +360,9 @@ def format_summary(summary: dict) -> str:
              f"{sum(f['skipped'].values())} skipped"]
     for reason, n in f["skipped"].items():
         lines.append(f"  skipped {reason}: {n}")
+    if f["skipped"]:
+        lines.append(f"  every skipped file and why: "
+                     f"{os.path.join(summary['output'], QUARANTINE_NAME)}")
     if f.get("recovered"):
         lines.append(f"  kept after recovering from damage: {f['recovered']} (recovered.tsv)")
     for name, s in summary["splits"].items():

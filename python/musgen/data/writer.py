@@ -1,16 +1,15 @@
-"""Writing a dataset folder: streamed into a hidden folder beside the output, renamed into place
-when complete."""
+"""Writing a dataset folder: streamed into a locked staging folder beside the output, which takes
+the output's place in one atomic exchange when complete (``musgen._io``)."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .._io import StagingDir
 from .format import (
     FORMAT,
     FORMAT_VERSION,
@@ -74,8 +73,10 @@ class _NpyAppender:
 
 
 class DatasetWriter:
-    """Streams pieces into a hidden folder beside ``output`` and renames it into place at the end,
-    so a killed ``prepare`` never leaves a half-written dataset under the output name."""
+    """Streams pieces into a staging folder beside ``output`` that replaces it at the end, so a
+    killed ``prepare`` never leaves a half-written dataset under the output name, a reader of an
+    earlier dataset there sees it whole until the new one is, and the staging folders of killed
+    runs are removed by the next run (``musgen._io.StagingDir``)."""
 
     def __init__(self, output: str | os.PathLike):
         self.output = Path(output)
@@ -86,9 +87,8 @@ class DatasetWriter:
         ).is_file():
             raise DatasetError(f"output {str(self.output)!r} is a non-empty folder that is not a "
                                "musgen dataset; refusing to replace it")
-        self.output.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.output.name}.", suffix=".tmp",
-                                         dir=self.output.parent))
+        self._stage = StagingDir(self.output)
+        self.tmp = self._stage.path
         self._tokens = _NpyAppender(self.tmp / TOKENS_NAME, np.int32)
         self._paper = _NpyAppender(self.tmp / PAPER_NAME, np.float32, (3,))
         self._pieces = open(self.tmp / PIECES_NAME, "w", encoding="utf-8")
@@ -134,14 +134,10 @@ class DatasetWriter:
         info = {"format": FORMAT, "format_version": FORMAT_VERSION, **info}
         (self.tmp / INFO_NAME).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n",
                                           encoding="utf-8")
-        os.chmod(self.tmp, 0o755)  # mkdtemp makes it 0700
-        old = None
-        if self.output.exists():  # an earlier dataset (checked in __init__): swap it out
-            old = self.output.with_name(self.tmp.name + ".old")
-            os.replace(self.output, old)
-        os.replace(self.tmp, self.output)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        try:
+            self._stage.commit()  # an earlier dataset there (checked in __init__) is exchanged
+        finally:
+            self._stage.close()  # removes the earlier dataset, now at the staging path
         return self.output
 
     def abort(self) -> None:
@@ -151,4 +147,4 @@ class DatasetWriter:
                 f.close()
             except Exception:  # pragma: no cover - best effort cleanup
                 pass
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        self._stage.close()

@@ -49,9 +49,12 @@ def _open_dataset(dataset):
 
 
 def split_pieces(dataset, split: str) -> list:
+    from ..data import DatasetError
+
     idx = [int(i) for i in dataset.split_indices(split)]
     if not idx:
-        raise ValueError(f"dataset {getattr(dataset, 'path', '?')}: split {split!r} is empty")
+        raise DatasetError(f"dataset {getattr(dataset, 'path', '?')}: split {split!r} has no "
+                           "pieces")
     return idx
 
 
@@ -157,6 +160,9 @@ def evaluate(model_dir, dataset, *, split: str = "test", backend: str | None = N
 
     dataset = _open_dataset(dataset)
     idx = split_pieces(dataset, split)
+    if baselines:  # the n-gram trains on train and picks its order on valid: check them now
+        split_pieces(dataset, "train")
+        split_pieces(dataset, "valid")
     eng = _engine.load(model_dir, backend=backend)
     codec = dataset.codec
     saved = eng.config.get("codec")
@@ -206,14 +212,23 @@ def format_report(result: dict) -> str:
                      + " ".join(f"{r['nll_per_token_type'].get(t, float('nan')):8.4f}"
                                 for t in types))
     if "improvement_over_ngram" in result:
-        lines.append(f"model vs best n-gram: {100 * result['improvement_over_ngram']:+.1f}% "
-                     "lower NLL per token")
+        lines.append(f"model vs best n-gram: {_comparison(result['improvement_over_ngram'])}")
     if "paper" in result:
         p = result["paper"]
         lines.append(f"paper preset: MSE (normalized) {p['mse_normalized']:.4f}, discretized "
                      f"Gaussian NLL per note {p['nll_per_note']:.4f} "
                      f"(pitch+velocity+time only; see docs)")
     return "\n".join(lines)
+
+
+def _comparison(improvement: float) -> str:
+    """``improvement`` = 1 - model NLL / n-gram NLL, in words whose sign cannot mislead."""
+    pct = 100.0 * improvement
+    if round(pct, 1) == 0:
+        return "the same NLL per token (within 0.05%)"
+    if pct > 0:
+        return f"{pct:.1f}% lower NLL per token (better)"
+    return f"{-pct:.1f}% higher NLL per token (worse)"
 
 
 def write_json(result: dict, path) -> None:

@@ -116,6 +116,11 @@ def read_many(paths: Iterable[str | os.PathLike], *, threads: int | None = None,
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error={on_error!r}: expected 'raise' or 'skip'")
+    if isinstance(paths, (str, bytes, os.PathLike)):  # would iterate a path's characters
+        kind = "folder" if os.path.isdir(paths) else "path"
+        raise TypeError(f"read_many: expected a list of file paths, got the {kind} "
+                        f"{os.fsdecode(paths)!r}; for every MIDI file in a folder pass "
+                        "musgen.data.find_midi_files(folder), for one file use read()")
     names = [os.fsdecode(p) for p in paths]
     if threads is None:
         threads = os.cpu_count() or 1
@@ -177,6 +182,7 @@ def write(score: Score, path: str | os.PathLike, *, text: str | bytes | None = N
     Reading the file back gives the same notes (with their track indices), tempo map, time and
     key signatures, programs and track names, provided the notes are ones FIFO pairing can
     produce (on each key, a note that starts later never ends earlier), which every Score from
-    ``read`` satisfies. Raises ValueError for values MIDI cannot hold.
+    ``read`` satisfies. Raises ValueError for values MIDI cannot hold, and OSError naming
+    ``path`` when it cannot be written (a missing folder, say).
     """
     atomic_write_bytes(path, _writer.encode(score, _text_bytes(text)))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from .._io import atomic_write_bytes
 from ..errors import ModelFormatError
 
 __all__ = ["CHECKPOINT_DIR", "STATE_NAME", "BEST_NAME", "STATE_FORMAT", "save_npz", "snapshot",
-           "restore", "read_state", "write_state", "find_checkpoint"]
+           "restore", "read_npz", "read_state", "write_state", "find_checkpoint"]
 
 CHECKPOINT_DIR = "checkpoints"
 STATE_NAME = "state.json"
@@ -50,9 +51,19 @@ def snapshot(model, optimizer) -> dict:
     return arrays
 
 
+def read_npz(path: Path) -> dict:
+    """Every array of a checkpoint; a truncated or damaged file raises ModelFormatError."""
+    try:
+        # opened here: np.load leaves its own handle open when the zip is damaged
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise ModelFormatError(f"{path}: cannot read the checkpoint (truncated or damaged: "
+                               f"{' '.join(str(exc).split()) or type(exc).__name__})") from None
+
+
 def restore(model, optimizer, path: Path) -> None:
-    with np.load(path) as z:
-        arrays = {k: z[k] for k in z.files}
+    arrays = read_npz(path)
     for prefix, variables in (("model", model.variables), ("optimizer", optimizer.variables)):
         keys = sorted(k for k in arrays if k.startswith(prefix + "/"))
         if len(keys) != len(variables):
@@ -67,13 +78,14 @@ def restore(model, optimizer, path: Path) -> None:
 
 
 def read_state(ckpt_dir) -> dict:
+    from ..modeldir import parse_json
+
     path = Path(ckpt_dir) / STATE_NAME
     try:
-        state = json.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
     except OSError as exc:
         raise ModelFormatError(f"{path}: cannot read the checkpoint state ({exc})") from exc
-    except json.JSONDecodeError as exc:
-        raise ModelFormatError(f"{path}: not valid JSON ({exc})") from exc
+    state = parse_json(data, path)
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise ModelFormatError(f"{path}: not a musgen checkpoint state (format "
                                f"{state.get('format') if isinstance(state, dict) else None!r}, "
@@ -95,6 +107,10 @@ def find_checkpoint(path: Path) -> tuple[Path, Path]:
             best = d / BEST_NAME
             if best.exists():
                 return d, best
-            return d, d / read_state(d)["last_checkpoint"]
+            last = read_state(d).get("last_checkpoint")
+            if not isinstance(last, str) or not last or "/" in last or "\\" in last:
+                raise ModelFormatError(f"{d / STATE_NAME}: last_checkpoint {last!r} is not a "
+                                       "checkpoint file name")
+            return d, d / last
     raise ModelFormatError(f"{path}: no checkpoint found (expected {STATE_NAME} in {path} or "
                            f"in {path / CHECKPOINT_DIR})")

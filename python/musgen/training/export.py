@@ -10,7 +10,7 @@ import numpy as np
 from .._version import __version__
 from ..errors import ModelFormatError
 from ..modeldir import save_model_dir
-from .checkpoints import find_checkpoint, read_state
+from .checkpoints import STATE_NAME, find_checkpoint, read_npz, read_state
 from .model import tensor_name
 
 __all__ = ["export"]
@@ -24,21 +24,29 @@ def export(checkpoint, output) -> Path:
     """
     ckpt_dir, npz = find_checkpoint(Path(checkpoint))
     state = read_state(ckpt_dir)
-    try:
-        with np.load(npz) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
-        raise ModelFormatError(f"{npz}: cannot read the checkpoint ({exc})") from exc
+    arrays = read_npz(npz)
     tensors = {}
     for key, value in arrays.items():
         if not key.startswith("model/"):
             continue
-        name = tensor_name(key.split("/", 2)[2])
+        parts = key.split("/", 2)
+        name = tensor_name(parts[2]) if len(parts) == 3 else None
         if name is None:
             continue
         if name in tensors:
             raise ModelFormatError(f"{npz}: two variables map to tensor {name!r}")
         tensors[name] = value.astype(np.float32)
+    try:
+        config = {"model": state["model"], "codec": state["codec"],
+                  "training": _provenance(state, npz)}
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise ModelFormatError(f"{ckpt_dir / STATE_NAME}: damaged checkpoint state "
+                               f"({type(exc).__name__}: {exc})") from None
+    return save_model_dir(output, config, tensors)
+
+
+def _provenance(state: dict, npz: Path) -> dict:
+    """The ``training`` section of the model config, from the checkpoint state."""
     hist = state["history"]
     best = state["best_epoch"]
     best_row = next((h for h in hist if h["epoch"] == best + 1), hist[-1] if hist else {})
@@ -60,5 +68,4 @@ def export(checkpoint, output) -> Path:
         "musgen_version": state.get("musgen_version", __version__),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    config = {"model": state["model"], "codec": state["codec"], "training": training}
-    return save_model_dir(output, config, tensors)
+    return training

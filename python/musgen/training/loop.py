@@ -56,7 +56,10 @@ def _dataset_provenance(dataset) -> dict:
 def _run_config(ckpt_dir: Path, *, resume: bool, preset: str, overrides: dict, seed: int,
                 max_minutes, epochs) -> tuple[TrainConfig, dict | None]:
     """The run's hyper-parameters and, when resuming, its saved state (whose settings win)."""
-    if resume and (ckpt_dir / STATE_NAME).exists():
+    if resume:
+        if not (ckpt_dir / STATE_NAME).exists():
+            raise MusgenError(f"resume: no checkpoint to resume in {ckpt_dir} (no {STATE_NAME}); "
+                              "train without resume to start a fresh run")
         state = read_state(ckpt_dir)
         cfg = TrainConfig(**state["train_config"])
         if epochs is not None:
@@ -77,10 +80,42 @@ def _run_config(ckpt_dir: Path, *, resume: bool, preset: str, overrides: dict, s
         state = None
     if cfg.stride is None or cfg.stride <= 0:
         cfg.stride = cfg.window
-    for name in ("epochs", "batch_size", "window", "units", "layers"):
-        if int(getattr(cfg, name)) <= 0:
-            raise ValueError(f"{name}={getattr(cfg, name)!r}: expected a positive integer")
+    _check_config(cfg)
     return cfg, state
+
+
+def _check_config(cfg: TrainConfig) -> None:
+    """Every hyper-parameter in its range before any work (a negative learning rate or a
+    one-token window trains without an error but learns nothing)."""
+    for name in ("epochs", "batch_size", "window", "stride", "units", "layers", "patience"):
+        value = getattr(cfg, name)
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{name}={value!r}: expected a positive integer")
+    if cfg.window < 2:
+        raise ValueError(f"window={cfg.window!r}: expected at least 2 tokens (an LSTM window "
+                         "learns from a sequence)")
+    if cfg.preset != "paper" and int(cfg.embedding_dim) <= 0:
+        raise ValueError(f"embedding_dim={cfg.embedding_dim!r}: expected a positive integer")
+    if not 0.0 <= float(cfg.dropout) < 1.0:
+        raise ValueError(f"dropout={cfg.dropout!r}: expected a number in [0, 1)")
+    # 0 is allowed here (it freezes the weights, which tests of the stopping rules use); the
+    # command line asks for > 0.
+    if not (math.isfinite(float(cfg.learning_rate)) and float(cfg.learning_rate) >= 0):
+        raise ValueError(f"learning_rate={cfg.learning_rate!r}: expected a finite number >= 0")
+    if not 0 <= int(cfg.transpose) <= 127:
+        raise ValueError(f"transpose={cfg.transpose!r}: expected 0 to 127 semitones")
+
+
+def _check_splits(dataset) -> None:
+    """Training needs pieces in train and valid; say so before TensorFlow is even imported."""
+    split_indices = getattr(dataset, "split_indices", None)
+    if split_indices is None:
+        return
+    for split in ("train", "valid"):
+        if len(split_indices(split)) == 0:
+            raise MusgenError(f"dataset {getattr(dataset, 'path', '?')}: the {split} split has "
+                              "no pieces; training needs both train and valid (put files under "
+                              "train/ and valid/ folders, or prepare with a seeded split)")
 
 
 def _check_tensorboard(tensorboard) -> None:
@@ -303,7 +338,8 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
         (LSTM stack -> dense layers, MSE on normalized pitch/velocity/time-delta).
     resume : bool
         Continue from the last complete checkpoint in ``output/checkpoints`` (same data order;
-        bit-identical to an uninterrupted run on CPU). The saved hyper-parameters win.
+        bit-identical to an uninterrupted run on CPU). The saved hyper-parameters win. Without
+        a checkpoint there, an error (never a silent fresh run).
     max_minutes : float or None
         Time budget: no new epoch starts once the time so far plus the last epoch's duration
         would exceed it. ``None`` = no budget.
@@ -329,6 +365,7 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
                  "dense_units": dense_units}
     cfg, state = _run_config(ckpt_dir, resume=resume, preset=preset, overrides=overrides,
                              seed=seed, max_minutes=max_minutes, epochs=epochs)
+    _check_splits(dataset)
     _check_tensorboard(tensorboard)
     # TensorFlow's C++ log lines (oneDNN notices; a harmless tf.data "unknown attribute" error
     # logged every epoch by TF 2.21) would drown the progress bar. Python exceptions still
