@@ -266,10 +266,14 @@ def _choose_ending(ending, tables) -> str:
     return ending
 
 
+#: The longest grace window of ``ending="model"``, in beats.
+MAX_GRACE_BEATS = 256
+
+
 def _grace_steps(grace, tables) -> int:
     if isinstance(grace, bool) or not isinstance(grace, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(grace) or grace < 0:
-        raise ValueError(f"grace: {grace!r}, expected beats >= 0")
+            or not 0 <= grace <= MAX_GRACE_BEATS:
+        raise ValueError(f"grace: {grace!r}, expected beats from 0 to {MAX_GRACE_BEATS}")
     return int(round(float(grace) * tables.steps_per_beat))
 
 

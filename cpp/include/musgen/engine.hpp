@@ -63,8 +63,8 @@ struct GenerateRequest {
   rules::Settings rules;
   int threads = 0;                       // 0 = all cores
   std::atomic<std::int64_t>* progress = nullptr;  // incremented per generated token (optional)
-  // Rows the engine computed a step for (optional): the tokens generated divided by this is
-  // the share of stream-steps that made a kept token.
+  // Rows the engine computed a step for after the warm-up (optional): (tokens generated - n)
+  // divided by this is the share of stream-steps that made a kept token.
   std::atomic<std::int64_t>* rows_stepped = nullptr;
   // outputs: each stream's tokens, growing with what it makes (so memory follows the tokens
   // produced, not max_tokens), and why it stopped (a rules::Reason).

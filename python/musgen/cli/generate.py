@@ -43,9 +43,11 @@ def _strictness(text):
 
 
 def _beats(text):
+    from ..generation import MAX_GRACE_BEATS
+
     value = float(text)
-    if not 0 <= value < float("inf"):
-        raise ValueError("expected beats >= 0")
+    if not 0 <= value <= MAX_GRACE_BEATS:
+        raise ValueError(f"expected beats from 0 to {MAX_GRACE_BEATS}")
     return value
 
 

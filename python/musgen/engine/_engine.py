@@ -330,8 +330,9 @@ class TokenStreams(list):
         Why each stream stopped (``musgen.engine.rules.REASONS``: 1 closed at its ending,
         2 EOS after the budget, 3 EOS before it, 4 cut by max_tokens, 5 budget met).
     rows_stepped : int or None
-        Stream rows the engine computed a step for (C++ and CUDA engines): the tokens made
-        divided by this is the share of stream-steps that were useful.
+        Stream rows the engine computed a step for after the warm-up (C++ and CUDA engines;
+        the warm-up's logits give every stream its first token): (tokens made - n) divided by
+        this is the share of stream-steps that made a kept token.
     """
 
     def __init__(self, streams, *, reasons, rows_stepped=None):
