@@ -217,3 +217,23 @@ def test_batch_long_primer_same_tokens_on_every_backend(plain, config):
         for a, b in zip(runs[0].scores, other.scores):
             np.testing.assert_array_equal(a.notes, b.notes)
     assert token_tables(config).steps_per_beat == 12
+
+
+@needs_cpp
+def test_batch_long_primer_in_a_thread_team(tmp_path, config):
+    """Fewer streams than threads (a team shares each step; layers of 8 panels or more) starts
+    from the layer-by-layer warm-up of a long primer: the same tokens as one thread stepping
+    alone, for one stream and for streams sharing the primer."""
+    from musgen import engine
+
+    wide = _model(tmp_path / "wide", config, -40.0, units=(64, 72), seed=4)
+    eng = engine.load(wide, backend="cpp")
+    primer = _long_primer(config, notes=60)
+    for n in (1, 2):
+        kw = dict(primer=primer, length=60, grammar=codec.grammar(config),
+                  eos_id=config.eos_id, seed=[5, 6][:n], max_tokens=200)
+        alone = eng.generate_tokens(n, threads=1, **kw)
+        team = eng.generate_tokens(n, threads=4, **kw)
+        for a, b in zip(alone, team):
+            np.testing.assert_array_equal(a, b)
+        assert all(len(t) >= 60 for t in alone)
