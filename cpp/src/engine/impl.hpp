@@ -151,6 +151,8 @@ struct LstmEngine::Impl {
                size_t block_floats = 0) const;
   // Primers shorter than this are stepped token by token (the split weights would not pay).
   static constexpr std::int64_t kBatchedWarmUp = 8;
+  void warm_up_layers(Work& w, const std::int32_t* primer, std::int64_t plen, int threads,
+                      size_t block_floats) const;
 
   // The LSTM stack for one step. Layer 0's input is already in place (lm: init rows point at
   // token_table rows; paper: features written into xh[0][:, :features]).
