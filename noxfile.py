@@ -40,14 +40,19 @@ def corpus(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Every benchmark in bench/ (prints ratios against the tools users would otherwise pick)."""
+    """Every benchmark in bench/ (prints ratios against the tools users would otherwise pick).
+
+    ``nox -s bench -- bench_engine bench_prepare --quick``: names pick scripts, options (``-...``)
+    go to each script (``--quick``: a short run that checks the script works).
+    """
     session.install(".[bench,train]")
     scripts = sorted((ROOT / "bench").glob("bench_*.py"))
-    only = set(session.posargs)
+    only = {a for a in session.posargs if not a.startswith("-")}
+    options = [a for a in session.posargs if a.startswith("-")]
     for script in scripts:
         if only and script.stem not in only:
             continue
-        session.run("python", str(script), env={"MUSGEN_DATA": DATA})
+        session.run("python", str(script), *options, env={"MUSGEN_DATA": DATA})
 
 
 @nox.session(default=False)

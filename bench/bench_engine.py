@@ -12,10 +12,14 @@ Bounds, one core, best of repeats: weight bytes per step / the read bandwidth of
 size (batch 1), and FLOPs per step / the multiply-add peak (large batches), both measured by
 probes in musgen's core with this CPU's best instructions; NumPy's sgemm rate is printed too.
 Tool timings are medians of repeats; on a shared or throttled machine they vary run to run.
+The first line names the CPU model and the instruction set the C++ kernels used, so a figure
+is never quoted for another machine. ``--quick``: batch 1 and 256 of the 2x256 model, a few
+steps, one repeat (checks the script works; not figures). ``--sizes``/``--batches`` pick rows.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
@@ -45,7 +49,9 @@ REPEATS = 3
 
 
 def steps_for(batch: int, units: int) -> int:
-    """Enough steps for ~0.3 s of work at a plausible speed, at least 8."""
+    """Enough steps for ~0.3 s of work at a plausible speed, at least 8 (4 with --quick)."""
+    if REPEATS == 1:
+        return 4
     return max(8, int(3e5 / (batch * (units / 256) ** 2)) // 100)
 
 
@@ -257,21 +263,37 @@ def real_pieces() -> list:
     return full or sorted((root / "tests" / "data" / "corpus_small" / "test").glob("*.mid"))
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    global SIZES, BATCHES, REPEATS
     from musgen import _backend
+    from musgen.benchmark import cpu_model
     from musgen.engine._random import random_model_dir
     from musgen.modeldir import load_model_dir
 
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="2x256 at batch 1 and 256, few steps, one repeat")
+    parser.add_argument("--sizes", default=None, help="LSTM sizes, e.g. 256,512")
+    parser.add_argument("--batches", default=None, help="batches, e.g. 1,16,256")
+    args = parser.parse_args(argv)
+    if args.quick:
+        SIZES, BATCHES, REPEATS = [256], [1, 256], 1
+    if args.sizes:
+        SIZES = [int(v) for v in args.sizes.split(",")]
+    if args.batches:
+        BATCHES = [int(v) for v in args.batches.split(",")]
     tf, keras = import_keras()
     has_cpp = _backend.has_cpp()
     sgemm = sgemm_rate()
     peak = fma_peak()
     cores = os.cpu_count()
-    print(f"musgen engine benchmark: vocabulary {VOCAB}, embedding {EMB}; {cores} cores; "
+    kernels = _backend.core().LstmEngine.available_kernels()[0] if has_cpp else "n/a"
+    print(f"CPU: {cpu_model()}; {cores} cores; C++ engine kernels: {kernels} "
+          f"(instruction set used); load average {os.getloadavg()[0]:.1f}")
+    print(f"musgen engine benchmark: vocabulary {VOCAB}, embedding {EMB}; "
           f"multiply-add peak {peak / 1e9:.1f} GFLOP/s, NumPy sgemm {sgemm / 1e9:.1f} GFLOP/s "
-          f"(one thread); C++ kernels "
-          f"{_backend.core().LstmEngine.available_kernels()[0] if has_cpp else 'n/a'}")
-    if has_cpp:
+          f"(one thread)")
+    if has_cpp and not args.quick:
         acc = precision_accuracy(real_pieces())
         print(f"\nfloat16 weights on the shipped model, {acc['pieces']} JSB test pieces "
               f"({acc['tokens']} tokens, teacher-forced): max |logit error| "
@@ -335,6 +357,13 @@ def main() -> int:
                         print(f"    C++ 1 thread reaches {batch * flops / base / peak:.0%} of the "
                               f"multiply-add peak, {batch * flops / base / sgemm:.0%} of NumPy "
                               "sgemm (forward + sampling)")
+                for th in ("1 thread", "2 threads"):
+                    ours, ort = res.get(f"musgen C++ {th}"), res.get(f"ONNX Runtime {th}")
+                    if ours is not None and ort is not None:
+                        goal = " (target >= 1.1)" if batch == 256 else ""
+                        print(f"    ratio: musgen C++ (sampling included) / ONNX Runtime "
+                              f"(forward only), {th}, 2x{u} batch {batch}: "
+                              f"{ort / ours:.2f}x{goal}")
     return 0
 
 

@@ -4,19 +4,26 @@ otherwise chain, measured side by side on the same files in one run.
 * musgen prepare, C++ backend, on 1 and 2 threads (whole corpus), and on the pure-Python backend;
 * symusic parse + MidiTok TSD tokenizer (one token stream), 1 and 2 processes;
 * mido parse + a note-pairing loop + musgen's pure-Python codec;
-* read + encode alone (``midi.read_many`` + ``codec.encode_many``, 1 thread) against symusic's
-  parse alone (1 thread): the cost of musgen's tokenization on top of a fast parser.
+* the whole of prepare (read + encode + write a new dataset, 1 thread) against symusic's parse
+  alone (1 thread), the two interleaved run by run: target <= 1.5x; and read + encode alone
+  (``midi.read_many`` + ``codec.encode_many``, 1 thread) against the same parse.
 
 Slow tools run on every k-th file of the corpus (k chosen so each run takes a few seconds) and
 their time is scaled to the whole corpus by bytes; the output says which. Times are medians of
 MUSGEN_BENCH_REPEATS runs (default 3). Data: $MUSGEN_DATA (default ../shared/data).
+``--quick`` runs every row once on the first 60 files of each corpus (a check that the script
+works, not figures). Run alone: ``python bench/bench_prepare.py``.
 """
 
 from __future__ import annotations
 
+import argparse
+import itertools
 import os
+import statistics
 import sys
 import tempfile
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -130,6 +137,29 @@ def scaled(seconds: float, part: list[Path], whole: list[Path]) -> float:
     return seconds * sum(p.stat().st_size for p in whole) / sum(p.stat().st_size for p in part)
 
 
+def interleaved(fns: dict, repeats: int) -> dict:
+    """Median seconds of each function, run in turns (A, B, A, B, ...) so a busy machine's
+    slow moments fall on all of them alike."""
+    times: dict = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def limited(root: Path, tmp: Path, n: int | None) -> Path:
+    """``root`` itself, or a folder of links to its first ``n`` files (--quick)."""
+    if n is None:
+        return root
+    part = tmp / f"{root.name}_first{n}"
+    part.mkdir()
+    for i, p in enumerate(find_midi_files(root)[:n]):
+        (part / f"{i:05d}_{p.name}").symlink_to(p)
+    return part
+
+
 def bench_corpus(name: str, root: Path, tmp: Path) -> dict:
     files = find_midi_files(root)
     paths = [str(p) for p in files]
@@ -143,9 +173,13 @@ def bench_corpus(name: str, root: Path, tmp: Path) -> dict:
     n_tokens = sum(s["tokens"] for s in summary["splits"].values())
     print(f"musgen prepare keeps {summary['files']['kept']} files, {n_tokens} tokens "
           f"(skipped: {summary['files']['skipped']})")
+    fresh = itertools.count()  # a new output folder per run, as a first prepare writes
+
+    def run_prepare(threads):
+        prepare(root, tmp / f"{name}_{next(fresh)}", quiet=True, threads=threads)
+
     for threads in (1, 2):
-        res[f"musgen_t{threads}"] = median_seconds(
-            lambda t=threads: prepare(root, tmp / name, quiet=True, threads=t))
+        res[f"musgen_t{threads}"] = median_seconds(lambda t=threads: run_prepare(t))
         print(f"musgen prepare ({backend}, {threads} thread{'s' * (threads > 1)}): "
               f"{res[f'musgen_t{threads}']:.3f} s  ({len(files) / res[f'musgen_t{threads}']:,.0f} "
               "files/s)")
@@ -194,34 +228,48 @@ def bench_corpus(name: str, root: Path, tmp: Path) -> dict:
         for p in paths:
             symusic.Score(p)
 
-    res["read_encode"] = median_seconds(read_encode)
-    res["read_only"] = median_seconds(lambda: midi.read_many(paths, threads=1, on_error="skip"))
-    res["symusic_parse"] = median_seconds(symusic_parse)
-    print(f"musgen read + encode (1 thread): {res['read_encode']:.3f} s (read alone "
-          f"{res['read_only']:.3f} s); symusic parse alone: {res['symusic_parse']:.3f} s")
+    res.update(interleaved({
+        "prepare_t1": lambda: run_prepare(1),
+        "read_encode": read_encode,
+        "read_only": lambda: midi.read_many(paths, threads=1, on_error="skip"),
+        "symusic_parse": symusic_parse}, max(REPEATS, 5)))
+    print(f"musgen prepare (1 thread, read + encode + write): {res['prepare_t1']:.3f} s; "
+          f"read + encode: {res['read_encode']:.3f} s (read alone {res['read_only']:.3f} s); "
+          f"symusic parse alone: {res['symusic_parse']:.3f} s (interleaved runs)")
 
     print(f"ratios: MidiTok(1 proc) / musgen prepare(1 thread) = "
           f"{res['miditok_p1'] / res['musgen_t1']:.0f}x (target >= 50x); "
           f"MidiTok(2 procs) / musgen(2 threads) = {res['miditok_p2'] / res['musgen_t2']:.0f}x; "
           f"mido+Python codec / musgen = {res['mido_python'] / res['musgen_t1']:.0f}x; "
           f"musgen Python backend / {backend} = {res['musgen_python'] / res['musgen_t1']:.0f}x")
-    print(f"ratios: musgen read+encode / symusic parse = "
-          f"{res['read_encode'] / res['symusic_parse']:.2f} (target <= 1.5); "
+    print(f"ratios: musgen prepare (read+encode+write) / symusic parse = "
+          f"{res['prepare_t1'] / res['symusic_parse']:.2f} (target <= 1.5); "
+          f"musgen read+encode / symusic parse = "
+          f"{res['read_encode'] / res['symusic_parse']:.2f}; "
           f"musgen read / symusic parse = {res['read_only'] / res['symusic_parse']:.2f}; "
           f"prepare 2 threads speed-up = {res['musgen_t1'] / res['musgen_t2']:.2f}x")
     return res
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    global REPEATS
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="one run of every row on the first 60 files of each corpus")
+    args = parser.parse_args(argv)
+    if args.quick:
+        REPEATS = 1
     missing = [rel for _, rel in CORPORA if not (DATA / rel).is_dir()]
     if missing:
         print(f"bench_prepare: {DATA} lacks {', '.join(missing)}; set MUSGEN_DATA", file=sys.stderr)
         return 1
     print(f"bench_prepare: medians of {REPEATS} runs, {os.cpu_count()} cores, load average "
-          f"{os.getloadavg()[0]:.1f}, backend {_backend.resolve()}")
+          f"{os.getloadavg()[0]:.1f}, backend {_backend.resolve()}"
+          + (" (--quick: 60 files per corpus, figures not meaningful)" if args.quick else ""))
     with tempfile.TemporaryDirectory(prefix="musgen-bench-") as tmp:
         for name, rel in CORPORA:
-            bench_corpus(name, DATA / rel, Path(tmp))
+            root = limited(DATA / rel, Path(tmp), 60 if args.quick else None)
+            bench_corpus(name, root, Path(tmp))
     return 0
 
 

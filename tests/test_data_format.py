@@ -12,10 +12,10 @@ from musgen.data.writer import DatasetWriter
 
 
 def write(path, pieces, splits):
-    w = DatasetWriter(path)
+    w = DatasetWriter(path, paper_features=True)
     for i, toks in enumerate(pieces):
         w.add({"source": "s", "path": f"f{i}.mid", "sha1": f"{i:040x}", "split": splits[i],
-               "split_by": "seed"}, np.asarray(toks, np.int32),
+               "split_by": "seed"}, np.asarray(toks, np.int32), i + 1,
               np.arange(3 * (i + 1), dtype=np.float32).reshape(-1, 3))
         w.quarantine(f"s/bad{i}.mid", "unreadable: byte 4:\tbad\nheader")
     return w.finish({"codec": {"name": "test"}, "seed": 5})
@@ -64,11 +64,17 @@ def test_dataset_writer_refuses_a_folder_that_is_not_a_dataset(tmp_path):
 
 
 def test_dataset_writer_abort_leaves_nothing(tmp_path):
+    for paper in (False, True):
+        w = DatasetWriter(tmp_path / "ds", paper_features=paper)
+        w.add({"source": "s", "path": "a.mid", "sha1": "0", "split": "train",
+               "split_by": "seed"}, np.array([1, 2], np.int32), 1,
+              np.zeros((1, 3), np.float32) if paper else None)
+        w.abort()
+        assert list(tmp_path.iterdir()) == []
     w = DatasetWriter(tmp_path / "ds")
-    w.add({"source": "s", "path": "a.mid", "sha1": "0", "split": "train", "split_by": "seed"},
-          np.array([1, 2], np.int32), np.zeros((1, 3), np.float32))
+    with pytest.raises(DatasetError, match="exactly when the dataset stores them"):
+        w.add({"path": "a.mid"}, np.array([1, 2], np.int32), 1, np.zeros((1, 3), np.float32))
     w.abort()
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_dataset_open_rejects_damage(tmp_path):

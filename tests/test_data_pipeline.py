@@ -15,7 +15,7 @@ def write_tiny(path, pieces, splits=None, codec=None):
     for i, toks in enumerate(pieces):
         w.add({"source": "tiny", "path": f"p{i}.mid", "sha1": f"{i:040x}",
                "split": (splits or ["train"] * len(pieces))[i], "split_by": "folder"},
-              np.asarray(toks, dtype=np.int32), np.zeros((len(toks), 3), np.float32))
+              np.asarray(toks, dtype=np.int32), len(toks))
     return w.finish({"codec": codec or {}, "seed": 0})
 
 

@@ -245,3 +245,43 @@ def test_prepare_several_corpora_named_apart(tmp_path, small, backend):
         ("songs-2", "train/train_001.mid", "train")]
     assert [s["name"] for s in ds.info["sources"]] == ["songs", "songs-2"]
     assert summary["files"]["found"] == 3
+
+
+def test_prepare_stores_paper_features_only_when_asked(tmp_path, small, backend):
+    root = flat_corpus(tmp_path, small, n=6)
+    prepare(root, tmp_path / "plain", backend=backend, quiet=True)
+    assert main(["prepare", str(root), "-o", str(tmp_path / "paper"), "--paper-features",
+                 "-q", "--backend", backend]) == 0
+    plain, stored = Dataset.open(tmp_path / "plain"), Dataset.open(tmp_path / "paper")
+    assert not (tmp_path / "plain" / "paper.npy").exists() and not plain.stores_paper_features
+    assert stored.stores_paper_features and isinstance(stored.paper_features, np.memmap)
+    assert plain.info["options"]["paper_features"] is False
+    assert stored.info["options"]["paper_features"] is True
+    assert np.array_equal(plain.tokens, stored.tokens)
+    assert [p.n_notes for p in plain.pieces] == [p.n_notes for p in stored.pieces]
+    # computed on demand from the source files: the very features prepare would have stored
+    np.testing.assert_array_equal(plain.paper_features, stored.paper_features)
+    for i, piece in enumerate(plain.pieces):
+        np.testing.assert_array_equal(
+            plain.piece_paper_features(i), codec.paper_features(midi.read(root / piece.path)))
+
+    def size(path):
+        return sum(f.stat().st_size for f in path.iterdir())
+    assert size(tmp_path / "plain") < 0.8 * size(tmp_path / "paper")
+
+
+def test_paper_features_on_demand_need_the_unchanged_sources(tmp_path, small):
+    root = flat_corpus(tmp_path, small, n=4)
+    prepare(root, tmp_path / "ds", quiet=True)
+    first = root / Dataset.open(tmp_path / "ds").pieces[0].path
+    first.write_bytes(first.read_bytes() + b"\0")  # bytes after the last chunk: still reads
+    with pytest.raises(DatasetError, match="changed since the dataset was prepared.*"
+                                           "--paper-features"):
+        Dataset.open(tmp_path / "ds").paper_features
+    first.unlink()
+    with pytest.raises(DatasetError, match="cannot be read"):
+        Dataset.open(tmp_path / "ds").paper_features
+    # a dataset that stores them does not need the sources
+    prepare(root, tmp_path / "kept", quiet=True, paper_features=True)
+    shutil.rmtree(root)
+    assert Dataset.open(tmp_path / "kept").paper_features.shape[0] > 0

@@ -60,7 +60,9 @@ def test_default_model_generates_valid_midi(backend, tmp_path):
         path = tmp_path / f"{i}.mid"
         midi.write(score, path)
         back = midi.read(path)
-        assert np.array_equal(back.notes, score.notes)
+        # the file holds no overlapping notes on one key: a re-struck note ends the earlier one
+        assert np.array_equal(back.notes, midi.without_overlaps(score).notes)
+        assert len(back.notes) == len(score.notes)
 
 
 def test_default_model_same_tokens_on_cpp_and_python():

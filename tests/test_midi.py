@@ -1,12 +1,11 @@
-"""musgen.midi: reading (hand-checked values, SMF rules, damage and errors), read_many, write.
+"""musgen.midi: reading (hand-checked values, SMF rules, damage and errors), read_many.
 
 Every behaviour test runs on each backend (the ``backend`` fixture); backend parity on every
-shipped file and on mutated bytes lives in test_midi_parity.py.
+shipped file and on mutated bytes lives in test_midi_parity.py; writing in test_midi_write.py.
 """
 
 from __future__ import annotations
 
-import warnings
 
 import os
 import struct
@@ -349,77 +348,6 @@ def test_read_many_warnings_and_arguments(backend):
         midi.read_many([path], backend=backend, threads=0)
 
 
-# ----------------------------------------------------------------------------- write
-def test_write_round_trip_shipped_files(backend, tmp_path):
-    files = sorted(p for p in MIDI.rglob("*.mid") if "corrupt" not in p.parts
-                   and "malformed" not in p.parts)
-    checked = 0
-    for path in files:
-        try:
-            with warnings.catch_warnings():  # recovered files round-trip too
-                warnings.simplefilter("ignore", MidiWarning)
-                score = midi.read(path, backend=backend)
-        except MidiError:
-            continue
-        out = tmp_path / "out.mid"
-        midi.write(score, out)
-        back = midi.read(out, backend=backend)
-        for field in ("notes", "tempos", "time_signatures", "key_signatures", "programs"):
-            assert np.array_equal(getattr(back, field), getattr(score, field)), (path, field)
-        assert back.track_names == score.track_names and back.format == 1
-        assert (back.ticks_per_beat, back.smpte) == (score.ticks_per_beat, score.smpte)
-        checked += 1
-    assert checked >= 55
-
-
-def test_write_same_tick_ordering(backend, tmp_path):
-    # a note ending where the next same-key note starts, a zero-length note at that tick,
-    # and two same-start notes with different ends: FIFO pairing must reproduce all of them
-    notes = np.array([(0, 0, 60, 10, 0, 96), (1, 9, 36, 99, 0, 0), (0, 0, 60, 20, 96, 96),
-                      (0, 0, 60, 30, 96, 200), (0, 0, 60, 40, 96, 300)], dtype=NOTE_DTYPE)
-    score = Score(notes=notes, ticks_per_beat=96, track_names=["a", "b"])
-    midi.write(score, tmp_path / "x.mid")
-    back = midi.read(tmp_path / "x.mid", backend=backend)
-    assert note_rows(back) == note_rows(score)
-    assert back.track_names == ["a", "b"]
-
-
-def test_write_smpte_division(backend, tmp_path):
-    notes = np.array([(0, 0, 60, 64, 0, 1000)], dtype=NOTE_DTYPE)
-    for smpte in ((25, 40), (29.97, 80), (24, 1), (30, 255)):
-        score = Score(notes=notes, ticks_per_beat=0, smpte=smpte, track_names=[""])
-        midi.write(score, tmp_path / "s.mid")
-        back = midi.read(tmp_path / "s.mid", backend=backend)
-        assert back.smpte == smpte and back.ticks_per_beat == 0
-        assert note_rows(back) == note_rows(score)
-
-
-def test_write_rejects_what_midi_cannot_hold(tmp_path):
-    def score_with(**row):
-        base = dict(track=0, channel=0, pitch=60, velocity=64, start=0, end=10)
-        base.update(row)
-        arr = np.array([tuple(base[k] for k in NOTE_DTYPE.names)], dtype=NOTE_DTYPE)
-        return Score(notes=arr)
-
-    for row, msg in (({"velocity": 0}, "velocities"), ({"pitch": 128}, "pitches"),
-                     ({"channel": 16}, "channels"), ({"end": -1}, "end ticks"),
-                     ({"start": -5, "end": 0}, "start ticks"),
-                     ({"end": 0x10000000}, "exceeds the largest delta time")):
-        with pytest.raises(ValueError, match=msg):
-            midi.write(score_with(**row), tmp_path / "bad.mid")
-    assert not list(tmp_path.iterdir())  # nothing written, no temp file left behind
-    tempo = Score(tempos=np.array([(0, 1 << 24)], dtype=TEMPO_DTYPE))
-    with pytest.raises(ValueError, match="24 bits"):
-        midi.write(tempo, tmp_path / "bad.mid")
-
-
-def test_write_is_atomic_replace(tmp_path):
-    path = tmp_path / "a.mid"
-    path.write_bytes(b"old")
-    midi.write(midi.read(JAZZ / "test-c-major-scale.mid", backend="python"), path)
-    assert path.read_bytes()[:4] == b"MThd" and sorted(os.listdir(tmp_path)) == ["a.mid"]
-
-
 def test_midi_module_exported():
     assert musgen.midi is midi
     assert issubclass(MidiError, ValueError)
@@ -439,11 +367,3 @@ def test_read_undecodable_and_bytes_paths(backend, tmp_path):
         midi.read(missing, backend=backend)
     assert info.value.path == os.fsdecode(missing) and info.value.offset is None
 
-
-def test_write_accepts_unsorted_notes(backend, tmp_path):
-    rows = [(0, 0, 60, 10, 0, 96), (0, 0, 60, 20, 96, 96), (0, 0, 60, 30, 96, 200),
-            (1, 2, 40, 50, 10, 20)]
-    notes = np.array(rows[::-1], dtype=NOTE_DTYPE)  # reversed: not in Score order
-    midi.write(Score(notes=notes), tmp_path / "u.mid")
-    back = midi.read(tmp_path / "u.mid", backend=backend)
-    assert note_rows(back) == [rows[0], rows[3], rows[1], rows[2]]

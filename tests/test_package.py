@@ -19,10 +19,30 @@ def test_version_single_source():
 
     from conftest import TESTS
 
+    from importlib.metadata import version
+
     pyproject = tomllib.loads((TESTS.parent / "pyproject.toml").read_text())
-    assert musgen.__version__ == pyproject["project"]["version"]
+    expected = pyproject["project"]["version"]
+    # pyproject -> the build's generated file (every install, pure-Python ones too) -> __version__
+    from musgen import _build_version
+
+    assert _build_version.version == expected
+    assert musgen.__version__ == expected
+    assert version("musgen") == expected
+    # pyproject -> CMake (SKBUILD_PROJECT_VERSION) -> the extension
     if _backend.has_cpp():
-        assert _backend.core().__version__ == musgen.__version__
+        assert _backend.core().__version__ == expected
+
+
+def test_import_musgen_is_light():
+    # `import musgen` loads neither NumPy nor importlib.metadata; the stages load on first use
+    code = ("import sys, musgen; print(sorted(m for m in ('numpy', 'importlib.metadata', "
+            "'musgen.score', 'musgen._core') if m in sys.modules)); "
+            "print(musgen.Score.__module__, musgen.score.NOTE_DTYPE.itemsize)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split("\n")
+    assert out[0] == "[]"
+    assert out[1] == "musgen.score 24"
 
 
 def test_backend_resolve_explicit_and_env(monkeypatch):

@@ -49,13 +49,14 @@ def make_dataset(path: Path, n_pieces: int = 40, seed: int = 0) -> Dataset:
     """A real dataset folder (tokens from the default codec) of synthetic tunes, split 60/20/20."""
     rng = np.random.default_rng(seed)
     config = mcodec.default_config()
-    w = DatasetWriter(path)
+    w = DatasetWriter(path, paper_features=True)  # synthetic pieces: no source files to read
     for i in range(n_pieces):
         score = synthetic_score(rng, n_bars=int(rng.integers(3, 7)))
         split = ("train", "train", "train", "valid", "test")[i % 5]
         w.add({"source": "synthetic", "path": f"tune_{i:03d}.mid", "sha1": f"{i:040x}",
                "split": split, "split_by": "seed"},
-              mcodec.encode(score, config, backend="python"), mcodec.paper_features(score))
+              mcodec.encode(score, config, backend="python"), score.n_notes,
+              mcodec.paper_features(score))
     w.finish({"codec": config.to_dict(), "seed": seed,
               "splits": {"train": {"pieces": 3 * n_pieces // 5},
                          "valid": {"pieces": n_pieces // 5}, "test": {"pieces": n_pieces // 5}}})
@@ -411,3 +412,37 @@ def test_train_cli_defaults_parse(tmp_path, monkeypatch):
                                      ).max_minutes is None
     assert build_parser().parse_args(["train", "ds", "-o", "m", "--max-minutes", "2.5"]
                                      ).max_minutes == 2.5
+
+
+def test_train_defaults_and_the_validation_batch_setting(dataset, tmp_path, monkeypatch):
+    """The measured defaults (bench/bench_train.py); validation_batch_size reaches Keras's
+    validation pass; the step is compiled without XLA."""
+    from musgen.cli import build_parser
+    from musgen.training.config import PRESETS, TrainConfig
+    from musgen.training.loop import _Run, _run_config
+
+    cfg = TrainConfig()
+    assert (cfg.batch_size, cfg.learning_rate, cfg.validation_batch_size) == (64, 4e-3, 512)
+    assert PRESETS["paper"]["batch_size"] == 32 and PRESETS["paper"]["validation_batch_size"] \
+        is None
+    args = build_parser().parse_args(["train", str(dataset.path), "-o", str(tmp_path / "m"),
+                                      "--validation-batch-size", "64"])
+    assert args.validation_batch_size == 64
+    with pytest.raises(ValueError, match="validation_batch_size=0"):
+        _run_config(tmp_path, resume=False, preset="default",
+                    overrides={"validation_batch_size": 0}, seed=0, max_minutes=None,
+                    epochs=None)
+    seen = []
+    for vbs in (64, None):
+        overrides = dict(TINY, validation_batch_size=vbs)
+        overrides.pop("max_minutes"), overrides.pop("quiet")
+        c, _ = _run_config(tmp_path / str(vbs), resume=False, preset="default",
+                           overrides=overrides, seed=0, max_minutes=None, epochs=1)
+        run = _Run(dataset, c, None, tmp_path / str(vbs), strategy=None, quiet=True,
+                   tensorboard=None)
+        assert run.model.jit_compile is False
+        real_fit = run.model.fit
+        monkeypatch.setattr(run.model, "fit", lambda *a, **k: seen.append(
+            k["validation_batch_size"]) or real_fit(*a, **k))
+        run.fit_epoch(*run.data("train", 0, True))
+    assert seen == [64, 512]  # None leaves the default

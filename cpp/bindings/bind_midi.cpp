@@ -1,9 +1,11 @@
 // Bindings for musgen::midi: parse with the GIL released, then copy the C++ arrays into NumPy
-// arrays of the dtypes defined in musgen.score (layouts checked once, at import).
+// arrays of the dtypes defined in musgen.score (layouts checked once, at import); the writer
+// copies a Score's arrays the other way, then encodes and writes with the GIL released.
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -112,6 +114,54 @@ py::tuple to_python(const musgen::midi::ScoreData& s) {
   return py::make_tuple(f, warns);
 }
 
+template <class T>
+void from_array(const py::object& arr, const py::dtype& dt, const char* name,
+                std::vector<T>& out) {
+  static const py::object* contiguous =
+      new py::object(py::module_::import("numpy").attr("ascontiguousarray"));
+  py::array a = (*contiguous)(arr);
+  if (!a.dtype().equal(dt) || a.ndim() != 1)
+    throw py::type_error(std::string("Score.") + name + ": expected a 1-D array of its dtype");
+  out.resize(static_cast<std::size_t>(a.shape(0)));
+  if (!out.empty()) std::memcpy(out.data(), a.data(), out.size() * sizeof(T));
+}
+
+// A Score's fields as ScoreData for the writer. Track names are encoded as latin-1 with '?'
+// for what it cannot hold, as the Python writer does; a SMPTE division has been checked by the
+// facade (fps 24, 25, 29.97 or 30), 29.97 is stored as 29.
+musgen::midi::ScoreData from_python(const py::handle& score) {
+  const Dtypes& d = dtypes();
+  musgen::midi::ScoreData s;
+  from_array(score.attr("notes"), d.note, "notes", s.notes);
+  from_array(score.attr("tempos"), d.tempo, "tempos", s.tempos);
+  from_array(score.attr("time_signatures"), d.time_signature, "time_signatures",
+             s.time_signatures);
+  from_array(score.attr("key_signatures"), d.key_signature, "key_signatures",
+             s.key_signatures);
+  from_array(score.attr("programs"), d.program, "programs", s.programs);
+  for (const py::handle name : score.attr("track_names")) {
+    py::object raw = py::reinterpret_steal<py::object>(
+        PyUnicode_AsEncodedString(py::str(name).ptr(), "latin-1", "replace"));
+    if (!raw) throw py::error_already_set();
+    s.track_names.push_back(raw.cast<std::string>());
+  }
+  py::object smpte = score.attr("smpte");
+  if (smpte.is_none()) {
+    s.ticks_per_beat = py::cast<int>(score.attr("ticks_per_beat"));
+  } else {
+    py::tuple t = smpte;
+    const double fps = py::cast<double>(t[0]);
+    s.smpte_fps = fps == 29.97 ? 29 : static_cast<int>(fps);
+    s.smpte_ticks_per_frame = py::cast<int>(t[1]);
+  }
+  return s;
+}
+
+std::unique_ptr<std::string> text_from(const py::object& text) {
+  if (text.is_none()) return nullptr;
+  return std::make_unique<std::string>(text.cast<std::string>());
+}
+
 }  // namespace
 
 void bind_midi(py::module_& m) {
@@ -174,6 +224,49 @@ void bind_midi(py::module_& m) {
       py::arg("paths"), py::arg("threads"),
       "Read files on `threads` threads -> list of (fields or None, warnings, "
       "(reason, offset, path) or None), in input order.");
+  m.def(
+      "midi_encode",
+      [](const py::object& score, const py::object& text) {
+        musgen::midi::ScoreData s = from_python(score);
+        const auto t = text_from(text);
+        std::vector<std::uint8_t> out;
+        {
+          py::gil_scoped_release release;
+          out = musgen::midi::encode_midi(s, t.get());
+        }
+        return py::bytes(reinterpret_cast<const char*>(out.data()), out.size());
+      },
+      py::arg("score"), py::arg("text") = py::none(),
+      "A Score as type-1 SMF bytes (text: bytes or None). Raises ValueError.");
+  m.def(
+      "midi_write_many",
+      [](const py::list& scores, const std::vector<std::string>& paths, const py::list& texts,
+         int threads, bool fsync) {
+        std::vector<musgen::midi::ScoreData> data;
+        data.reserve(scores.size());
+        for (const py::handle sc : scores) data.push_back(from_python(sc));
+        std::vector<std::unique_ptr<std::string>> text_store;
+        std::vector<const std::string*> text_ptrs;
+        std::vector<const musgen::midi::ScoreData*> ptrs;
+        for (std::size_t i = 0; i < data.size(); ++i) {
+          ptrs.push_back(&data[i]);
+          text_store.push_back(text_from(texts[i]));
+          text_ptrs.push_back(text_store.back().get());
+        }
+        std::vector<musgen::midi::WriteResult> res;
+        {
+          py::gil_scoped_release release;
+          res = musgen::midi::write_midi_many(ptrs, paths, text_ptrs, threads, fsync);
+        }
+        py::list out;
+        for (const auto& r : res)
+          out.append(py::make_tuple(static_cast<int>(r.kind), r.message, r.error_number));
+        return out;
+      },
+      py::arg("scores"), py::arg("paths"), py::arg("texts"), py::arg("threads"),
+      py::arg("fsync"),
+      "Encode and write scores atomically on `threads` threads -> per score (kind, message, "
+      "errno): kind 0 written, 1 a value MIDI cannot hold (nothing was written), 2 an OS error.");
 }
 
 }  // namespace musgen::bindings

@@ -25,7 +25,6 @@ from .errors import (
     MusgenError,
     SynthesizerUnavailableError,
 )
-from .score import Score
 
 __all__ = [
     "__version__",
@@ -44,8 +43,12 @@ __all__ = [
     "evaluate",
 ]
 
-# name -> (module, attribute); attribute None means the module itself
+# name -> (module, attribute); attribute None means the module itself. Even Score is lazy:
+# `import musgen` stays free of NumPy (about 40 ms), so a CLI or a tool that only asks for the
+# version or an error class starts at once.
 _LAZY = {
+    "Score": ("musgen.score", "Score"),
+    "score": ("musgen.score", None),
     "midi": ("musgen.midi", None),
     "codec": ("musgen.codec", None),
     "engine": ("musgen.engine", None),

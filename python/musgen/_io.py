@@ -31,7 +31,7 @@ try:  # POSIX advisory locks; elsewhere staging folders are cleaned by age only
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["atomic_write_bytes", "StagingDir", "staging_dir", "replace_dir",
+__all__ = ["atomic_write_bytes", "temp_name", "StagingDir", "staging_dir", "replace_dir",
            "remove_stale_staging", "STALE_SECONDS"]
 
 #: A staging folder without a lock file is stale after this long without a change.
@@ -43,26 +43,36 @@ def _name_error(exc: OSError, path: Path) -> OSError:
     return type(exc)(exc.errno, exc.strerror or str(exc), str(path))
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync, then rename over ``path``.
+def temp_name(path: Path) -> Path:
+    """A fresh hidden name beside ``path`` for its temporary file (``.NAME.XXXXXXXX.tmp``)."""
+    return path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
 
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, fsync: bool = True) -> None:
+    """Write ``data`` to a temporary file beside ``path`` (fsync'd unless ``fsync=False``), then
+    rename it over ``path``: readers see the old file or the whole new one, never a part.
+
+    The temporary file is created with mode 0666 less the umask (what an ordinary ``open()``
+    gives), by the kernel: no process-wide umask juggling, so threads may write at once.
     Errors name ``path`` (a missing folder, a read-only one), never the temporary file.
     """
     path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                                   dir=path.parent or ".")
-    except OSError as exc:
-        raise _name_error(exc, path) from None
+    while True:
+        tmp = temp_name(path)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
+                         0o666)
+            break
+        except FileExistsError:  # pragma: no cover - 32 random bits collided
+            continue
+        except OSError as exc:
+            raise _name_error(exc, path) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
-        # mkstemp creates 0600; give the file the mode an ordinary open() would have.
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
+            if fsync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
         try:

@@ -1,5 +1,7 @@
-// musgen::midi: the Standard MIDI File reader (a port of python/musgen/midi/_python.py, which is
-// the readable reference; both must agree on every file, errors and warnings included).
+// musgen::midi: the Standard MIDI File reader (a port of python/musgen/midi/_python.py) and
+// writer (a port of python/musgen/midi/_writer.py). The Python modules are the readable
+// references; each C++ half agrees with its twin on every file: the same Score, warnings and
+// errors when reading, the same bytes and errors when writing.
 // Arrays use exactly the aligned layouts of python/musgen/score.py (checked by the bindings).
 #pragma once
 
@@ -94,5 +96,38 @@ class ReadManyStream {
   std::vector<std::string> paths_;
   Impl* impl_;
 };
+
+// ---------------------------------------------------------------------------------- writing
+// A type-1 SMF holding `s` (write.cpp), byte for byte what _writer.encode gives: track k of the
+// file holds the score's track k (notes, programs, key signatures, name); track 0 also holds
+// `text` (a Text meta event at tick 0, when not null), the tempo map and time signatures. Notes
+// pass through trim_overlaps first. Division from ticks_per_beat, or smpte_fps (24, 25, 29
+// meaning 29.97, 30) and smpte_ticks_per_frame. Throws std::invalid_argument naming the value
+// MIDI cannot hold ("musgen.midi.write: ...").
+std::vector<std::uint8_t> encode_midi(const ScoreData& s, const std::string* text = nullptr);
+
+// Note hygiene (_writer.without_overlaps): a note that starts while an earlier note of the same
+// channel and pitch (in any track) sounds ends the earlier one at the re-strike. Ends are cut in
+// place; the order of `notes` may change. Returns whether any note was cut.
+bool trim_overlaps(std::vector<Note>& notes);
+
+// encode_midi, then an atomic write: a temporary file beside `path` (mode 0666 less the umask),
+// fsync'd only when asked, renamed over `path`. Throws std::invalid_argument (bad values) or
+// std::system_error (the file system), leaving no temporary file behind.
+void write_midi_file(const ScoreData& s, const std::string& path, const std::string* text,
+                     bool fsync);
+
+struct WriteResult {
+  enum Kind { ok = 0, bad_value = 1, os_error = 2 } kind = ok;
+  std::string message;  // bad_value: the error text; os_error: what failed
+  int error_number = 0;  // os_error: errno
+};
+// write_midi_file for many scores on `threads` threads: every score is encoded before any file
+// is written, so a score MIDI cannot hold leaves no file written. One result per score, in
+// input order; texts[i] null for no text.
+std::vector<WriteResult> write_midi_many(const std::vector<const ScoreData*>& scores,
+                                         const std::vector<std::string>& paths,
+                                         const std::vector<const std::string*>& texts,
+                                         int threads, bool fsync);
 
 }  // namespace musgen::midi

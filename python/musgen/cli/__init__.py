@@ -47,6 +47,8 @@ COMMANDS = [
     ("render", "musgen.cli.render", "render MIDI files to audio (WAV, FLAC, Ogg, MP3)"),
     ("plot", "musgen.cli.plot", "draw piano rolls of MIDI files (PNG, SVG, PDF)"),
     ("serve", "musgen.cli.serve", "serve a web page to generate, see and hear music"),
+    ("bench", "musgen.cli.bench", "time generation on this device (latency, tokens/s, "
+                                  "real-time factor) for every backend"),
     ("info", "musgen.cli.info", "show the version, backends and what is available"),
 ]
 

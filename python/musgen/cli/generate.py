@@ -181,9 +181,10 @@ def _render(scores: list, paths: list, args: argparse.Namespace) -> None:
             bar.update(1)
 
 
-def _write_all(scores, paths, texts) -> None:
-    """Write every piece; folders are created only now, after generation succeeded, and the
-    ones created here are removed again if writing fails (no empty folder left behind)."""
+def _write_all(scores, paths, texts, threads=None) -> None:
+    """Write every piece with its text event (C++ threads, one atomic file each); folders are
+    created only now, after generation succeeded, and the ones created here are removed again
+    if writing fails (no empty folder left behind)."""
     from .. import midi
 
     folder = paths[0].parent
@@ -194,8 +195,7 @@ def _write_all(scores, paths, texts) -> None:
         probe = probe.parent
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        for score, path, text in zip(scores, paths, texts):
-            midi.write(score, path, text=text)
+        midi.write_many(scores, paths, texts=texts, threads=threads)
     except BaseException:
         for path in paths:
             if created:
@@ -256,7 +256,8 @@ def run(args: argparse.Namespace) -> int:
             instruments=args.instruments, allowed_instruments=args.allowed_instruments,
             max_primer_tokens=args.max_primer_tokens)
     scores = result.scores
-    _write_all(scores, paths, [result.text(i) for i in range(len(scores))])
+    _write_all(scores, paths, [result.text(i) for i in range(len(scores))],
+               args.threads)
     _report(result, paths, args.quiet)
     if args.plot:
         _plot(scores, paths, args)

@@ -45,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="quarantine files with fewer notes (default 1)")
     parser.add_argument("--keep-drums", action="store_true",
                         help="keep channel-10 percussion as DrumPitch tokens (dropped by default)")
+    parser.add_argument("--paper-features", action="store_true",
+                        help="also store the paper preset's note features (paper.npy); without "
+                             "them, the paper preset computes them from the source files")
     parser.add_argument("--backend", default=None, choices=["auto", "cpp", "cuda", "python"],
                         help="reader/codec implementation (default: $MUSGEN_BACKEND or auto)")
     parser.add_argument("-q", "--quiet", action="store_true",
@@ -64,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     summary = prepare(args.corpora, args.output, config=config, seed=args.seed, split=args.split,
                       threads=args.threads, max_tokens=args.max_tokens,
                       min_notes=args.min_notes, quiet=args.quiet,
-                      backend=args.backend)
+                      backend=args.backend, paper_features=args.paper_features)
     if not args.quiet:
         print(format_summary(summary))
     return 0

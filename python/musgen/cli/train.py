@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=_args.positive_int, default=None,
                    help="most epochs (default 60; paper preset 30)")
     p.add_argument("--batch-size", type=_args.positive_int, default=None,
-                   help="windows per batch (32)")
+                   help="windows per batch (64)")
     p.add_argument("--window", type=_window, default=None,
                    help="tokens per window, at least 2 (128)")
     p.add_argument("--stride", type=_args.positive_int, default=None,
@@ -54,7 +54,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dropout", type=_args.unit_interval, default=None,
                    help="dropout between layers, in [0, 1) (0.2)")
     p.add_argument("--learning-rate", type=_args.positive_float, default=None,
-                   help="Adam learning rate, > 0 (2e-3)")
+                   help="Adam learning rate, > 0 (4e-3)")
+    p.add_argument("--validation-batch-size", type=_args.positive_int, default=None,
+                   help="windows per validation batch (512)")
     p.add_argument("--transpose", type=_args.int_range(0, 127), default=None,
                    help="random transposition by up to +-N semitones (0)")
     p.add_argument("--patience", type=_args.positive_int, default=None,
@@ -82,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
                 dropout=args.dropout, learning_rate=args.learning_rate, seed=args.seed,
                 resume=args.resume, patience=args.patience, tensorboard=args.tensorboard,
                 strategy=args.strategy, quiet=args.quiet, max_minutes=args.max_minutes,
-                transpose=args.transpose)
+                transpose=args.transpose, validation_batch_size=args.validation_batch_size)
     if not args.quiet:
         print(f"model directory: {out}")
     return 0

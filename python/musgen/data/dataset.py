@@ -84,19 +84,21 @@ class Dataset:
     pieces : list of Piece
     offsets, lengths : int64 [n_pieces]
         Token offset and length of each piece.
-    paper_features : np.memmap of float32 [total_notes, 3]
-        Per note: pitch, velocity, seconds since the previous onset.
+    paper_features : ndarray of float32 [total_notes, 3]
+        Per note: pitch, velocity, seconds since the previous onset. Memory-mapped from
+        ``paper.npy`` when the dataset stores them; else computed from the source files on first
+        use (``musgen.data.paper``), which raises DatasetError if a source is gone or changed.
     piece_note_offsets : int64 [n_pieces + 1]
         Piece ``i``'s notes are ``paper_features[piece_note_offsets[i]:piece_note_offsets[i+1]]``.
     """
 
     def __init__(self, path: Path, info: dict, tokens: np.ndarray, pieces: list[Piece],
-                 paper: np.ndarray):
+                 paper: np.ndarray | None):
         self.path = path
         self.info = info
         self.tokens = tokens
         self.pieces = pieces
-        self.paper_features = paper
+        self._paper = paper
         self.offsets = np.array([p.offset for p in pieces], dtype=np.int64)
         self.lengths = np.array([p.length for p in pieces], dtype=np.int64)
         notes = np.array([p.n_notes for p in pieces], dtype=np.int64)
@@ -119,9 +121,12 @@ class Dataset:
             raise DatasetError(f"{path / INFO_NAME}: format_version {info.get('format_version')!r}"
                                f", this musgen reads version {FORMAT_VERSION}")
         tokens = cls._load_array(path / TOKENS_NAME, np.int32, 1)
-        paper = cls._load_array(path / PAPER_NAME, np.float32, 2)
-        if paper.shape[1:] != (3,):
-            raise DatasetError(f"{path / PAPER_NAME}: shape {paper.shape}, expected [notes, 3]")
+        paper = None
+        if (path / PAPER_NAME).exists():  # stored by prepare(paper_features=True) (or older)
+            paper = cls._load_array(path / PAPER_NAME, np.float32, 2)
+            if paper.shape[1:] != (3,):
+                raise DatasetError(f"{path / PAPER_NAME}: shape {paper.shape}, expected "
+                                   "[notes, 3]")
         pieces = []
         try:
             lines = (path / PIECES_NAME).read_text(encoding="utf-8").splitlines()
@@ -143,10 +148,11 @@ class Dataset:
             tok_end += piece.length
             note_end += piece.n_notes
             pieces.append(piece)
-        if tok_end != tokens.shape[0] or note_end != paper.shape[0]:
+        if tok_end != tokens.shape[0] or (paper is not None and note_end != paper.shape[0]):
             raise DatasetError(f"{path}: {PIECES_NAME} describes {tok_end} tokens and {note_end} "
-                               f"notes, but {TOKENS_NAME} has {tokens.shape[0]} and {PAPER_NAME} "
-                               f"has {paper.shape[0]}")
+                               f"notes, but {TOKENS_NAME} has {tokens.shape[0]}"
+                               + ("" if paper is None else
+                                  f" and {PAPER_NAME} has {paper.shape[0]}"))
         return cls(path, info, tokens, pieces, paper)
 
     @staticmethod
@@ -161,6 +167,19 @@ class Dataset:
             raise DatasetError(f"{path}: {arr.dtype} {arr.shape}, expected {np.dtype(dtype)} "
                                f"with {ndim} dimension(s)")
         return arr
+
+    @property
+    def paper_features(self) -> np.ndarray:
+        if self._paper is None:
+            from .paper import source_paper_features
+
+            self._paper = source_paper_features(self)
+        return self._paper
+
+    @property
+    def stores_paper_features(self) -> bool:
+        """Whether ``paper.npy`` exists (else the features come from the source files)."""
+        return (self.path / PAPER_NAME).exists()
 
     @property
     def codec(self):

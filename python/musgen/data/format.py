@@ -11,9 +11,14 @@ A dataset folder holds:
 * ``pieces.jsonl``  -- one JSON object per piece, in token order: ``index``, ``source`` (corpus
   name, see ``dataset.json["sources"]``), ``path`` (POSIX path relative to that corpus), ``sha1``
   (of the file bytes), ``split`` (train/valid/test), ``split_by`` (folder/seed), ``offset`` and
-  ``length`` (into ``tokens.npy``, in tokens), ``n_notes``, ``note_offset`` (into ``paper.npy``).
-* ``paper.npy``     -- float32 [total_notes, 3], the paper preset's per-note features (pitch,
-  velocity, seconds since the previous onset), pieces concatenated in the same order.
+  ``length`` (into ``tokens.npy``, in tokens), ``n_notes`` (notes kept: drums only with
+  ``keep_drums``), ``note_offset`` (into the paper features).
+* ``paper.npy``     -- only in datasets prepared with ``paper_features=True``
+  (``dataset.json["options"]["paper_features"]``): float32 [total_notes, 3], the paper preset's
+  per-note features (pitch, velocity, seconds since the previous onset), pieces concatenated in
+  the same order. Other datasets compute them on demand from their source files, checked
+  against each piece's sha1 (``Dataset.paper_features``): only the ``paper`` preset reads them,
+  and stored they were about half of a dataset's bytes.
 * ``quarantine.tsv`` -- ``path<TAB>reason`` for every file found but not kept (header row first).
 * ``recovered.tsv`` -- ``path<TAB>warning`` for kept files the reader recovered from damage
   (truncated track, missing End-of-Track, ...): one row per MidiWarning.

@@ -124,10 +124,11 @@ class _Preparation:
     memory), each kept piece streamed to the writer, each other file quarantined with why."""
 
     def __init__(self, corpora: _Corpora, writer: DatasetWriter, config, *, threads,
-                 max_tokens, min_notes: int, backend):
+                 max_tokens, min_notes: int, backend, paper_features: bool = False):
         self.corpora, self.writer, self.config = corpora, writer, config
         self.threads, self.max_tokens, self.min_notes = threads, max_tokens, min_notes
         self.backend = backend
+        self.paper_features = paper_features
         self.reasons: Counter = Counter()
         self.kept: list[dict] = []
         self.seen: dict[str, str] = {}  # sha1 -> label of the first file with those bytes
@@ -228,9 +229,11 @@ class _Preparation:
             split_name = folder_split(rel, self.corpora.root_names[name])
             meta = {"source": name, "path": rel, "sha1": sha1, "split": split_name,
                     "split_by": "folder" if split_name else "seed"}
-            self.kept.append(self.writer.add(
-                meta, np.asarray(tokens, dtype=np.int32),
-                codec.paper_features(score, keep_drums=config.keep_drums)))
+            # drums were removed in read() unless the codec keeps them
+            paper = (codec.paper_features(score, keep_drums=config.keep_drums)
+                     if self.paper_features else None)
+            self.kept.append(self.writer.add(meta, np.asarray(tokens, dtype=np.int32),
+                                             score.n_notes, paper))
 
     def split_the_rest(self, seed: int, ratios) -> int:
         """Seeded split of the pieces no folder placed (by piece: windows never straddle
@@ -281,6 +284,7 @@ def prepare(
     keep_drums: bool | None = None,
     quiet: bool = False,
     backend: str | None = None,
+    paper_features: bool = False,
 ) -> dict:
     """Read every MIDI file under ``corpora``, encode it and write a dataset folder at ``output``.
 
@@ -309,6 +313,10 @@ def prepare(
         No progress bar.
     backend : str, optional
         "cpp" or "python" for reading and encoding (default: MUSGEN_BACKEND / auto).
+    paper_features : bool
+        Also store the ``paper`` preset's per-note features (``paper.npy``). Off by default:
+        only that preset reads them, and a dataset without them computes them from its source
+        files when asked (``Dataset.paper_features``); store them when the sources may move.
 
     Returns
     -------
@@ -321,10 +329,10 @@ def prepare(
     t0 = time.perf_counter()
     config, ratios = _check_options(config, split, threads, max_tokens, keep_drums)
     corpus = _Corpora(corpora)
-    writer = DatasetWriter(output)
+    writer = DatasetWriter(output, paper_features=paper_features)
     try:
         run = _Preparation(corpus, writer, config, threads=threads, max_tokens=max_tokens,
-                           min_notes=min_notes, backend=backend)
+                           min_notes=min_notes, backend=backend, paper_features=paper_features)
         run.run(quiet)
         run.check_kept()
         n_seeded = run.split_the_rest(seed, ratios)
@@ -341,7 +349,8 @@ def prepare(
             "totals": {"pieces": len(kept), "tokens": sum(p["length"] for p in kept),
                        "notes": sum(p["n_notes"] for p in kept)},
             "options": {"max_tokens": max_tokens, "min_notes": int(min_notes),
-                        "keep_drums": bool(config.keep_drums)},
+                        "keep_drums": bool(config.keep_drums),
+                        "paper_features": bool(paper_features)},
             "musgen_version": __version__,
         }
         path = writer.finish(info)

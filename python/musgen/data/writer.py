@@ -78,7 +78,7 @@ class DatasetWriter:
     earlier dataset there sees it whole until the new one is, and the staging folders of killed
     runs are removed by the next run (``musgen._io.StagingDir``)."""
 
-    def __init__(self, output: str | os.PathLike):
+    def __init__(self, output: str | os.PathLike, *, paper_features: bool = False):
         self.output = Path(output)
         if self.output.exists() and not self.output.is_dir():
             raise DatasetError(f"output {str(self.output)!r} exists and is not a folder")
@@ -90,7 +90,9 @@ class DatasetWriter:
         self._stage = StagingDir(self.output)
         self.tmp = self._stage.path
         self._tokens = _NpyAppender(self.tmp / TOKENS_NAME, np.int32)
-        self._paper = _NpyAppender(self.tmp / PAPER_NAME, np.float32, (3,))
+        self._paper = (_NpyAppender(self.tmp / PAPER_NAME, np.float32, (3,)) if paper_features
+                       else None)
+        self._notes = 0
         self._pieces = open(self.tmp / PIECES_NAME, "w", encoding="utf-8")
         self._quarantine = open(self.tmp / QUARANTINE_NAME, "w", encoding="utf-8")
         self._quarantine.write("path\treason\n")
@@ -98,19 +100,29 @@ class DatasetWriter:
         self._recovered.write("path\twarning\n")
         self.pieces: list[dict] = []
 
-    def add(self, meta: dict, tokens: np.ndarray, paper: np.ndarray) -> dict:
+    def add(self, meta: dict, tokens: np.ndarray, n_notes: int,
+            paper: np.ndarray | None = None) -> dict:
+        """One piece: its tokens, its number of notes, and (datasets that store them) its
+        paper features, float [n_notes, 3]."""
         tokens = np.asarray(tokens)
-        paper = np.asarray(paper, dtype=np.float32).reshape(-1, 3)
         if tokens.ndim != 1:
             raise DatasetError(f"{meta.get('path')}: tokens must be 1-D, got {tokens.shape}")
+        if (paper is not None) != (self._paper is not None):
+            raise DatasetError("paper features are given exactly when the dataset stores them")
         row = dict(meta)
         row["index"] = len(self.pieces)
         row["offset"] = self._tokens.rows
         row["length"] = int(tokens.shape[0])
-        row["n_notes"] = int(paper.shape[0])
-        row["note_offset"] = self._paper.rows
+        row["n_notes"] = int(n_notes)
+        row["note_offset"] = self._notes
+        if paper is not None:
+            paper = np.asarray(paper, dtype=np.float32).reshape(-1, 3)
+            if paper.shape[0] != n_notes:
+                raise DatasetError(f"{meta.get('path')}: {paper.shape[0]} paper feature rows "
+                                   f"for {n_notes} notes")
+            self._paper.append(paper)
         self._tokens.append(tokens)
-        self._paper.append(paper)
+        self._notes += int(n_notes)
         self.pieces.append(row)
         return row
 
@@ -122,7 +134,8 @@ class DatasetWriter:
 
     def finish(self, info: dict) -> Path:
         self._tokens.close()
-        self._paper.close()
+        if self._paper is not None:
+            self._paper.close()
         self._quarantine.close()
         self._recovered.close()
         keys = ("index", "source", "path", "sha1", "split", "split_by", "offset", "length",
@@ -141,8 +154,10 @@ class DatasetWriter:
         return self.output
 
     def abort(self) -> None:
-        for f in (self._tokens._file, self._paper._file, self._pieces, self._quarantine,
-                  self._recovered):
+        files = [self._tokens._file, self._pieces, self._quarantine, self._recovered]
+        if self._paper is not None:
+            files.append(self._paper._file)
+        for f in files:
             try:
                 f.close()
             except Exception:  # pragma: no cover - best effort cleanup

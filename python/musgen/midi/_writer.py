@@ -1,23 +1,31 @@
 """The Standard MIDI File writer (type 1): ``encode(score, text) -> bytes``, vectorized with NumPy.
 
-Reading the bytes back gives the same Score (notes with their track indices, tempo map, time and
-key signatures, programs, track names) whenever its notes are ones FIFO pairing can produce.
+The readable reference of the C++ writer (cpp/src/midi/write.cpp), which gives the same bytes
+and the same errors. Note hygiene: the file never holds two overlapping notes on one key and
+channel (``without_overlaps``), so reading the bytes back gives ``without_overlaps(score)``:
+the same Score (notes with their track indices, tempo map, time and key signatures, programs,
+track names) whenever no note starts while an earlier one of its key and channel sounds.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["encode"]
+__all__ = ["encode", "without_overlaps", "MAX_META_BYTES"]
 
 MAX_DELTA = 0x0FFFFFFF  # the largest delta time a 4-byte VLQ holds
+MAX_META_BYTES = 0x0FFFFFFF  # the longest meta payload a 4-byte VLQ length holds
 SMPTE_CODES = {24: 24, 25: 25, 29.97: 29, 30: 30}
 # Order of events at one tick inside a track, so that FIFO pairing reproduces every note.
-GROUP_NAME, GROUP_META, GROUP_PROGRAM, GROUP_NOTE_OFF, GROUP_NOTE_ON, GROUP_ZERO_OFF = range(6)
+# Notes that begin at a tick go last, in note order, each note-on followed at once by its
+# note-off when the note has zero length (so a synthesizer never hears on, on, off on one key).
+GROUP_NAME, GROUP_META, GROUP_PROGRAM, GROUP_NOTE_OFF, GROUP_NOTE = range(5)
 
 
 def _meta(mtype: int, payload: bytes) -> bytes:
     n = len(payload)
+    _check(n <= MAX_META_BYTES, f"a meta event of {n} bytes is longer than MIDI can hold "
+           f"({MAX_META_BYTES})")
     out = bytearray()
     for shift in (21, 14, 7):
         if n >> shift:
@@ -141,11 +149,15 @@ def _track_chunk(metas: list, tn: np.ndarray, tp: np.ndarray) -> bytes:
     start, stop = tn["start"].astype(np.int64), tn["end"].astype(np.int64)
     tick = np.concatenate([np.array([x[0] for x in metas], dtype=np.int64), start, stop,
                            tp["tick"].astype(np.int64)])
+    zero = stop == start
     group = np.concatenate([np.array([x[1] for x in metas], dtype=np.int64),
-                            np.full(k, GROUP_NOTE_ON),
-                            np.where(stop == start, GROUP_ZERO_OFF, GROUP_NOTE_OFF),
+                            np.full(k, GROUP_NOTE),
+                            np.where(zero, GROUP_NOTE, GROUP_NOTE_OFF),
                             np.full(p, GROUP_PROGRAM)]).astype(np.int64)
-    seq = np.concatenate([np.arange(m), seq_notes, seq_notes, np.arange(p)]).astype(np.int64)
+    # a note's on is 2i in its group; a zero-length note's off 2i + 1, right after it
+    seq = np.concatenate([np.arange(m), 2 * seq_notes, np.where(zero, 2 * seq_notes + 1,
+                                                                 seq_notes),
+                          np.arange(p)]).astype(np.int64)
     moff = (np.concatenate([[0], np.cumsum(meta_len)[:-1]]).astype(np.int64) if m
             else np.zeros(0, np.int64))
     base = len(meta_blob)
@@ -157,18 +169,45 @@ def _track_chunk(metas: list, tn: np.ndarray, tp: np.ndarray) -> bytes:
     return b"MTrk" + len(body).to_bytes(4, "big") + body
 
 
+def without_overlaps(notes: np.ndarray) -> np.ndarray:
+    """Note hygiene: a note that starts while an earlier note of the same key (channel, pitch;
+    in any track) still sounds ends the earlier one at the re-strike.
+
+    Notes of one key are taken in (start, end, track, velocity) order and each ends at the next
+    one's start if that is sooner; several notes starting at one tick leave all but the last of
+    them with zero length. No note is dropped. Returns ``notes`` itself when nothing overlaps,
+    else a new array in Score order (start, track, channel, pitch, end, velocity).
+    """
+    if notes.size < 2:
+        return notes
+    order = np.lexsort((notes["velocity"], notes["track"], notes["end"], notes["start"],
+                        notes["pitch"], notes["channel"]))
+    chan, pitch = notes["channel"][order], notes["pitch"][order]
+    start, end = notes["start"][order], notes["end"][order]
+    same_key = (chan[1:] == chan[:-1]) & (pitch[1:] == pitch[:-1])
+    cut = same_key & (start[1:] < end[:-1])
+    if not cut.any():
+        return notes
+    out = notes[order]
+    idx = np.flatnonzero(cut)
+    out["end"][idx] = start[idx + 1]
+    return out[np.lexsort((out["velocity"], out["end"], out["pitch"], out["channel"],
+                           out["track"], out["start"]))]
+
+
 def encode(score, text: bytes | None = None) -> bytes:
     """A type-1 SMF holding ``score``, with ``text`` (a Text meta event) at tick 0 of track 0.
 
     Track ``k`` of the file holds the notes, programs, key signatures and name of the score's
     track ``k``, so reading the file back gives the same track indices; track 0 also holds the
-    tempo map and time signatures. At equal ticks the events of a track are ordered so that FIFO
-    pairing reproduces every note: name, metas, programs, note-offs of notes that began earlier,
-    note-ons (in note order), then note-offs of zero-length notes.
+    text, the tempo map and time signatures. Notes pass through ``without_overlaps`` first. At
+    equal ticks the events of a track are ordered so that FIFO pairing reproduces every note:
+    name, text, metas, programs, note-offs of notes that began earlier, then the notes that
+    begin there in note order (a zero-length note's off right after its on).
     """
-    _check_values(score)
     division = _division(score)
-    notes, programs, keys = score.notes, score.programs, score.key_signatures
+    _check_values(score)
+    notes, programs, keys = without_overlaps(score.notes), score.programs, score.key_signatures
     # An empty score (no tracks at all) is written with no track, so it reads back unchanged;
     # a text event needs one.
     conductor = 1 if (score.tempos.size or score.time_signatures.size or text is not None) else 0

@@ -104,6 +104,10 @@ def _check_config(cfg: TrainConfig) -> None:
         raise ValueError(f"learning_rate={cfg.learning_rate!r}: expected a finite number >= 0")
     if not 0 <= int(cfg.transpose) <= 127:
         raise ValueError(f"transpose={cfg.transpose!r}: expected 0 to 127 semitones")
+    vbs = cfg.validation_batch_size
+    if vbs is not None and (not isinstance(vbs, (int, np.integer)) or isinstance(vbs, bool)
+                            or vbs <= 0):
+        raise ValueError(f"validation_batch_size={vbs!r}: expected a positive integer or None")
 
 
 def _check_splits(dataset) -> None:
@@ -169,13 +173,18 @@ class _Run:
             self.model = build_keras_model(self.msec, seed=cfg.seed)
             self.optimizer = keras.optimizers.Adam(learning_rate=cfg.learning_rate,
                                                    clipnorm=cfg.clipnorm)
+            # No XLA: slower on CPUs (bench/bench_train.py), and Keras disables it under the op
+            # determinism a bit-identical resume needs.
+            jit = False
             if self.paper:
                 self.model.compile(optimizer=self.optimizer,
-                                   loss=keras.losses.MeanSquaredError(), weighted_metrics=[])
+                                   loss=keras.losses.MeanSquaredError(), weighted_metrics=[],
+                                   jit_compile=jit)
             else:
                 self.model.compile(optimizer=self.optimizer,
                                    loss=keras.losses.SparseCategoricalCrossentropy(
-                                       from_logits=True, ignore_class=int(self.codec.pad_id)))
+                                       from_logits=True, ignore_class=int(self.codec.pad_id)),
+                                   jit_compile=jit)
             self.optimizer.build(self.model.trainable_variables)
 
     def _start(self, state: dict | None) -> None:
@@ -255,7 +264,8 @@ class _Run:
         valid = self.valid if self.valid[2] is not None else self.valid[:2]
         fit = self.model.fit(x, y, sample_weight=w, batch_size=cfg.batch_size,
                              epochs=self.epoch + 1, initial_epoch=self.epoch, shuffle=False,
-                             validation_data=valid, validation_batch_size=cfg.batch_size,
+                             validation_data=valid,
+                             validation_batch_size=cfg.validation_batch_size or cfg.batch_size,
                              verbose=0, callbacks=[bar, *self.callbacks])
         return float(fit.history["loss"][-1]), float(fit.history["val_loss"][-1])
 
@@ -323,7 +333,8 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
           learning_rate: float | None = None, seed: int = 0, resume: bool = False,
           patience: int | None = None, tensorboard=None, strategy=None, quiet: bool = False,
           max_minutes: float | None | str = "preset", transpose: int | None = None,
-          dense_units: list | None = None) -> Path:
+          dense_units: list | None = None,
+          validation_batch_size: int | None = None) -> Path:
     """Train a model on ``dataset`` and export the best epoch to the model directory ``output``.
 
     Parameters
@@ -343,6 +354,11 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
     max_minutes : float or None
         Time budget: no new epoch starts once the time so far plus the last epoch's duration
         would exceed it. ``None`` = no budget.
+    validation_batch_size : int or None
+        Windows per validation batch (default 512; validation is a forward pass only).
+
+    Other settings left as None take the preset's value (``TrainConfig``: batch 64, learning
+    rate 4e-3, ...; chosen by measurement, see ``bench/bench_train.py``).
     strategy : None, "default", "mirrored", "multiworker" or a tf.distribute.Strategy
         ``multiworker`` reads ``TF_CONFIG``; only the chief writes checkpoints and exports.
     quiet : bool
@@ -362,7 +378,7 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
     overrides = {"batch_size": batch_size, "window": window, "stride": stride, "units": units,
                  "layers": layers, "embedding_dim": embedding_dim, "dropout": dropout,
                  "learning_rate": learning_rate, "patience": patience, "transpose": transpose,
-                 "dense_units": dense_units}
+                 "dense_units": dense_units, "validation_batch_size": validation_batch_size}
     cfg, state = _run_config(ckpt_dir, resume=resume, preset=preset, overrides=overrides,
                              seed=seed, max_minutes=max_minutes, epochs=epochs)
     _check_splits(dataset)
