@@ -111,6 +111,40 @@ def test_default_model_pieces_have_the_length_asked_and_end_on_a_beat(backend, n
         assert 0.95 <= scale_consistency(loose, "D minor") < 1.0
 
 
+def _overlaps(notes) -> int:
+    """Notes that start while an earlier note of their key (channel, pitch) still sounds."""
+    count = 0
+    order = np.lexsort((notes["start"], notes["pitch"], notes["channel"]))
+    n = notes[order]
+    same = (n["channel"][1:] == n["channel"][:-1]) & (n["pitch"][1:] == n["pitch"][:-1])
+    count += int(np.count_nonzero(same & (n["start"][1:] < n["end"][:-1])))
+    return count
+
+
+def test_default_model_written_files_hold_no_overlapping_notes(tmp_path, backend):
+    """The shipped model re-strikes sounding notes now and then: the files written (by the CLI,
+    with and without constraints) never hold two overlapping notes on one key, still end on a
+    beat with every note released, and keep a voice limit asked for."""
+    from musgen.cli import main
+
+    made = generate(n=24, length="32 beats", seed=1, backend=backend)
+    assert sum(_overlaps(s.notes) for s in made) > 0  # the raw pieces do overlap
+    for i, extra in enumerate([[], ["--key", "D minor", "--max-voices", "3"]]):
+        folder = tmp_path / f"run{i}"
+        assert main(["generate", "-o", str(folder), "--n", "24", "--length", "32 beats",
+                     "--seed", "1", "--backend", backend, "-q", *extra]) == 0
+        files = sorted(folder.glob("*.mid"))
+        assert len(files) == 24
+        for f in files:
+            notes = midi.read(f).notes
+            assert _overlaps(notes) == 0
+            assert notes["end"].max() == 32 * 480
+            if extra:
+                events = sorted([(t, 1) for t in notes["start"]] + [(t, -1) for t in notes["end"]],
+                                key=lambda e: (e[0], e[1]))
+                assert max(np.cumsum([d for _, d in events])) <= 3
+
+
 def musgen_core():
     from musgen import _backend
 
