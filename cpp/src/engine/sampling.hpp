@@ -187,7 +187,8 @@ struct Stream {
     if (rc.bias == nullptr && rc.density_milli == 0) return logits;
     sampler.biased.resize(V);
     for (int v = 0; v < V; ++v)  // the sampler reads allowed tokens only
-      if (sampler.ok[v]) sampler.biased[v] = logits[v] + rules::token_bias(w, rs, r.tables, rc, v);
+      if (sampler.ok[v])
+        sampler.biased[v] = logits[v] + rules::token_bias(w, rs, r.tables, rc, v);
     return sampler.biased.data();
   }
 
