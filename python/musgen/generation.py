@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .errors import GenerationWarning, ModelFormatError
+from .errors import CodecError, GenerationWarning, ModelFormatError
 from .score import Score
 
 __all__ = ["generate", "generate_with_report", "Generation", "PieceReport", "parse_length",
@@ -295,7 +295,17 @@ def _optional_float(value, name: str):
 
 
 def _program_of(item) -> int:
-    """A GM program number (0..127) or 128 for drums, from an int or a name."""
+    """A GM program number (0..127) or 128 for drums, from an int or a name (the codec's
+    General MIDI names and short names where it has them)."""
+    try:
+        from .codec.names import parse_program
+    except ImportError:  # a codec without instrument names: numbers and "drums"
+        parse_program = None
+    if parse_program is not None and not isinstance(item, (bool, np.bool_)):
+        try:
+            return int(parse_program(int(item) if isinstance(item, np.integer) else item))
+        except CodecError as exc:
+            raise ValueError(str(exc)) from None
     if isinstance(item, (int, np.integer)) and not isinstance(item, bool) and 0 <= item <= 128:
         return int(item)
     if isinstance(item, str):
@@ -304,15 +314,8 @@ def _program_of(item) -> int:
             return 128
         if re.fullmatch(r"\d+", key) and int(key) <= 128:
             return int(key)
-        from . import codec as codec_mod
-
-        names = getattr(codec_mod, "GM_PROGRAM_NAMES", None)
-        if names is not None:
-            lowered = [n.lower() for n in names]
-            if key in lowered:
-                return lowered.index(key)
-    raise ValueError(f"instrument: {item!r}, expected a General MIDI program 0..127, a GM "
-                     "instrument name, or 'drums'")
+    raise ValueError(f"instrument: {item!r}, expected a General MIDI program 0..127 or "
+                     "'drums'")
 
 
 def _static_arrays(codec, tables, *, key, scale_strictness, pitch_range, style, density, bpm,
@@ -344,8 +347,13 @@ def _static_arrays(codec, tables, *, key, scale_strictness, pitch_range, style, 
         tempo = static.block("Tempo_")
         if not tempo.size:
             raise ValueError("bpm: this model's codec has no tempo tokens (codec version 2)")
-        bins = tables.tempo_bpm[tempo].astype(np.float64)
-        static.only("Tempo_", tempo[int(np.argmin(np.abs(np.log(bins / bpm))))], "bpm")
+        pick = getattr(codec, "tempo_bin", None)  # the codec's own bins, by their bounds
+        if pick is not None:
+            chosen = int(tempo[0]) + int(pick(int(round(60e6 / bpm))))
+        else:  # the nearest bin centre on a log scale
+            bins = tables.tempo_bpm[tempo].astype(np.float64)
+            chosen = int(tempo[int(np.argmin(np.abs(np.log(bins / bpm))))])
+        static.only("Tempo_", chosen, "bpm")
     prefix = []
     if instruments is not None or allowed_instruments is not None:
         programs = static.block("Program_")
@@ -388,12 +396,16 @@ def _key_token(static, scale) -> int:
 
 
 def _density_token(codec, static, density) -> int:
-    """The header Density token whose bin holds ``density`` notes per beat."""
-    pick = getattr(codec, "density_token", None)
-    if pick is not None:
-        return int(pick(float(density)))
-    raise ValueError("density: this model's codec does not say which Density token holds "
-                     f"{density} notes per beat")
+    """The header Density token whose bin holds ``density`` notes per beat: the bins' lower
+    edges (notes per beat x 1000) a codec gives as ``density_bounds_milli``, compared in
+    integers as its encoder compares a piece's density."""
+    bounds = getattr(codec, "density_bounds_milli", None)
+    if bounds is None:
+        raise ValueError("density: this model's codec does not say which Density token holds "
+                         f"{density} notes per beat")
+    target = int(round(float(density) * 1000))
+    return int(static.block("Density_")[0]) + sum(1 for e in np.asarray(bounds).tolist()
+                                                  if target >= e)
 
 
 def _cap_primer(tokens: np.ndarray, limit, tables, grammar):
