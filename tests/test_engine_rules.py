@@ -299,9 +299,10 @@ def v2_tables():
 def v2_grammar():
     """States: 0 start, 1 end, 2 after BOS, 3..5 after 1..3 Programs, 6 after Key, 7 after
     Tempo, 8 after the header TimeSig, 9 after Bar, 10 after a body TimeSig, 11 at an onset
-    (after TimeShift or Tempo), 12 after Part (a note must follow), 13 after a note, 14 note
-    complete (after Duration). Can end after Bar and after a complete note."""
-    S = 15
+    (after TimeShift), 12 after Part (a note must follow), 13 after a note, 14 note complete
+    (after Duration), 15 after a body Tempo (a Part or a note must follow, as in codec
+    version 2). Can end after Bar and after a complete note."""
+    S = 16
     T = np.full((S, len(V2_NAMES)), -1, np.int32)
     T[0, ID["BOS"]] = 2
     T[1, ID["PAD"]] = 1
@@ -320,8 +321,10 @@ def v2_grammar():
         T[s, _ids("Part_")] = 12
         T[s, notes] = 13
     T[9, _ids("TimeSig_")] = 10
-    T[[9, 10, 11], ID["Tempo_90"]] = 11
-    T[[9, 10, 11], ID["Tempo_120"]] = 11
+    T[[9, 10, 11], ID["Tempo_90"]] = 15
+    T[[9, 10, 11], ID["Tempo_120"]] = 15
+    T[15, _ids("Part_")] = 12
+    T[15, notes] = 13
     T[12, notes] = 13
     T[13, _ids("Duration_")] = 14
     T[14, _ids("Duration_")] = 14
@@ -452,6 +455,17 @@ def test_rules_v2_voices_and_beat_ending_with_bars(v2_model, impl):
         assert reason == CLOSED
         walk = BarWalk(np.concatenate([[ID["BOS"]], toks]), tables)
         assert walk.clock == 24  # the beat at the budget exactly (6 beats of 4 steps)
+
+
+def test_rules_v2_no_dead_end_behind_tokens_that_need_a_note(v2_model, impl):
+    """A body Tempo token leads to a state where only a Part or a note may come: with every
+    voice taken, the rules must refuse the Tempo token itself (the state behind it needs a
+    note, through Part tokens too), not leave the stream with nothing allowed."""
+    tables = v2_tables()
+    out = _gen_v2(v2_model, impl, n=16, length=60, unit="notes", seed=3,
+                  rules=Rules(tables, ending="bar", max_voices=1))
+    tempos = sum(V2_NAMES[v].startswith("Tempo_") for t in out for v in t)
+    assert tempos > 0 and all(len(t) > 60 for t in out)
 
 
 def test_rules_v2_same_tokens_on_every_implementation(v2_model):

@@ -85,9 +85,9 @@ struct Settings {
   int max_voices = 0;           // 0: off; else most notes sounding at once (1..kMaxVoices)
   long long density_milli = 0;  // 0: off; else target notes per beat x 1000
   double density_strength = 1.0;  // logits per note of imbalance
-  // Per grammar state, derived once per call (derive_state_flags): a note must come next
-  // (every allowed token is a note), and which kinds of note the grammar and the static mask
-  // leave there (bit 0 pitched, bit 1 drums).
+  // Per grammar state, derived once per call (derive_state_flags): no way on without a note
+  // first, and which kinds of note the grammar and the static mask leave on the way (bit 0
+  // pitched, bit 1 drums).
   const std::uint8_t* needs_note = nullptr;
   const std::uint8_t* note_kinds = nullptr;
   // 0 when no token can fail the needs-a-note check (no voices, no parts, a note of some kind
@@ -348,32 +348,66 @@ MUSGEN_HD int stop_reason(const State& s, const Settings& c, int v, int eos, lon
   return kRunning;
 }
 
-// Per grammar state: needs_note (every allowed token is a note) and note_kinds (bit 0: a
-// pitched note is allowed by the grammar and the static mask, bit 1: a drum note). Returns
+// Per grammar state: needs_note (no way on without a note first: every token the grammar and
+// the static mask leave is a note, or a token that neither moves the clock nor ends the piece
+// and leads to such a state, e.g. a Part or Tempo token) and note_kinds (the kinds of note
+// reachable that way: bit 0 pitched, bit 1 drums). A greatest fixpoint over the table. Returns
 // whether the needs-a-note check can ever refuse a token (Settings::check_landing).
 inline int derive_state_flags(const std::int32_t* table, long long n_states, const Tables& t,
-                              const std::uint8_t* allowed, int max_voices,
+                              const std::uint8_t* allowed, int eos, int max_voices,
                               std::uint8_t* needs_note, std::uint8_t* note_kinds) {
   int check = max_voices > 0 ? 1 : 0;
   for (int v = 0; v < t.V; ++v)
     if (t.part[v] >= 0 || t.program[v] >= 0) check = 1;
+  auto usable = [&](const std::int32_t* row, int v) {
+    return row[v] >= 0 && (v == eos || allowed == nullptr || allowed[v]);
+  };
+  auto passes = [&](int v) {  // a token on the way to a note: no clock advance, not the end
+    return !t.is_note[v] && v != eos && t.clock_steps[v] == 0 && !t.is_bar[v];
+  };
   for (long long st = 0; st < n_states; ++st) {
     const std::int32_t* row = table + st * t.V;
-    bool any = false, only_notes = true;
+    bool any = false;
     std::uint8_t kinds = 0;
-    for (int v = 0; v < t.V; ++v) {
-      if (row[v] < 0) continue;
-      any = true;
-      if (!t.is_note[v]) {
-        only_notes = false;
-        continue;
+    for (int v = 0; v < t.V; ++v)
+      if (usable(row, v)) {
+        any = true;
+        if (t.is_note[v]) kinds |= t.pitch[v] >= 0 ? 1 : 2;
       }
-      if (allowed == nullptr || allowed[v]) kinds |= t.pitch[v] >= 0 ? 1 : 2;
-    }
-    needs_note[st] = any && only_notes ? 1 : 0;
+    needs_note[st] = any ? 1 : 0;
     note_kinds[st] = kinds;
-    if (needs_note[st] && kinds == 0) check = 1;
   }
+  // First which states need a note (shrinking from "all"), then the kinds reachable from
+  // them (growing), each to its fixpoint: the result does not depend on the visiting order.
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (long long st = 0; st < n_states; ++st) {
+      if (!needs_note[st]) continue;
+      const std::int32_t* row = table + st * t.V;
+      for (int v = 0; v < t.V; ++v)
+        if (usable(row, v) && !t.is_note[v] && (!passes(v) || !needs_note[row[v]])) {
+          needs_note[st] = 0;
+          changed = true;
+          break;
+        }
+    }
+  }
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (long long st = 0; st < n_states; ++st) {
+      if (!needs_note[st]) continue;
+      const std::int32_t* row = table + st * t.V;
+      std::uint8_t kinds = note_kinds[st];
+      for (int v = 0; v < t.V; ++v)
+        if (usable(row, v) && !t.is_note[v]) kinds |= note_kinds[row[v]];
+      if (kinds != note_kinds[st]) {
+        note_kinds[st] = kinds;
+        changed = true;
+      }
+    }
+  }
+  for (long long st = 0; st < n_states; ++st)
+    if (needs_note[st] && note_kinds[st] == 0) check = 1;
   return check;
 }
 

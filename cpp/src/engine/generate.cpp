@@ -98,9 +98,9 @@ Prepared prepare_request(const GenerateRequest& r, int V) {
     p.rules.length = r.length;
     p.needs_note.assign(r.n_states, 0);
     p.note_kinds.assign(r.n_states, 0);
-    p.rules.check_landing = rules::derive_state_flags(r.table, r.n_states, r.tables,
-                                                      r.rules.allowed, r.rules.max_voices,
-                                                      p.needs_note.data(), p.note_kinds.data());
+    p.rules.check_landing = rules::derive_state_flags(
+        r.table, r.n_states, r.tables, r.rules.allowed, r.eos_id, r.rules.max_voices,
+        p.needs_note.data(), p.note_kinds.data());
     p.rules.needs_note = p.needs_note.data();
     p.rules.note_kinds = p.note_kinds.data();
     p.rule_state.resize(r.n);

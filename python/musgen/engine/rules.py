@@ -322,17 +322,37 @@ def _free_at(s: RuleState, r: Rules) -> int:
     return sorted(s.voice_end, reverse=True)[r.max_voices - 1]
 
 
-def derive_state_flags(table: np.ndarray, t: TokenTables, allowed) -> tuple:
-    """(needs_note bool [S], note_kinds uint8 [S]): every allowed token of the state is a note;
-    which kinds of note (bit 0 pitched, bit 1 drums) the grammar and the static mask leave."""
-    ok = table >= 0
+def derive_state_flags(table: np.ndarray, t: TokenTables, allowed, eos_id: int = -1) -> tuple:
+    """(needs_note bool [S], note_kinds uint8 [S]) as rules.hpp's derive_state_flags: no way on
+    without a note first (every usable token is a note, or a token that neither moves the
+    clock nor ends the piece and leads to such a state), and the kinds of note reachable that
+    way (bit 0 pitched, bit 1 drums). A greatest fixpoint over the table."""
+    V = t.vocab_size
+    ids = np.arange(V)
+    usable = (table >= 0) & ((ids == eos_id) | (np.ones(V, bool) if allowed is None
+                                                  else allowed.astype(bool)))
     note = t.is_note.astype(bool)
-    needs = ok.any(axis=1) & ~(ok & ~note).any(axis=1)
-    usable = ok & note & (np.ones_like(note) if allowed is None else allowed.astype(bool))
+    passes = ~note & (ids != eos_id) & (t.clock_steps == 0) & (t.is_bar == 0)
     pitched = t.pitch >= 0
-    kinds = (usable & pitched).any(axis=1).astype(np.uint8) | \
-        ((usable & ~pitched).any(axis=1).astype(np.uint8) << 1)
-    return needs, kinds
+    needs = usable.any(axis=1)
+    kinds = ((usable & note & pitched).any(axis=1).astype(np.uint8)
+             | ((usable & note & ~pitched).any(axis=1).astype(np.uint8) << 1))
+    others = usable & ~note  # the tokens that are not notes
+    nxt = np.where(table >= 0, table, 0)
+    # first which states need a note (shrinking from "all"), then the kinds reachable from
+    # them (growing), each to its fixpoint, as rules.hpp does
+    while True:
+        new = needs & ~(others & ~(passes & needs[nxt])).any(axis=1)
+        if np.array_equal(new, needs):
+            break
+        needs = new
+    rows, cols = np.nonzero(others & needs[:, None])
+    while True:
+        new = kinds.copy()
+        np.bitwise_or.at(new, rows, kinds[nxt[rows, cols]])
+        if np.array_equal(new, kinds):
+            return needs, kinds
+        kinds = new
 
 
 def _kind_ok(s: RuleState, part, kinds):

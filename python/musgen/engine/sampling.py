@@ -141,7 +141,7 @@ def numpy_generate(model, primer, table, start_state, can_end, eos_id, clock_ste
             tracks.append(rule_mod.start_state(rules.tables, rules, length_kind, length,
                                                primer[s]))
     if rules is not None and "needs_note" not in rules.derived:
-        needs, kinds = rule_mod.derive_state_flags(table, rules.tables, rules.allowed)
+        needs, kinds = rule_mod.derive_state_flags(table, rules.tables, rules.allowed, eos_id)
         rules.derived.update(needs_note=needs, note_kinds=kinds)
     if hasattr(model, "warm_up"):
         logits, state = model.warm_up(primer)
