@@ -99,7 +99,9 @@ def main(argv=None) -> int:
         ds_dir = args.work / "data" / key
         if not (ds_dir / "dataset.json").exists():
             log(f"{key}: preparing {ds_dir}")
-            mds.prepare([str(p) for p in spec["inputs"](root)], ds_dir, seed=0, quiet=True)
+            # the published results are codec version 1's
+            mds.prepare([str(p) for p in spec["inputs"](root)], ds_dir, seed=0, quiet=True,
+                        codec_version=1)
         ds = mds.Dataset.open(ds_dir)
         model = args.work / "models" / f"{key}_default"
         paper = args.work / "models" / f"{key}_paper"

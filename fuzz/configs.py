@@ -19,6 +19,25 @@ CONFIGS = [
 ]
 
 
+#: Codec version 2 configurations (their own list, so the inputs of the version-1 targets keep
+#: their meaning): the default one with two styles, and a small one that reaches every token
+#: type, meter change, part and the note and silence limits within a few bytes.
+CONFIGS_V2 = [
+    {"version": 2, "styles": ("chorale", "pop")},
+    {"version": 2, "max_time_shift": 4, "max_duration": 3, "pitch_range": (60, 64),
+     "velocity_bins": 2, "drum_pitch_range": (35, 37), "max_parts": 3, "steps_per_beat": 4,
+     "tempo_bins": 4, "density_bins": (2.0,), "styles": ("x",), "max_silence_beats": 2,
+     "max_note_beats": 4, "time_signatures": ("4/4", "3/4", "6/8")},
+]
+
+
+def codec_config_v2(index: int):
+    """The CodecConfig of ``CONFIGS_V2[index % len(CONFIGS_V2)]``."""
+    from musgen import codec
+
+    return codec.default_config(**CONFIGS_V2[index % len(CONFIGS_V2)])
+
+
 def codec_config(index: int):
     """The CodecConfig of ``CONFIGS[index % len(CONFIGS)]``."""
     from musgen import codec

@@ -1,5 +1,6 @@
 """Write ``tables.inc`` for the C++ fuzz harnesses: per configuration of ``configs.py``, the
-vocabulary parameters (musgen.codec's C++ order), the steps per beat, and the grammar table that
+vocabulary parameters (musgen.codec's C++ order), the steps per beat, the note and silence
+limits, and the grammar table that
 ``musgen.codec.grammar`` builds (the one definition of the grammar; the harnesses never rebuild
 it). Usage: ``python fuzz/gen_tables.py OUT.inc`` with musgen installed."""
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from configs import CONFIGS, codec_config  # noqa: E402
+from configs import CONFIGS, CONFIGS_V2, codec_config, codec_config_v2  # noqa: E402
 
 
 def main(out: str) -> None:
@@ -33,15 +34,58 @@ def main(out: str) -> None:
              int(c.keep_drums), c.drum_pitch_range[0], c.drum_pitch_range[1], c.velocity_bins)
         step_ms = c.step_ms if c.timing == "seconds" else 0
         entries.append(f"  {{{', '.join(map(str, p))}, {c.steps_per_beat}, {step_ms}, "
+                       f"{c.note_cap_steps}, {c.silence_steps}, {c.silence_unit}, "
                        f"{g.n_states}, {c.vocab_size}, {g.start_state}, kTable{i}, kCanEnd{i}}},")
     lines += ["struct Config {", "  int max_time_shift, max_duration, pitch_lo, pitch_hi, "
               "keep_drums, drum_lo, drum_hi, velocity_bins, steps_per_beat,", "  step_ms;  // 0: "
               "a beat grid; else milliseconds per step through the tempo map",
+              "  long long cap_steps, silence_steps, silence_unit;  // note hygiene, 0: off",
               "  int n_states, vocab, start_state;", "  const std::int32_t* table;",
               "  const std::uint8_t* can_end;",
               "};", "static const Config kConfigs[] = {", *entries, "};",
-              f"constexpr int kNumConfigs = {len(CONFIGS)};", "}  // namespace fuzz_tables", ""]
+              f"constexpr int kNumConfigs = {len(CONFIGS)};"]
+    lines += v2_lines()
+    lines += ["}  // namespace fuzz_tables", ""]
     Path(out).write_text("\n".join(lines))
+
+
+def v2_lines() -> list:
+    """The version-2 configurations: each one's grammar table and every VocabParams field."""
+    from musgen import codec
+    from musgen.codec.tokens import _make_c_params
+
+    lines, entries = [], []
+    for i in range(len(CONFIGS_V2)):
+        c = codec_config_v2(i)
+        g = codec.grammar(c)
+        flat = g.table.reshape(-1).tolist()
+        lines.append(f"static const std::int32_t kTableV2_{i}[] = {{")
+        for k in range(0, len(flat), 32):
+            lines.append(",".join(str(v) for v in flat[k:k + 32]) + ",")
+        lines.append("};")
+        p = _make_c_params(c)
+        meters = ",".join(f"{n},{d}" for n, d in p[17])
+        lines.append(f"static const int kMetersV2_{i}[] = {{{meters}}};")
+        lines.append(f"static const long long kBarsV2_{i}[] = {{{','.join(map(str, p[18]))}}};")
+        dens = ",".join(map(str, p[19])) or "0"
+        lines.append(f"static const long long kDensityV2_{i}[] = {{{dens}}};")
+        base = ", ".join(str(int(x)) for x in p[:11])
+        entries.append(f"  {{{base}, {p[11]}, {p[12]}, {len(p[13])}, {p[14]}, {p[15]}, "
+                       f"{p[16]}, {len(p[17])}, {len(p[19])}, kMetersV2_{i}, kBarsV2_{i}, "
+                       f"kDensityV2_{i}, {g.n_states}, {c.vocab_size}, {g.start_state}, "
+                       f"kTableV2_{i}}},")
+    lines += ["struct ConfigV2 {",
+              "  int max_time_shift, max_duration, pitch_lo, pitch_hi, keep_drums, drum_lo, "
+              "drum_hi, velocity_bins;",
+              "  long long cap_steps, silence_steps, silence_unit;",
+              "  int steps_per_beat, max_parts, n_styles, tempo_bins, default_tempo_bin, "
+              "meter_44, n_meters, n_density_edges;",
+              "  const int* meters;  // numerator, denominator pairs",
+              "  const long long* bar_steps;", "  const long long* density_edges;",
+              "  int n_states, vocab, start_state;", "  const std::int32_t* table;", "};",
+              "static const ConfigV2 kConfigsV2[] = {", *entries, "};",
+              f"constexpr int kNumConfigsV2 = {len(CONFIGS_V2)};"]
+    return lines
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "musgen/codec.hpp"
@@ -22,8 +23,57 @@ inline const Config& config(std::uint8_t selector) {
 }
 
 inline musgen::codec::Vocab vocab(const Config& c) {
-  return musgen::codec::make_vocab(c.max_time_shift, c.max_duration, c.pitch_lo, c.pitch_hi,
-                                   c.keep_drums != 0, c.drum_lo, c.drum_hi, c.velocity_bins);
+  musgen::codec::VocabParams p;
+  p.max_time_shift = c.max_time_shift;
+  p.max_duration = c.max_duration;
+  p.pitch_lo = c.pitch_lo;
+  p.pitch_hi = c.pitch_hi;
+  p.keep_drums = c.keep_drums != 0;
+  p.drum_lo = c.drum_lo;
+  p.drum_hi = c.drum_hi;
+  p.velocity_bins = c.velocity_bins;
+  p.cap_steps = c.cap_steps;
+  p.silence_steps = c.silence_steps;
+  p.silence_unit = c.silence_unit;
+  return musgen::codec::make_vocab(p);
+}
+
+using fuzz_tables::ConfigV2;
+
+inline const ConfigV2& config_v2(std::uint8_t selector) {
+  return fuzz_tables::kConfigsV2[selector % fuzz_tables::kNumConfigsV2];
+}
+
+inline musgen::codec::Vocab vocab(const ConfigV2& c) {
+  musgen::codec::VocabParams p;
+  p.version = 2;
+  p.max_time_shift = c.max_time_shift;
+  p.max_duration = c.max_duration;
+  p.pitch_lo = c.pitch_lo;
+  p.pitch_hi = c.pitch_hi;
+  p.keep_drums = c.keep_drums != 0;
+  p.drum_lo = c.drum_lo;
+  p.drum_hi = c.drum_hi;
+  p.velocity_bins = c.velocity_bins;
+  p.cap_steps = c.cap_steps;
+  p.silence_steps = c.silence_steps;
+  p.silence_unit = c.silence_unit;
+  p.steps_per_beat = c.steps_per_beat;
+  p.max_parts = c.max_parts;
+  for (int i = 0; i < c.n_styles; ++i) p.styles.push_back("s" + std::to_string(i));
+  p.tempo_bins = c.tempo_bins;
+  p.default_tempo_bin = c.default_tempo_bin;
+  p.meter_44 = c.meter_44;
+  for (int i = 0; i < c.n_meters; ++i) {
+    p.meters.emplace_back(c.meters[2 * i], c.meters[2 * i + 1]);
+    p.meter_bar_steps.push_back(c.bar_steps[i]);
+  }
+  for (int i = 0; i < c.n_density_edges; ++i) p.density_bounds_milli.push_back(c.density_edges[i]);
+  return musgen::codec::make_vocab(p);
+}
+
+inline musgen::codec::GrammarTable grammar(const ConfigV2& c) {
+  return {c.table, c.n_states, c.start_state};
 }
 
 inline musgen::codec::GrammarTable grammar(const Config& c) {

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from configs import codec_config
+from configs import codec_config, codec_config_v2
 
 HERE = Path(__file__).resolve().parent
 REGRESSIONS = HERE / "regressions"
@@ -61,14 +61,31 @@ def codec_decode(data: bytes, backend: str):
                                                 ticks_per_beat=480)))
 
 
-def walk_tokens(data: bytes) -> np.ndarray:
-    """The tokens the grammar_walk harness picks in walk mode (first byte < 0x80)."""
+def codec_decode_v2(data: bytes, backend: str):
+    """The codec_decode_v2 harness's input: raw int16 tokens (bit 0x80 clear) or a walk."""
     from musgen import codec
 
-    config = codec_config(data[0])
+    if not data:
+        return "ok", None
+    config = codec_config_v2(data[0] & 0x7F)
+    if data[0] & 0x80:
+        tokens = walk_tokens(data[1:], config)
+    else:
+        tokens = np.frombuffer(data[1:1 + (len(data) - 1) // 2 * 2], dtype="<i2").astype(np.int32)
+    return _outcome(lambda: _notes(codec.decode(tokens, config, backend=backend,
+                                                ticks_per_beat=480)))
+
+
+def walk_tokens(data: bytes, config=None) -> np.ndarray:
+    """The tokens the grammar_walk harness picks in walk mode (first byte < 0x80: a config of
+    CONFIGS), or, given ``config``, the tokens ``data`` picks with its grammar."""
+    from musgen import codec
+
+    if config is None:
+        config, data = codec_config(data[0]), data[1:]
     g = codec.grammar(config)
     state, tokens = g.start_state, []
-    for b in data[1:]:
+    for b in data:
         if state == 1:  # S_END
             break
         allowed = [t for t in np.flatnonzero(g.table[state] >= 0).tolist() if t != config.pad_id]
@@ -90,15 +107,21 @@ def grammar_walk(data: bytes, backend: str):
     if data[0] < 0x80:
         config = codec_config(data[0])
         tokens = walk_tokens(data)
-        # 8 ticks per grid step, as in the harness: exact, so encode must give the tokens back
+        # 8 ticks per grid step, as in the harness: exact, so decode/encode is a fixed point
+        # after one round (the first applies note hygiene and shortens long silences)
         tpb = (8 * config.steps_per_beat if config.timing == "beats"
                else 8 * config.tempo // (1000 * config.step_ms))
         kind, score = _outcome(lambda: codec.decode(tokens, config, backend=backend,
                                                     ticks_per_beat=tpb))
         if kind != "ok" or not tokens.size or tokens[-1] != config.eos_id:
             return kind, None if kind == "ok" else score
-        return _outcome(lambda: bool(np.array_equal(
-            codec.encode(score, config, backend=backend), tokens)))
+
+        def round_trip():
+            once = codec.encode(score, config, backend=backend)
+            again = codec.decode(once, config, backend=backend, ticks_per_beat=tpb)
+            return bool(np.array_equal(codec.encode(again, config, backend=backend), once))
+
+        return _outcome(round_trip)
     return _outcome(lambda: _decode_with_table(data, backend))
 
 
@@ -135,7 +158,7 @@ def _decode_with_table(data: bytes, backend: str) -> list:
 
 
 REPLAY = {"midi_read": midi_read, "codec_encode": codec_encode, "codec_decode": codec_decode,
-          "grammar_walk": grammar_walk}
+          "codec_decode_v2": codec_decode_v2, "grammar_walk": grammar_walk}
 
 
 def regression_inputs() -> list:

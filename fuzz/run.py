@@ -26,7 +26,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-TARGETS = ("midi_read", "codec_encode", "codec_decode", "grammar_walk")
+TARGETS = ("midi_read", "codec_encode", "codec_decode", "codec_decode_v2", "grammar_walk")
 COVERED = ("cpp/src/midi/read.cpp", "cpp/src/codec/codec.cpp")
 
 

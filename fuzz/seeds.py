@@ -15,10 +15,10 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from configs import CONFIGS, codec_config  # noqa: E402
+from configs import CONFIGS, CONFIGS_V2, codec_config, codec_config_v2  # noqa: E402
 
 DATA = HERE.parent / "tests" / "data"
-TARGETS = ("midi_read", "codec_encode", "codec_decode", "grammar_walk")
+TARGETS = ("midi_read", "codec_encode", "codec_decode", "codec_decode_v2", "grammar_walk")
 
 
 def midi_files() -> list[Path]:
@@ -71,14 +71,14 @@ def walk_choices(tokens, grammar) -> bytes:
     return bytes(out)
 
 
-def encodings(data: bytes, index: int):
+def encodings(data: bytes, index: int, config=None):
     from musgen import codec, midi
 
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            warnings.simplefilter("ignore")  # damage recovered, silences shortened: seeds anyway
             score = midi.read_bytes(data)
-        return codec.encode(score, codec_config(index))
+            return codec.encode(score, config or codec_config(index))
     except (ValueError, OSError):  # unreadable or unencodable: a seed for the reader only
         return None
 
@@ -106,6 +106,15 @@ def main(out: str) -> None:
             choices = walk_choices(tokens, g)
             if len(choices) <= 4096:
                 write(out_dir, "grammar_walk", bytes([i]) + choices)
+        for i in range(len(CONFIGS_V2)):  # version 2: raw tokens, and the walk choosing them
+            config = codec_config_v2(i)
+            tokens = encodings(data, i, config)
+            if tokens is None or len(tokens) > 4096:
+                continue
+            write(out_dir, "codec_decode_v2", bytes([i]) + tokens.astype("<i2").tobytes())
+            choices = walk_choices(tokens, codec.grammar(config))
+            if len(choices) <= 4096:
+                write(out_dir, "codec_decode_v2", bytes([0x80 | i]) + choices)
     for target in TARGETS:
         n = len(list((out_dir / target).iterdir())) if (out_dir / target).is_dir() else 0
         print(f"{target}: {n} seeds")

@@ -35,10 +35,35 @@ def test_dataset_open_memory_maps_pieces(tmp_path):
     assert ds.split_indices("test").tolist() == [1]
     assert ds.split_indices("valid").tolist() == []
     assert ds.pieces[1].path == "f1.mid" and ds.pieces[1].split == "test"
-    assert ds.info["format"] == "musgen.dataset" and ds.info["format_version"] == 1
+    assert ds.info["format"] == "musgen.dataset" and ds.info["format_version"] == 2
     assert ds.info["seed"] == 5 and ds.path == path
     # np.load alone reads the token file (standard .npy, not musgen-specific)
     assert np.load(path / "tokens.npy").tolist() == ds.tokens.tolist()
+
+
+def test_dataset_format_1_still_opens(tmp_path):
+    """A dataset written before styles and conditions existed: format_version 1, pieces
+    without those fields."""
+    path = write(tmp_path / "ds", [[1, 4, 2], [1, 2]], ["train", "test"])
+    info = json.loads((path / "dataset.json").read_text())
+    (path / "dataset.json").write_text(json.dumps({**info, "format_version": 1}))
+    rows = [json.loads(line) for line in (path / "pieces.jsonl").read_text().splitlines()]
+    assert "style" not in rows[0]  # the writer leaves out what a piece does not have
+    ds = Dataset.open(path)
+    assert ds.info["format_version"] == 1 and len(ds) == 2
+    assert ds.pieces[0].style is None and ds.pieces[0].key is None
+
+
+def test_dataset_piece_conditions_round_trip(tmp_path):
+    w = DatasetWriter(tmp_path / "ds")
+    w.add({"source": "s", "path": "a.mid", "sha1": "0" * 40, "split": "train",
+           "split_by": "seed", "style": "pop", "key": "Dm", "density": 4, "programs": [0, 128],
+           "tempo_bpm": 89.29, "time_signature": "3/4"},
+          np.array([1, 2], np.int32), 1)
+    ds = Dataset.open(w.finish({"codec": {}}))
+    p = ds.pieces[0]
+    assert (p.style, p.key, p.density, p.programs, p.tempo_bpm, p.time_signature) == (
+        "pop", "Dm", 4, [0, 128], 89.29, "3/4")
 
 
 def test_dataset_quarantine_rows_are_one_line_each(tmp_path):

@@ -212,3 +212,77 @@ def test_numpy_batches_order_does_not_depend_on_batch_size(tmp_path):
     x64, y64 = windows(64)
     assert np.array_equal(x3, x64) and np.array_equal(y3, y64)
     assert x3.shape[0] == pipeline.count_windows(ds, "train", window=4, stride=2) == 30
+
+
+def v2_dataset(tmp_path, backend, tempos=False):
+    """Version-2 token streams of small multi-part pieces with tempo changes."""
+    from musgen import Score, codec
+    from musgen.score import NOTE_DTYPE, TEMPO_DTYPE
+
+    config = codec.default_config(version=2, styles=("tiny",))
+    rng = np.random.default_rng(3)
+    pieces = []
+    for i in range(12):
+        n = 30
+        start = np.sort(rng.integers(0, 480 * 20, n))
+        rows = [(int(t), int(t), int(p), 90, int(s), int(s) + 240)
+                for t, p, s in zip(rng.integers(0, 2, n), rng.integers(50, 90, n), start)]
+        notes = np.array(rows, NOTE_DTYPE)
+        notes.sort(order=["start", "track", "channel", "pitch", "end"])
+        tempo = np.array([(0, 500_000), (480 * 8, 400_000)] if tempos else [], TEMPO_DTYPE)
+        score = Score(notes=notes, tempos=tempo)
+        pieces.append(codec.encode(score, config, style="tiny", backend=backend))
+    return Dataset.open(write_tiny(tmp_path / "v2", pieces, codec=config.to_dict())), config
+
+
+def test_numpy_batches_transposition_moves_the_key_condition(tmp_path, backend):
+    from musgen.codec import TYPE_KEY, TYPE_PITCH
+
+    ds, config = v2_dataset(tmp_path, backend)
+    kw = dict(window=400, stride=400, batch_size=64, shuffle=False, seed=1)
+    plain = np.concatenate([x for x, _ in pipeline.numpy_batches(ds, **kw)])
+    x = np.concatenate([x for x, _ in pipeline.numpy_batches(ds, **kw, transpose=5)])
+    plan = pipeline.plan_epoch(ds, "train", **kw, transpose=5)
+    types = config.token_types
+    checked = 0
+    for row in range(x.shape[0]):
+        shift = int(plan.shift_rows[row]) - 5
+        key_at = np.flatnonzero(types[plain[row]] == TYPE_KEY)
+        pitch_at = np.flatnonzero(types[plain[row]] == TYPE_PITCH)
+        if shift == 0 or not key_at.size or np.array_equal(x[row], plain[row]):
+            continue
+        k0 = int(plain[row][key_at[0]]) - config.key_base
+        k1 = int(x[row][key_at[0]]) - config.key_base
+        assert k1 // 12 == k0 // 12 and (k1 - k0) % 12 == shift % 12
+        assert (x[row][pitch_at] - plain[row][pitch_at] == shift).all()
+        checked += 1
+    assert checked > 3
+
+
+def test_numpy_batches_tempo_shift(tmp_path, backend):
+    from musgen.codec import TYPE_TEMPO
+
+    ds, config = v2_dataset(tmp_path, backend, tempos=True)
+    kw = dict(window=400, stride=400, batch_size=64, shuffle=True, seed=1, transpose=2)
+    plain = np.concatenate([x for x, _ in pipeline.numpy_batches(ds, **kw)])
+    x = np.concatenate([x for x, _ in pipeline.numpy_batches(ds, **kw, tempo_shift=3)])
+    plan = pipeline.plan_epoch(ds, "train", **kw, tempo_shift=3)
+    # the order and transpositions are the plan without tempo shifts'
+    ref = pipeline.plan_epoch(ds, "train", **kw)
+    assert np.array_equal(plan.starts, ref.starts) and np.array_equal(plan.shift_rows,
+                                                                      ref.shift_rows)
+    assert ref.tempo_rows is None
+    is_tempo = config.token_types[plain] == TYPE_TEMPO
+    assert is_tempo.sum(axis=1).min() == 2  # the header's and the change's
+    moved = 0
+    for row in range(x.shape[0]):
+        shift = int(plan.tempo_rows[row]) - 3
+        assert (x[row][is_tempo[row]] - plain[row][is_tempo[row]] == shift).all()
+        assert np.array_equal(x[row][~is_tempo[row]], plain[row][~is_tempo[row]])
+        moved += shift != 0
+    assert moved > 3
+    v1, _ = codec_dataset(tmp_path, backend)
+    with pytest.raises(DatasetError, match="tempo_shift needs codec version 2"):
+        next(pipeline.numpy_batches(v1, window=8, tempo_shift=1))
+    with pytest.raises(ValueError, match="tempo_shift=-1"):
+        pipeline.plan_epoch(ds, "train", window=8, tempo_shift=-1)

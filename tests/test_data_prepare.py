@@ -92,14 +92,25 @@ def test_prepare_tokens_features_and_provenance(tmp_path, small, backend):
     prepare(root, tmp_path / "ds", backend=backend, quiet=True)
     ds = Dataset.open(tmp_path / "ds")
     assert isinstance(ds.tokens, np.memmap)
-    assert ds.codec == codec.default_config()
+    # new datasets: codec version 2, the corpus folder's name as their style
+    assert ds.codec == codec.default_config(version=2, styles=("flat",))
+    assert ds.info["sources"][0]["style"] == "flat"
     assert [p.path for p in ds.pieces] == sorted((p.path for p in ds.pieces))
     for i, piece in enumerate(ds.pieces):
         f = root / piece.path
         assert piece.source == "flat" and piece.split_by == "seed"
         assert piece.sha1 == hashlib.sha1(f.read_bytes()).hexdigest()
         score = midi.read(f, backend=backend)
-        assert np.array_equal(ds.piece_tokens(i), codec.encode(score, backend=backend))
+        tokens = codec.encode(score, ds.codec, style="flat", backend=backend)
+        assert np.array_equal(ds.piece_tokens(i), tokens)
+        # the conditions, stored per piece, are the header's
+        head = codec.read_header(tokens, ds.codec)
+        assert piece.style == head["style"] == "flat"
+        assert piece.key == codec.names.KEY_NAMES[head["key"]]
+        assert piece.density == head["density"] and piece.programs == head["programs"]
+        assert piece.time_signature == head["time_signature"] == "4/4"
+        assert piece.tempo_bpm == pytest.approx(ds.codec.tempo_centres_bpm[head["tempo"]],
+                                                abs=0.01)
         feats = codec.paper_features(score)
         assert piece.n_notes == feats.shape[0] == score.n_notes
         np.testing.assert_array_equal(ds.piece_paper_features(i), feats)
@@ -139,7 +150,9 @@ def test_prepare_honours_split_folders(tmp_path, small, backend):
 
 def test_prepare_max_tokens_and_min_notes(tmp_path, small, backend):
     root = flat_corpus(tmp_path, small, n=6)
-    lengths = [codec.encode(midi.read(f)).shape[0] for f in sorted(root.rglob("*.[mM][iI][dD]"))]
+    cfg = codec.default_config(version=2, styles=("flat",))
+    lengths = [codec.encode(midi.read(f), cfg, style="flat").shape[0]
+               for f in sorted(root.rglob("*.[mM][iI][dD]"))]
     limit = int(np.median(lengths))
     summary = prepare(root, tmp_path / "ds", max_tokens=limit, backend=backend, quiet=True)
     q = read_quarantine(tmp_path / "ds")
@@ -182,6 +195,16 @@ def test_cli_prepare_writes_dataset_and_summary(tmp_path, small, capsys):
     assert " train: 20 pieces" in out and " valid: 5 pieces" in out and "  test: 5 pieces" in out
     info = json.loads((tmp_path / "ds" / "dataset.json").read_text())
     assert info["codec"]["steps_per_beat"] == 4 and info["seed"] == 3
+    assert info["codec"]["version"] == 2 and info["codec"]["styles"] == ["corpus_small"]
+    rc = main(["prepare", str(small), "-o", str(tmp_path / "ds1"), "--quiet", "--codec-version",
+               "1", "--label", "bach"])
+    assert rc == 0
+    info = json.loads((tmp_path / "ds1" / "dataset.json").read_text())
+    assert info["codec"]["format_version"] == 1 and info["sources"][0]["style"] == "bach"
+    rc = main(["prepare", str(small), "-o", str(tmp_path / "ds1"), "--quiet", "--label",
+               "bach", "--drop-drums"])
+    info = json.loads((tmp_path / "ds1" / "dataset.json").read_text())
+    assert rc == 0 and info["codec"]["styles"] == ["bach"] and not info["codec"]["keep_drums"]
     rc = main(["prepare", str(small), "-o", str(tmp_path / "ds2"), "--quiet"])
     assert rc == 0 and capsys.readouterr() == ("", "")
     rc = main(["prepare", str(tmp_path / "nowhere"), "-o", str(tmp_path / "ds3")])
@@ -192,7 +215,8 @@ def test_cli_prepare_writes_dataset_and_summary(tmp_path, small, capsys):
 def test_prepare_jsb_chorales_keeps_the_standard_split(tmp_path, corpus_root):
     summary = prepare(corpus_root / "corpora" / "jsb_chorales" / "quarter", tmp_path / "ds",
                       quiet=True)
-    assert summary["files"] == {"found": 382, "kept": 382, "skipped": {}, "recovered": 0}
+    assert summary["files"] == {"found": 382, "kept": 382, "skipped": {}, "recovered": 0,
+                                "shortened": 0}
     assert [summary["splits"][s]["pieces"] for s in ("train", "valid", "test")] == [229, 76, 77]
     ds = Dataset.open(tmp_path / "ds")
     assert all(p.split_by == "folder" for p in ds.pieces)
@@ -214,7 +238,7 @@ def test_prepare_drums_dropped_unless_kept(tmp_path, backend):
     root.mkdir()
     write_song(root / "band.mid", [0, 9])
     write_song(root / "drums_only.mid", [9])
-    summary = prepare(root, tmp_path / "ds", backend=backend, quiet=True)
+    summary = prepare(root, tmp_path / "ds", backend=backend, quiet=True, codec_version=1)
     q = read_quarantine(tmp_path / "ds")
     assert q == {"songs/drums_only.mid": "no_notes: 0 notes without drums, need at least 1"}
     ds = Dataset.open(tmp_path / "ds")
@@ -222,12 +246,77 @@ def test_prepare_drums_dropped_unless_kept(tmp_path, backend):
     assert not ds.codec.keep_drums
     assert not (ds.codec.token_types[ds.tokens] == codec.TYPE_DRUM_PITCH).any()
 
-    summary = prepare(root, tmp_path / "ds", backend=backend, quiet=True, keep_drums=True)
+    summary = prepare(root, tmp_path / "ds", backend=backend, quiet=True, keep_drums=True,
+                      codec_version=1)
     ds = Dataset.open(tmp_path / "ds")
     assert summary["files"]["kept"] == 2 and ds.codec.keep_drums
     assert [p.n_notes for p in ds.pieces] == [8, 4]
     assert (ds.codec.token_types[ds.piece_tokens(1)] == codec.TYPE_DRUM_PITCH).sum() == 4
     assert ds.piece_paper_features(1)[:, 0].tolist() == [45, 47, 49, 51]
+    # version 2 keeps drums by default: a drum part with its Program_Drums
+    summary = prepare(root, tmp_path / "ds", backend=backend, quiet=True)
+    ds = Dataset.open(tmp_path / "ds")
+    assert summary["files"]["kept"] == 2 and ds.codec.keep_drums and ds.codec.version == 2
+    assert [p.programs for p in ds.pieces] == [[0, 128], [128]]
+
+
+def test_prepare_version_1_on_request(tmp_path, small, backend):
+    root = flat_corpus(tmp_path, small, n=3)
+    prepare(root, tmp_path / "ds", backend=backend, quiet=True, codec_version=1)
+    ds = Dataset.open(tmp_path / "ds")
+    assert ds.codec == codec.default_config()
+    assert ds.info["codec"]["format_version"] == 1
+    for i, piece in enumerate(ds.pieces):
+        score = midi.read(root / piece.path, backend=backend)
+        assert np.array_equal(ds.piece_tokens(i), codec.encode(score, backend=backend))
+        assert piece.style == "flat" and piece.key is None and piece.programs is None
+    with pytest.raises(DatasetError, match="codec_version=3"):
+        prepare(root, tmp_path / "ds", codec_version=3, quiet=True)
+    with pytest.raises(DatasetError, match="codec_version=1 but the config given is version 2"):
+        prepare(root, tmp_path / "ds", codec_version=1, quiet=True,
+                config=codec.default_config(version=2))
+
+
+def test_prepare_style_labels(tmp_path, small, backend):
+    a = flat_corpus(tmp_path, small, n=2)
+    b = tmp_path / "more songs" / "train"
+    b.mkdir(parents=True)
+    shutil.copyfile(small / "train" / "train_005.mid", b / "x.mid")
+    prepare([a, b], tmp_path / "ds", backend=backend, quiet=True)
+    ds = Dataset.open(tmp_path / "ds")
+    # folder names; a split folder gives its parent's, made a valid label
+    assert ds.codec.styles == ("flat", "more-songs")
+    assert sorted({p.style for p in ds.pieces}) == ["flat", "more-songs"]
+    for i, p in enumerate(ds.pieces):
+        assert codec.read_header(ds.piece_tokens(i), ds.codec)["style"] == p.style
+    prepare([a, b], tmp_path / "ds", backend=backend, quiet=True, labels="chorale")
+    ds = Dataset.open(tmp_path / "ds")
+    assert ds.codec.styles == ("chorale",) and {p.style for p in ds.pieces} == {"chorale"}
+    prepare([a, b], tmp_path / "ds", backend=backend, quiet=True, labels=["x", "y"])
+    assert {p.style for p in Dataset.open(tmp_path / "ds").pieces} == {"x", "y"}
+    with pytest.raises(DatasetError, match="3 labels for 2 corpora"):
+        prepare([a, b], tmp_path / "ds", quiet=True, labels=["x", "y", "z"])
+    with pytest.raises(DatasetError, match="label 'my style'"):
+        prepare([a, b], tmp_path / "ds", quiet=True, labels="my style")
+
+
+def test_prepare_records_what_encode_shortened(tmp_path, backend):
+    """A hostile file (notes 2^28 ticks apart) is kept, bounded, and recorded."""
+    from test_codec_limits import hostile_midi
+
+    root = tmp_path / "songs"
+    root.mkdir()
+    (root / "far.mid").write_bytes(hostile_midi())
+    write_song(root / "fine.mid", [0])
+    for version in (1, 2):
+        summary = prepare(root, tmp_path / "ds", backend=backend, quiet=True,
+                          codec_version=version)
+        assert summary["files"]["kept"] == 2 and summary["files"]["shortened"] == 1
+        rows = (tmp_path / "ds" / "recovered.tsv").read_text().splitlines()
+        assert rows[1].startswith("songs/far.mid\tencode: 2 silences longer than 16 beats "
+                                  "shortened") and len(rows) == 2
+        ds = Dataset.open(tmp_path / "ds")
+        assert max(p.length for p in ds.pieces) < 80
 
 
 def test_prepare_several_corpora_named_apart(tmp_path, small, backend):

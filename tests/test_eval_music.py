@@ -32,7 +32,7 @@ def dataset(corpus, tmp_path_factory):
     from musgen.data import Dataset, prepare
 
     out = tmp_path_factory.mktemp("eval") / "jsb"
-    prepare([corpus], out, seed=0, quiet=True)
+    prepare([corpus], out, seed=0, quiet=True, codec_version=1)  # the shipped model's codec
     return Dataset.open(out)
 
 

@@ -63,7 +63,8 @@ def test_fuzz_damaged_model_directories_fail_at_load(folder, backend):
 
 def test_fuzz_grammar_walk_inputs_are_fixed_points(backend):
     """The walk-mode property on the seeds the harness starts from: complete sentences of the
-    grammar re-encode to themselves on every backend."""
+    grammar are fixed points of decode/encode after one round (note hygiene) on every
+    backend."""
     from musgen import codec
 
     for index in range(len(CONFIGS)):
@@ -140,3 +141,20 @@ def test_fuzz_generate_arguments(model_files):
                 targets.check_generate_args(model, Path(out), argv)
 
         run()
+
+
+def test_fuzz_codec_decode_v2_inputs_agree():
+    """The codec_decode_v2 harness's inputs (walks and raw tokens) decode alike on every
+    backend, and walks always decode."""
+    from configs import CONFIGS_V2
+
+    backends = [b for b in available_backends() if b != "cuda"]
+    for index in range(len(CONFIGS_V2)):
+        for seed in range(12):
+            body = bytes((seed * 53 + k * 29) % 256 for k in range(120))
+            for mode in (0x80, 0):
+                data = bytes([mode | index]) + body
+                outcomes = [replay.codec_decode_v2(data, b) for b in backends]
+                assert all(o == outcomes[0] for o in outcomes), (index, seed, mode)
+                if mode:
+                    assert outcomes[0][0] == "ok", outcomes[0]

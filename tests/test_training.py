@@ -446,3 +446,37 @@ def test_train_defaults_and_the_validation_batch_setting(dataset, tmp_path, monk
             k["validation_batch_size"]) or real_fit(*a, **k))
         run.fit_epoch(*run.data("train", 0, True))
     assert seen == [64, 512]  # None leaves the default
+
+
+@pytest.mark.tf
+def test_train_codec_version_2_model_directory(tmp_path, backend):
+    """A model trained on version-2 tokens records its codec version; it loads without
+    TensorFlow and generates multi-part pieces that decode."""
+    from musgen import engine, generate, training
+    from musgen.data.prepare import piece_attributes
+
+    rng = np.random.default_rng(4)
+    config = mcodec.default_config(version=2, styles=("tunes",))
+    w = DatasetWriter(tmp_path / "v2")
+    for i in range(20):
+        score = synthetic_score(rng, n_bars=int(rng.integers(3, 6)))
+        score.programs = np.array([(0, 1, 0, 32)], score.programs.dtype)  # the bass part
+        tokens = mcodec.encode(score, config, style="tunes", backend="python")
+        w.add({"source": "synthetic", "path": f"t{i}.mid", "sha1": f"{i:040x}",
+               "split": ("train", "train", "train", "valid", "test")[i % 5], "split_by": "seed",
+               **piece_attributes(tokens, config)},
+              tokens, score.n_notes)
+    w.finish({"codec": config.to_dict(), "seed": 0})
+    ds = Dataset.open(tmp_path / "v2")
+    assert ds.pieces[0].programs == [0, 32]
+    out = training.train(ds, tmp_path / "m", epochs=2, seed=1, transpose=2, tempo_shift=1,
+                         **TINY)
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["codec"]["format_version"] == 2 and cfg["codec"]["version"] == 2
+    assert cfg["codec"]["styles"] == ["tunes"]
+    eng = engine.load(out, backend=backend)
+    assert eng.codec == config
+    pieces = generate(eng, n=2, length="60 tokens", seed=3)
+    for p in pieces:
+        assert p.format == 1 and len(p.track_names) >= 1
+        assert p.track_names[0] in {mcodec.names.program_name(q) for q in range(129)}

@@ -199,7 +199,8 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     ds_dir = work / "jsb"
     if not (ds_dir / "dataset.json").exists():
-        ds_mod.prepare([src], ds_dir, seed=SEED, quiet=True)
+        # the shipped model is a codec-version-1 model
+        ds_mod.prepare([src], ds_dir, seed=SEED, quiet=True, codec_version=1)
     if args.music_only:
         result = json.loads((PACKAGE_MODEL / "metrics.json").read_text())
         result["music"] = measure_music(PACKAGE_MODEL, ds_dir, args.report)

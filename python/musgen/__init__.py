@@ -18,6 +18,7 @@ from ._version import __version__
 from .errors import (
     BackendUnavailableError,
     CodecError,
+    CodecWarning,
     GenerationWarning,
     MidiError,
     MidiWarning,
@@ -30,6 +31,7 @@ __all__ = [
     "__version__",
     "BackendUnavailableError",
     "CodecError",
+    "CodecWarning",
     "GenerationWarning",
     "MidiError",
     "MidiWarning",

@@ -7,6 +7,7 @@ __all__ = [
     "MidiError",
     "MidiWarning",
     "CodecError",
+    "CodecWarning",
     "ModelFormatError",
     "BackendUnavailableError",
     "GenerationWarning",
@@ -54,6 +55,25 @@ class MidiWarning(UserWarning):
 
 class CodecError(MusgenError, ValueError):
     """Tokens or a codec configuration are invalid."""
+
+
+class CodecWarning(UserWarning):
+    """encode changed the music to bound it: silences shortened, notes cut at the length limit,
+    parts merged or dropped.
+
+    Attributes
+    ----------
+    index : int or None
+        The score's position in an ``encode_many`` call (None for ``encode``).
+    report : dict
+        The counts (``silences_shortened``, ``beats_removed``, ``notes_capped``,
+        ``parts_merged``, ``parts_dropped``, ``notes_dropped``).
+    """
+
+    def __init__(self, message: str, index: int | None = None, report: dict | None = None):
+        super().__init__(message)
+        self.index = index
+        self.report = dict(report or {})
 
 
 class ModelFormatError(MusgenError, ValueError):

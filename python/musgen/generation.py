@@ -7,10 +7,16 @@ requests (key, pitch range, voices, density, instruments, tempo) into the rules'
 biases, closes each piece at its ending (the notes sounding at the last onset held to the end
 point, every note released there), and reports what happened (the seed, pieces that ended
 differently from what was asked) in :class:`Generation`.
+
+A primer given as a Score or MIDI file is continued, not replaced by its quantized copy: the
+returned piece is the primer itself (its tracks, names, programs, tempo map, meters, key
+signatures and every note as it was) with the continuation's notes added in the primer's own
+parts (``continue_primer``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import warnings
@@ -21,11 +27,12 @@ from typing import NamedTuple
 import numpy as np
 
 from .errors import CodecError, GenerationWarning, ModelFormatError
-from .score import Score
+from .score import DEFAULT_TEMPO, Score
 
 __all__ = ["generate", "generate_with_report", "Generation", "PieceReport", "parse_length",
            "length_budget", "decode_pieces", "default_model_dir", "token_tables",
-           "DEFAULT_LENGTH", "DEFAULT_MAX_PRIMER_TOKENS", "ENDINGS", "RenderedPiece"]
+           "DEFAULT_LENGTH", "DEFAULT_MAX_PRIMER_TOKENS", "ENDINGS", "RenderedPiece",
+           "continue_primer"]
 
 #: The default length of a generated piece.
 DEFAULT_LENGTH = "512 tokens"
@@ -120,6 +127,15 @@ def _load_model(model, backend, precision=None):
                 "made by `musgen train`, e.g. generate('my-model')")
         model = path
     return load(model, backend=backend, precision=precision or "float32")
+
+
+def _load_primer(primer):
+    """A primer given as a MIDI path, read into a Score (other primers as they are)."""
+    if isinstance(primer, (str, os.PathLike)):
+        from . import midi
+
+        return midi.read(primer)
+    return primer
 
 
 def _primer_tokens(primer, codec) -> np.ndarray:
@@ -685,8 +701,9 @@ def generate_with_report(model=None, **kwargs) -> Generation:
         codec, tables, key=opts["key"], scale_strictness=strictness,
         pitch_range=opts["pitch_range"], style=opts["style"], density=density, bpm=bpm,
         instruments=opts["instruments"], allowed_instruments=opts["allowed_instruments"])
-    prime, primer_note = _prepared_primer(opts["primer"], codec, tables, grammar, prefix,
-                                          opts["max_primer_tokens"])
+    primer = _load_primer(opts["primer"])
+    prime, primer_note, skipped = _prepared_primer(primer, codec, tables, grammar, prefix,
+                                                   opts["max_primer_tokens"])
     rules = Rules(tables, allow_early_end=bool(opts["allow_early_end"]), ending=ending,
                   grace_steps=grace_steps, allowed=allowed, bias=bias,
                   max_voices=max_voices or 0, density=density or 0.0)
@@ -697,7 +714,11 @@ def generate_with_report(model=None, **kwargs) -> Generation:
         temperature=opts["temperature"], top_k=opts["top_k"], top_p=opts["top_p"], seed=seed,
         grammar=grammar, eos_id=codec.eos_id, max_tokens=cap, threads=opts["threads"],
         progress=opts["progress"], rules=rules)
-    scores, pieces = decode_pieces(streams, prime, codec, backend=opts["backend"])
+    # A Score primer is continued in its own tracks and time base (all of it, also when only
+    # its last tokens were fed to the model).
+    scores, pieces = decode_pieces(streams, prime, codec, backend=opts["backend"],
+                                   primer_score=primer if isinstance(primer, Score) else None,
+                                   primer_skipped=skipped)
     return Generation(scores=scores, pieces=pieces,
                       seed=[int(s) for s in seed] if np.ndim(seed) else int(seed),
                       settings=_settings_text(opts, ending, strictness), model=_model_name(engine),
@@ -728,27 +749,31 @@ def _options(**kwargs) -> dict:
 
 def _prepared_primer(primer, codec, tables, grammar, prefix, limit):
     """BOS + the primer's tokens (or BOS + the Program tokens of an exact instrument list),
-    capped to ``limit`` tokens; and a note on what the cap dropped, or None."""
+    capped to ``limit`` tokens; a note on what the cap dropped, or None; and the grid steps
+    the dropped tokens spanned."""
     if prefix:
         if primer is not None:
             raise ValueError("instruments: an exact instrument list starts a new piece; a primer "
                              "brings its own instruments (use one or the other)")
-        return np.array([codec.bos_id] + list(prefix), np.int32), None
+        return np.array([codec.bos_id] + list(prefix), np.int32), None, 0
     prime = _primer_tokens(primer, codec)
     kept, dropped, beats = _cap_primer(prime, limit, tables, grammar)
     if not dropped:
-        return prime, None
+        return prime, None, 0
     note = (f"primer: {prime.size} tokens, more than max_primer_tokens={limit}: continuing from "
             f"its last {kept.size} tokens (from beat {beats:g}; {dropped} tokens left out)")
     warnings.warn(note, GenerationWarning, stacklevel=4)
-    return kept, note
+    return kept, note, int(round(beats * tables.steps_per_beat))
 
 
-def decode_pieces(streams, prime, codec, *, backend=None) -> tuple:
+def decode_pieces(streams, prime, codec, *, backend=None, primer_score=None,
+                  primer_skipped: int = 0) -> tuple:
     """Decode the streams of ``Engine.generate_tokens`` (a ``TokenStreams``, generated after
     the primer tokens ``prime``) as :func:`generate` does: a stream that reached its closing
-    point ends there, the notes sounding at its last onset held to it. Returns (list of Score,
-    list of PieceReport)."""
+    point ends there, the notes sounding at its last onset held to it. With ``primer_score``
+    (the Score whose encoding ``prime`` is, or the end of, ``primer_skipped`` grid steps
+    after its start), each piece is that primer with its continuation added
+    (:func:`continue_primer`). Returns (list of Score, list of PieceReport)."""
     from . import codec as codec_mod
     from .engine.rules import CLOSED, CUT, EOS_EARLY
 
@@ -768,9 +793,14 @@ def decode_pieces(streams, prime, codec, *, backend=None) -> tuple:
             body = tokens
             if body[-1] != codec.eos_id and grammar.can_end[grammar.walk(body)]:
                 body = np.concatenate([body, [codec.eos_id]]).astype(np.int32)
-        score = codec_mod.decode(body, codec, backend=decode_backend)
-        if reason == CLOSED:
-            score = _close_at(score, _ticks(end_steps, codec, score.ticks_per_beat))
+        if primer_score is not None:
+            score = continue_primer(primer_score, prime, body, codec, backend=decode_backend,
+                                    end_step=end_steps if reason == CLOSED else None,
+                                    skipped_steps=primer_skipped)
+        else:
+            score = codec_mod.decode(body, codec, backend=decode_backend)
+            if reason == CLOSED:
+                score = _close_at(score, _ticks(end_steps, codec, score.ticks_per_beat))
         scores.append(score)
         generated_steps = end_steps - _end_clock(prime, tables)
         pieces.append(PieceReport(
@@ -812,3 +842,160 @@ def _model_name(engine) -> str:
     if engine.path.resolve() == default_model_dir():
         return "default"
     return engine.path.name
+
+
+# ------------------------------------------------------------------------- primer continuation
+def continue_primer(primer: Score, primer_tokens, tokens, config, *,
+                    backend: str | None = None, end_step: int | None = None,
+                    skipped_steps: int = 0) -> Score:
+    """The primer with the continuation that ``tokens`` hold after ``primer_tokens`` (the
+    primer's encoding without EOS) added to it.
+
+    Kept from the primer, as they are: its ticks per beat, tracks and names, programs, tempo
+    map, time and key signatures, and every note. The continuation's notes go to the primer's
+    parts (version 2: part i of the tokens is the primer's part i, a (track, channel); version
+    1: the primer's most used melodic track and channel, and its most used drum track), at the
+    primer's ticks: the grid steps after the primer map back through its time base, with the
+    silence that encoding the primer shortened given back. Version-2 tempo and meter changes of
+    the continuation join the primer's maps. A primer note still sounding when the
+    continuation strikes its key again ends there, as decode does within a piece.
+
+    ``end_step`` (grid steps from the start of ``tokens``) closes the piece there: the
+    continuation's notes sounding at its last onset are held to it and none sounds past it.
+    ``skipped_steps``: ``primer_tokens`` are BOS (and header) + the primer's encoding from that
+    many grid steps on (a primer capped by ``max_primer_tokens``); the continuation comes that
+    much later in the primer.
+    """
+    be = backend if backend != "cuda" else None
+    full = _decode_in_steps(tokens, config, be)
+    head = _decode_in_steps(primer_tokens, config, be)
+    notes = _continuation_notes(full, head)
+    if end_step is not None and notes.size:
+        last = int(notes["start"].max())
+        close = max(int(end_step), last)
+        notes["end"][notes["end"] > last] = close
+        notes["end"] = np.minimum(notes["end"], close)
+    removed = _removed_steps(primer, config) + int(skipped_steps)
+    to_tick = _step_to_tick(primer, config)
+    notes["start"] = to_tick(notes["start"] + removed)
+    notes["end"] = to_tick(notes["end"] + removed)
+    _place_in_parts(notes, primer, config)
+    kept = _end_restruck(primer.notes.copy(), notes)
+    out = np.concatenate([kept, notes])
+    out = out[np.lexsort((out["end"], out["pitch"], out["channel"], out["track"],
+                          out["start"]))]
+    tempos, sigs = primer.tempos, primer.time_signatures
+    if config.version == 2:  # the continuation's tempo and meter changes
+        last = int(head.notes["start"].max()) if head.n_notes else -1
+        t_new = full.tempos[full.tempos["tick"] > last].copy()
+        s_new = full.time_signatures[full.time_signatures["tick"] > last].copy()
+        t_new["tick"] = to_tick(t_new["tick"] + removed)
+        s_new["tick"] = to_tick(s_new["tick"] + removed)
+        tempos = np.concatenate([tempos, t_new])
+        sigs = np.concatenate([sigs, s_new])
+    n_tracks = max(len(primer.track_names), int(out["track"].max()) + 1 if out.size else 0)
+    names = list(primer.track_names) + [""] * (n_tracks - len(primer.track_names))
+    return dataclasses.replace(primer, notes=out, tempos=tempos, time_signatures=sigs,
+                               track_names=names)
+
+
+def _decode_in_steps(tokens, config, backend) -> Score:
+    """Decoded with one tick per grid step (ticks are steps, exactly)."""
+    from . import codec as codec_mod
+
+    tokens = np.asarray(tokens)
+    if config.timing == "beats":
+        return codec_mod.decode(tokens, config, backend=backend,
+                                ticks_per_beat=int(config.steps_per_beat))
+    # seconds: tick = step x step_ms x 1000 x ticks_per_beat / tempo = step
+    return codec_mod.decode(tokens, config, backend=backend, ticks_per_beat=1,
+                            tempo=1000 * int(config.step_ms))
+
+
+def _continuation_notes(full: Score, head: Score) -> np.ndarray:
+    """The notes of ``full`` that the primer's tokens alone do not hold (by track, channel,
+    pitch and start: the continuation may have shortened a primer note)."""
+    key = {(int(n["track"]), int(n["channel"]), int(n["pitch"]), int(n["start"]))
+           for n in head.notes}
+    mask = np.array([(int(n["track"]), int(n["channel"]), int(n["pitch"]), int(n["start"]))
+                     not in key for n in full.notes], dtype=bool)
+    return full.notes[mask].copy() if full.n_notes else full.notes.copy()
+
+
+def _removed_steps(primer: Score, config) -> int:
+    """Grid steps of silence that encoding the primer took out (the continuation comes that
+    much later in the primer's own time)."""
+    from . import codec as codec_mod
+
+    reports: list = []
+    codec_mod.encode_many([primer], config, reports=reports)
+    return int(round(reports[0].get("beats_removed", 0) * config.beat_steps))
+
+
+def _step_to_tick(primer: Score, config):
+    """A function from grid steps to the primer's ticks (its beats; its tempo map in seconds
+    timing; its frames with SMPTE division), rounded half up like decode."""
+    if config.timing == "beats" and primer.smpte is None:
+        num, den = int(primer.ticks_per_beat), int(config.steps_per_beat)
+        return lambda s: (2 * np.asarray(s, np.int64) * num + den) // (2 * den)
+    step_seconds = (0.5 / config.steps_per_beat if config.timing == "beats"
+                    else config.step_ms / 1000.0)  # a beat grid without beats: 120 BPM
+    if primer.smpte is not None:
+        per_second = float(primer.smpte[0]) * float(primer.smpte[1])
+        return lambda s: np.floor(np.asarray(s, np.float64) * step_seconds * per_second
+                                  + 0.5).astype(np.int64)
+    # seconds timing: through the primer's tempo map, inverted (its last tempo goes on)
+    tpb = float(primer.ticks_per_beat)
+    ticks = np.concatenate([[0], primer.tempos["tick"].astype(np.int64)])
+    tempo = np.concatenate([[DEFAULT_TEMPO], primer.tempos["tempo"].astype(np.float64)])
+    last = np.ones(ticks.shape[0], bool)
+    last[:-1] = ticks[1:] != ticks[:-1]  # several events on one tick: the last one wins
+    ticks, tempo = ticks[last], tempo[last]
+    starts = primer.ticks_to_seconds(ticks)
+
+    def to_tick(s):
+        sec = np.asarray(s, np.float64) * step_seconds
+        i = np.searchsorted(starts, sec, side="right") - 1
+        return np.floor(ticks[i] + (sec - starts[i]) * 1e6 * tpb / tempo[i] + 0.5).astype(
+            np.int64)
+
+    return to_tick
+
+
+def _place_in_parts(notes: np.ndarray, primer: Score, config) -> None:
+    """Move decoded continuation notes (track = part, or track 0 in version 1) onto the
+    primer's tracks and channels, in place."""
+    from .codec import _python_v2
+    from .codec.config import DRUM_CHANNEL
+
+    drum = notes["channel"] == DRUM_CHANNEL
+    if config.version == 2:
+        sources = _python_v2.part_sources(primer.notes, primer.programs, config) or [(0, 0)]
+        part = np.minimum(notes["track"].astype(np.int64), len(sources) - 1)
+        tc = np.array(sources, np.int64)[part] if notes.size else np.zeros((0, 2), np.int64)
+        notes["track"] = tc[:, 0]
+        notes["channel"] = np.where(drum, DRUM_CHANNEL, tc[:, 1])
+        return
+    pn = primer.notes
+    for is_drum, sel in ((False, ~drum), (True, drum)):
+        mine = pn[(pn["channel"] == DRUM_CHANNEL) == is_drum]
+        if mine.size:
+            pairs, counts = np.unique(mine["track"].astype(np.int64) * 16 + mine["channel"],
+                                      return_counts=True)
+            track, channel = divmod(int(pairs[np.argmax(counts)]), 16)
+        else:
+            track = len(primer.track_names) if is_drum else 0
+            channel = DRUM_CHANNEL if is_drum else 0
+        notes["track"][sel] = track
+        notes["channel"][sel] = channel
+
+
+def _end_restruck(primer_notes: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Primer notes still sounding when the continuation strikes their key (track, channel,
+    pitch) again end there."""
+    for n in new[np.argsort(new["start"], kind="stable")]:
+        hit = ((primer_notes["track"] == n["track"]) & (primer_notes["channel"] == n["channel"])
+               & (primer_notes["pitch"] == n["pitch"]) & (primer_notes["start"] < n["start"])
+               & (primer_notes["end"] > n["start"]))
+        primer_notes["end"][hit] = n["start"]
+    return primer_notes

@@ -43,8 +43,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="quarantine files that encode to more tokens (at least 2)")
     parser.add_argument("--min-notes", type=_args.positive_int, default=1,
                         help="quarantine files with fewer notes (default 1)")
-    parser.add_argument("--keep-drums", action="store_true",
-                        help="keep channel-10 percussion as DrumPitch tokens (dropped by default)")
+    parser.add_argument("--codec-version", type=int, default=2, choices=[1, 2],
+                        help="codec version of the tokens (default 2: parts and instruments, "
+                             "tempo, bars, and the key/style/density/instrument conditions; "
+                             "1: the first codec, one stream without them)")
+    parser.add_argument("--label", action="append", default=None, metavar="NAME",
+                        help="style label of the corpora (once for all, or once per corpus in "
+                             "order; default: each corpus folder's name)")
+    drums = parser.add_mutually_exclusive_group()
+    drums.add_argument("--keep-drums", dest="keep_drums", action="store_true", default=None,
+                       help="keep channel-10 percussion as DrumPitch tokens (the default of "
+                            "codec version 2)")
+    drums.add_argument("--drop-drums", dest="keep_drums", action="store_false",
+                       help="drop channel-10 percussion (the default of codec version 1)")
     parser.add_argument("--paper-features", action="store_true",
                         help="also store the paper preset's note features (paper.npy); without "
                              "them, the paper preset computes them from the source files")
@@ -58,16 +69,17 @@ def run(args: argparse.Namespace) -> int:
     from .. import codec
     from ..data import format_summary, prepare
 
-    overrides = {}
+    overrides = {"version": args.codec_version}
     if args.steps_per_beat is not None:
         overrides["steps_per_beat"] = args.steps_per_beat
-    if args.keep_drums:
-        overrides["keep_drums"] = True
+    if args.keep_drums is not None:
+        overrides["keep_drums"] = args.keep_drums
     config = codec.default_config(**overrides)
     summary = prepare(args.corpora, args.output, config=config, seed=args.seed, split=args.split,
                       threads=args.threads, max_tokens=args.max_tokens,
                       min_notes=args.min_notes, quiet=args.quiet,
-                      backend=args.backend, paper_features=args.paper_features)
+                      backend=args.backend, labels=args.label,
+                      paper_features=args.paper_features)
     if not args.quiet:
         print(format_summary(summary))
     return 0

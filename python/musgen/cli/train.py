@@ -58,7 +58,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--validation-batch-size", type=_args.positive_int, default=None,
                    help="windows per validation batch (512)")
     p.add_argument("--transpose", type=_args.int_range(0, 127), default=None,
-                   help="random transposition by up to +-N semitones (0)")
+                   help="random transposition by up to +-N semitones (0); codec version 2 "
+                        "moves the key condition with the notes")
+    p.add_argument("--tempo-shift", type=_args.int_range(0, 255), default=None,
+                   help="codec version 2: random tempo change by up to +-N tempo bins of about "
+                        "6%% each (0)")
     p.add_argument("--patience", type=_args.positive_int, default=None,
                    help="stop after this many epochs without validation improvement (6)")
     p.add_argument("--max-minutes", type=_minutes, default="preset",
@@ -84,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
                 dropout=args.dropout, learning_rate=args.learning_rate, seed=args.seed,
                 resume=args.resume, patience=args.patience, tensorboard=args.tensorboard,
                 strategy=args.strategy, quiet=args.quiet, max_minutes=args.max_minutes,
-                transpose=args.transpose, validation_batch_size=args.validation_batch_size)
+                transpose=args.transpose, tempo_shift=args.tempo_shift,
+                validation_batch_size=args.validation_batch_size)
     if not args.quiet:
         print(f"model directory: {out}")
     return 0

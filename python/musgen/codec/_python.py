@@ -27,8 +27,9 @@ def ticks_to_steps(t: np.ndarray, seg_ticks: np.ndarray, seg_rates: np.ndarray,
 def note_steps(notes: np.ndarray, seg_ticks, seg_rates, divisor, config):
     """The notes the stream will hold, in stream order: (onset steps, duration steps >= 1,
     pitch code, velocity bin), all int64. Codes: pitched notes ``pitch - pitch_range[0]``, then
-    drums ``n_pitches + pitch - drum_pitch_range[0]``. Same (onset, code): the longest, then the
-    loudest, is kept."""
+    drums ``n_pitches + pitch - drum_pitch_range[0]``. Durations are capped at
+    ``config.note_cap_steps``; then of the notes sharing (onset, code) the longest, then the
+    loudest, is kept. The fifth value is how many kept notes were longer than the cap."""
     lo, hi = config.pitch_range
     pitch = notes["pitch"].astype(np.int64)
     drum = notes["channel"] == DRUM_CHANNEL
@@ -44,6 +45,10 @@ def note_steps(notes: np.ndarray, seg_ticks, seg_rates, divisor, config):
     on = ticks_to_steps(sel["start"].astype(np.int64), seg_ticks, seg_rates, divisor)
     off = ticks_to_steps(sel["end"].astype(np.int64), seg_ticks, seg_rates, divisor)
     dur = np.maximum(off - on, 1)
+    n_capped = 0
+    if config.note_cap_steps:
+        n_capped = int(np.count_nonzero(dur > config.note_cap_steps))
+        dur = np.minimum(dur, config.note_cap_steps)
     vel = np.maximum(sel["velocity"].astype(np.int64), 1) >> config.velocity_shift
     order = np.lexsort((vel, dur, code, on))
     on, dur, code, vel = on[order], dur[order], code[order], vel[order]
@@ -51,7 +56,52 @@ def note_steps(notes: np.ndarray, seg_ticks, seg_rates, divisor, config):
         last = np.ones(on.shape[0], dtype=bool)
         last[:-1] = (on[1:] != on[:-1]) | (code[1:] != code[:-1])
         on, dur, code, vel = on[last], dur[last], code[last], vel[last]
-    return on, dur, code, vel
+    return on, dur, code, vel, n_capped
+
+
+def end_restrikes(on: np.ndarray, dur: np.ndarray, voice: np.ndarray) -> np.ndarray:
+    """Note hygiene: a note still sounding when its voice (the same code, or part and code) is
+    struck again ends at the re-strike. ``on`` ascending (stream order), one note per (onset,
+    voice). Returns the new durations (int64)."""
+    dur = dur.copy()
+    if on.size > 1:
+        order = np.lexsort((on, voice))
+        o, v = on[order], voice[order]
+        nxt = np.flatnonzero(v[1:] == v[:-1])  # order[nxt] is struck again at order[nxt + 1]
+        i = order[nxt]
+        dur[i] = np.minimum(dur[i], o[nxt + 1] - o[nxt])
+    return dur
+
+
+def clamp_silences(on: np.ndarray, dur: np.ndarray, limit: int, unit: int):
+    """Shorten every silence (no note sounding) longer than ``limit`` steps by whole ``unit``s,
+    to between ``limit`` and ``limit + unit - 1`` steps: the leading one (before the first note)
+    too. ``on`` ascending. Returns (new onsets, number of silences shortened, steps removed)."""
+    if not limit or on.size == 0:
+        return on, 0, 0
+    starts = np.flatnonzero(np.r_[True, on[1:] != on[:-1]])  # first note of every onset
+    group_end = np.maximum.reduceat(on + dur, starts)
+    sounding = np.r_[0, np.maximum.accumulate(group_end)[:-1]]  # before each onset
+    silence = on[starts] - sounding
+    cut = np.where(silence > limit, (silence - limit) // unit * unit, 0)
+    if not cut.any():
+        return on, 0, 0
+    shift = np.cumsum(cut)
+    group = np.cumsum(np.r_[True, on[1:] != on[:-1]]) - 1
+    return on - shift[group], int(np.count_nonzero(cut)), int(shift[-1])
+
+
+def hygienic_steps(notes: np.ndarray, seg_ticks, seg_rates, divisor, config):
+    """``note_steps`` with re-struck notes ended and long silences shortened: what a version-1
+    stream holds. Returns (onset, duration, code, velocity bin, report) with report = (notes
+    capped, silences shortened, steps removed), or None when nothing was capped or shortened
+    (as the C++ core reports it)."""
+    on, dur, code, vel, capped = note_steps(notes, seg_ticks, seg_rates, divisor, config)
+    dur = end_restrikes(on, dur, code)
+    on, n_silences, removed = clamp_silences(on, dur, config.silence_steps,
+                                             config.silence_unit)
+    return on, dur, code, vel, ((capped, n_silences, removed)
+                                if capped or n_silences else None)
 
 
 def _spans(values: np.ndarray, largest: int):
@@ -74,9 +124,9 @@ def _fill_spans(out, starts, counts, q, r, largest, base):
     out[starts[owner] + j] = base + size - 1
 
 
-def encode_notes(notes: np.ndarray, seg_ticks, seg_rates, divisor, config) -> np.ndarray:
-    """Tokens (int32) of a notes array; the checks of codec._prepare have been done."""
-    on, dur, code, vel = note_steps(notes, seg_ticks, seg_rates, divisor, config)
+def encode_notes(notes: np.ndarray, seg_ticks, seg_rates, divisor, config):
+    """(tokens int32, report) of a notes array; the checks of codec._prepare have been done."""
+    on, dur, code, vel, report = hygienic_steps(notes, seg_ticks, seg_rates, divisor, config)
     gaps = np.diff(on, prepend=0)
     M, D = config.max_time_shift, config.max_duration
     n_shift, qs, rs = _spans(gaps, M)
@@ -95,7 +145,7 @@ def encode_notes(notes: np.ndarray, seg_ticks, seg_rates, divisor, config) -> np
     out[at] = config.pitch_base + code
     out[at + 1] = config.velocity_base + vel
     _fill_spans(out, at + 2, n_dur, qd, rd, D, config.duration_base)
-    return out
+    return out, report
 
 
 def first_tempo(score, config) -> int:
@@ -112,6 +162,8 @@ def decode_tokens(tokens: np.ndarray, grammar, config, num: int, den: int) -> np
     """Notes (NOTE_DTYPE, sorted) of a token sequence, walking the grammar's automaton.
 
     A note exists once its first Duration token is read, so a prefix cut inside a note drops it.
+    Note hygiene: a note still sounding when its pitch is struck again ends there, and no note
+    is longer than the config's cap.
     """
     table = grammar.table
     rows = _rows(grammar)
@@ -158,9 +210,11 @@ def decode_tokens(tokens: np.ndarray, grammar, config, num: int, den: int) -> np
             clock += t - time_base + 1
     n = len(on_l)
     on = np.array(on_l, dtype=np.int64)
-    dur = np.array(dur_l, dtype=np.int64)
     codes = np.array(code_l, dtype=np.int64)
     bins = np.array(vel_l, dtype=np.int64)
+    dur = end_restrikes(on, np.array(dur_l, dtype=np.int64), codes)
+    if config.note_cap_steps:
+        dur = np.minimum(dur, config.note_cap_steps)
     if n and int((on + dur).max()) > _MAX_UNITS // (2 * num):
         raise CodecError(f"decode: the decoded time of {int((on + dur).max())} steps is too "
                          "large to convert to ticks")

@@ -11,10 +11,10 @@ import numpy as np
 
 from .format import (
     FORMAT,
-    FORMAT_VERSION,
     INFO_NAME,
     PAPER_NAME,
     PIECES_NAME,
+    READABLE_VERSIONS,
     SPLIT_FOLDERS,
     SPLITS,
     TOKENS_NAME,
@@ -49,6 +49,9 @@ def _parse_json(data: bytes, where):
 _PIECE_TYPES = {"index": int, "source": str, "path": str, "sha1": str, "split": str,
                 "split_by": str, "offset": int, "length": int, "n_notes": int,
                 "note_offset": int}
+#: Fields since format_version 2, absent (None) in older datasets and in version-1 codecs.
+_OPTIONAL_TYPES = {"style": str, "key": str, "density": int, "programs": list,
+                   "tempo_bpm": (int, float), "time_signature": str}
 
 
 def _piece(line: str, where: str) -> Piece:
@@ -67,6 +70,17 @@ def _piece(line: str, where: str) -> Piece:
             raise DatasetError(f"{where}: bad piece record (field {name!r} is "
                                f"{type(value).__name__}, expected "
                                f"{'a non-negative int' if typ is int else 'a string'})")
+        values[name] = value
+    for name, typ in _OPTIONAL_TYPES.items():
+        value = row.get(name)
+        if value is None:
+            continue
+        if (not isinstance(value, typ) or isinstance(value, bool) or (
+                name == "programs" and not all(isinstance(p, int) and 0 <= p <= 128
+                                               for p in value))):
+            raise DatasetError(f"{where}: bad piece record (field {name!r} is "
+                               f"{type(value).__name__} {value!r:.40}, expected "
+                               f"{'a list of programs 0..128' if name == 'programs' else typ})")
         values[name] = value
     return Piece(**values)
 
@@ -117,9 +131,10 @@ class Dataset:
         found = info.get("format") if isinstance(info, dict) else type(info).__name__
         if found != FORMAT:
             raise DatasetError(f"{path / INFO_NAME}: format is {found!r}, expected {FORMAT!r}")
-        if info.get("format_version") != FORMAT_VERSION:
+        if info.get("format_version") not in READABLE_VERSIONS:
             raise DatasetError(f"{path / INFO_NAME}: format_version {info.get('format_version')!r}"
-                               f", this musgen reads version {FORMAT_VERSION}")
+                               f", this musgen reads versions "
+                               f"{', '.join(map(str, READABLE_VERSIONS))}")
         tokens = cls._load_array(path / TOKENS_NAME, np.int32, 1)
         paper = None
         if (path / PAPER_NAME).exists():  # stored by prepare(paper_features=True) (or older)

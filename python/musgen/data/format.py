@@ -3,7 +3,7 @@ evaluation read it).
 
 A dataset folder holds:
 
-* ``dataset.json``  -- ``{"format": "musgen.dataset", "format_version": 1, "codec": {...},
+* ``dataset.json``  -- ``{"format": "musgen.dataset", "format_version": 2, "codec": {...},
   "seed", "split": {...}, "splits": {name: {"pieces", "tokens", "notes"}}, "sources": [...],
   "files": {...}, "totals": {...}}``
 * ``tokens.npy``    -- int32 [total_tokens], every kept piece's tokens (BOS ... EOS) concatenated
@@ -12,7 +12,10 @@ A dataset folder holds:
   name, see ``dataset.json["sources"]``), ``path`` (POSIX path relative to that corpus), ``sha1``
   (of the file bytes), ``split`` (train/valid/test), ``split_by`` (folder/seed), ``offset`` and
   ``length`` (into ``tokens.npy``, in tokens), ``n_notes`` (notes kept: drums only with
-  ``keep_drums``), ``note_offset`` (into the paper features).
+  ``keep_drums``), ``note_offset`` (into the paper features); since format_version 2 also
+  ``style`` (the corpus's style label) and, for codec version 2, the piece's conditions: ``key``
+  ("C".."Bm", see ``codec.names.KEY_NAMES``), ``density`` (bin), ``programs`` (one per part,
+  128 = drums), ``tempo_bpm`` and ``time_signature``.
 * ``paper.npy``     -- only in datasets prepared with ``paper_features=True``
   (``dataset.json["options"]["paper_features"]``): float32 [total_notes, 3], the paper preset's
   per-note features (pitch, velocity, seconds since the previous onset), pieces concatenated in
@@ -21,7 +24,11 @@ A dataset folder holds:
   and stored they were about half of a dataset's bytes.
 * ``quarantine.tsv`` -- ``path<TAB>reason`` for every file found but not kept (header row first).
 * ``recovered.tsv`` -- ``path<TAB>warning`` for kept files the reader recovered from damage
-  (truncated track, missing End-of-Track, ...): one row per MidiWarning.
+  (truncated track, missing End-of-Track, ...): one row per MidiWarning; and one row
+  ("encode: ...") per file whose long silences, long notes or extra parts encode shortened.
+
+Versions. format_version 1 (before styles and conditions) still opens: its pieces have no
+``style`` and no conditions (None).
 
 Splits. A file under a folder named ``train``, ``valid``/``validation`` or ``test`` (any
 component of its path below the corpus root, or the corpus root's own name; the innermost one
@@ -46,11 +53,14 @@ from typing import NamedTuple
 
 from ..errors import MusgenError
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "SPLITS", "MIDI_SUFFIXES", "SPLIT_FOLDERS", "DatasetError",
+__all__ = ["FORMAT", "FORMAT_VERSION", "READABLE_VERSIONS", "SPLITS", "MIDI_SUFFIXES",
+           "SPLIT_FOLDERS", "DatasetError",
            "Piece", "piece_field"]
 
 FORMAT = "musgen.dataset"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Dataset format versions this musgen opens.
+READABLE_VERSIONS = (1, 2)
 SPLITS = ("train", "valid", "test")
 MIDI_SUFFIXES = (".mid", ".midi", ".rmi", ".kar")
 #: folder names that put a file into a split (compared case-insensitively)
@@ -81,7 +91,8 @@ def piece_field(piece, name: str):
 
 
 class Piece(NamedTuple):
-    """One kept piece: where its tokens and note features live and where it came from."""
+    """One kept piece: where its tokens and note features live, where it came from, and its
+    conditions (None where the dataset's format or codec has none)."""
 
     index: int
     source: str
@@ -93,3 +104,9 @@ class Piece(NamedTuple):
     length: int
     n_notes: int
     note_offset: int
+    style: str | None = None
+    key: str | None = None
+    density: int | None = None
+    programs: list | None = None
+    tempo_bpm: float | None = None
+    time_signature: str | None = None

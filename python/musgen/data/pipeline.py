@@ -17,7 +17,14 @@ it would have seen (``start_batch`` skips the ones already done).
 
 Transposition. With ``transpose=k`` each window is shifted by a semitone count drawn uniformly
 from ``-k..k`` (``CodecConfig.transpose`` semantics, applied through per-shift lookup tables
-built from it); a window that would leave the codec's pitch range is kept untransposed.
+built from it); a window that would leave the codec's pitch range is kept untransposed. With
+codec version 2 the Key token moves with the notes, so the key condition stays true.
+
+Tempo. With ``tempo_shift=k`` (codec version 2; off by default) each window's Tempo tokens are
+moved by a bin count drawn uniformly from ``-k..k`` (``CodecConfig.shift_tempo``: about 6 %
+per bin with the default bins), so the tempo condition follows; a window that would leave the
+bins keeps its tempo. The draws come after the transpositions', so a plan without tempo
+shifts is the plan it always was.
 
 ``tf_dataset`` runs the very same batch function inside ``tf.data`` (``tf.numpy_function``, in
 parallel, order kept, prefetched), so the two produce identical batches by construction; a test
@@ -99,24 +106,30 @@ def target_weights(targets: np.ndarray) -> np.ndarray:
     return (np.asarray(targets) != PAD_ID).astype(np.float32)
 
 
-class _TransposeTables:
-    """Per-shift token maps built from ``CodecConfig.transpose`` one token at a time
-    (-1 where the shifted pitch leaves the range), so a whole batch transposes in one gather."""
+class _TokenMaps:
+    """Per-shift token maps built from a codec augmentation (``CodecConfig.transpose`` or
+    ``CodecConfig.shift_tempo``) one token at a time (-1 where the token would leave its
+    range), so a whole batch is augmented in one gather."""
 
-    def __init__(self, codec, max_shift: int):
+    def __init__(self, codec, max_shift: int, augment: str = "transpose"):
         vocab = int(codec.vocab_size)
+        fn = getattr(codec, augment)
         self.shifts = np.arange(-max_shift, max_shift + 1, dtype=np.int64)
         self.table = np.empty((self.shifts.shape[0], vocab), dtype=np.int32)
+        ids = np.arange(vocab, dtype=np.int32)
         for row, s in enumerate(self.shifts):
             for tok in range(vocab):
-                out = codec.transpose(np.array([tok], dtype=np.int32), int(s))
+                out = fn(ids[tok:tok + 1], int(s))
                 self.table[row, tok] = -1 if out is None else int(np.asarray(out)[0])
 
     def apply(self, spans: np.ndarray, shift_rows: np.ndarray) -> np.ndarray:
         out = np.take_along_axis(self.table[shift_rows], spans.astype(np.int64), axis=1)
         bad = (out < 0).any(axis=1)
-        out[bad] = spans[bad]  # would leave the pitch range: keep the window untransposed
+        out[bad] = spans[bad]  # would leave the range: keep the window as it was
         return out
+
+
+_TransposeTables = _TokenMaps  # the earlier name
 
 
 @dataclass
@@ -130,6 +143,7 @@ class EpochPlan:
     window: int
     batch_size: int
     drop_remainder: bool
+    tempo_rows: np.ndarray | None = None  # int64 [n_windows] into the tempo-shift table
 
     @property
     def n_batches(self) -> int:
@@ -139,12 +153,15 @@ class EpochPlan:
 
 def plan_epoch(dataset, split: str, *, window: int = 256, stride: int | None = None,
                batch_size: int = 32, shuffle: bool = True, seed: int = 0, epoch: int = 0,
-               transpose: int = 0, drop_remainder: bool = False) -> EpochPlan:
+               transpose: int = 0, drop_remainder: bool = False,
+               tempo_shift: int = 0) -> EpochPlan:
     """The order and augmentation of one epoch (a pure function of its arguments)."""
     ds = _as_dataset(dataset)
     stride = _check(window, stride, batch_size)
     if int(transpose) < 0:
         raise ValueError(f"transpose={transpose!r}: expected a non-negative semitone count")
+    if int(tempo_shift) < 0:
+        raise ValueError(f"tempo_shift={tempo_shift!r}: expected a non-negative bin count")
     idx = ds.split_indices(split)
     lengths = ds.lengths[idx]
     piece, start = window_starts(lengths, int(window), stride)
@@ -158,17 +175,24 @@ def plan_epoch(dataset, split: str, *, window: int = 256, stride: int | None = N
         shift_rows = rng.integers(0, 2 * int(transpose) + 1, size=starts.shape[0])
     else:
         shift_rows = np.zeros(starts.shape[0], dtype=np.int64)
+    tempo_rows = (rng.integers(0, 2 * int(tempo_shift) + 1, size=starts.shape[0])
+                  .astype(np.int64) if tempo_shift else None)
     return EpochPlan(starts.astype(np.int64), valid.astype(np.int64),
                      shift_rows.astype(np.int64), int(window), int(batch_size),
-                     bool(drop_remainder))
+                     bool(drop_remainder), tempo_rows)
 
 
 class _BatchMaker:
     """Builds batch ``b`` of a plan: the one function both the NumPy and tf.data paths call."""
 
-    def __init__(self, ds: Dataset, transpose: int):
+    def __init__(self, ds: Dataset, transpose: int, tempo_shift: int = 0):
         self.tokens = ds.tokens
-        self.tables = _TransposeTables(ds.codec, int(transpose)) if transpose else None
+        self.tables = _TokenMaps(ds.codec, int(transpose)) if transpose else None
+        if tempo_shift and ds.codec.version != 2:
+            raise DatasetError(f"{ds.path}: tempo_shift needs codec version 2 (Tempo tokens); "
+                               f"this dataset is version {ds.codec.version}")
+        self.tempo = (_TokenMaps(ds.codec, int(tempo_shift), "shift_tempo")
+                      if tempo_shift else None)
 
     def __call__(self, plan: EpochPlan, b: int) -> tuple[np.ndarray, np.ndarray]:
         lo = b * plan.batch_size
@@ -180,6 +204,8 @@ class _BatchMaker:
         spans[~real] = PAD_ID
         if self.tables is not None:
             spans = self.tables.apply(spans, plan.shift_rows[lo:hi])
+        if self.tempo is not None and plan.tempo_rows is not None:
+            spans = self.tempo.apply(spans, plan.tempo_rows[lo:hi])
         spans = spans.astype(np.int32, copy=False)
         return np.ascontiguousarray(spans[:, :-1]), np.ascontiguousarray(spans[:, 1:])
 
@@ -195,7 +221,8 @@ def _no_windows(ds, split: str, batch_size: int, drop_remainder: bool) -> Datase
 def numpy_batches(dataset, split: str = "train", *, window: int = 256, stride: int | None = None,
                   batch_size: int = 32, shuffle: bool = True, seed: int = 0, epoch: int = 0,
                   transpose: int = 0, drop_remainder: bool = False, epochs: int | None = 1,
-                  start_batch: int = 0, weights: bool = False) -> Iterator[tuple]:
+                  start_batch: int = 0, weights: bool = False,
+                  tempo_shift: int = 0) -> Iterator[tuple]:
     """Batches ``(inputs int32 [B, window], targets int32 [B, window])`` of ``split``
     (``weights=True`` adds ``target_weights(targets)``, float32 [B, window], for Keras).
 
@@ -210,6 +237,9 @@ def numpy_batches(dataset, split: str = "train", *, window: int = 256, stride: i
     shuffle, seed, epoch : shuffle the windows of epoch ``epoch`` with ``seed``
     transpose : int
         Random transposition within ``-transpose..transpose`` semitones (0: none).
+    tempo_shift : int
+        Codec version 2: random tempo change within ``-tempo_shift..tempo_shift`` Tempo bins
+        (0: none).
     epochs : int or None
         Epochs ``epoch, epoch + 1, ...`` in a row (None: forever).
     start_batch : int
@@ -218,13 +248,13 @@ def numpy_batches(dataset, split: str = "train", *, window: int = 256, stride: i
         Also yield the loss weights (0 on PAD targets).
     """
     ds = _as_dataset(dataset)
-    make = _BatchMaker(ds, transpose)
+    make = _BatchMaker(ds, transpose, tempo_shift)
     e = int(epoch)
     first = int(start_batch)
     while epochs is None or e < int(epoch) + int(epochs):
         plan = plan_epoch(ds, split, window=window, stride=stride, batch_size=batch_size,
                           shuffle=shuffle, seed=seed, epoch=e, transpose=transpose,
-                          drop_remainder=drop_remainder)
+                          drop_remainder=drop_remainder, tempo_shift=tempo_shift)
         if plan.n_batches == 0:
             raise _no_windows(ds, split, batch_size, drop_remainder)
         for b in range(first, plan.n_batches):
@@ -237,7 +267,8 @@ def numpy_batches(dataset, split: str = "train", *, window: int = 256, stride: i
 def tf_dataset(dataset, split: str = "train", *, window: int = 256, stride: int | None = None,
                batch_size: int = 32, shuffle: bool = True, seed: int = 0, epoch: int = 0,
                transpose: int = 0, drop_remainder: bool = False, epochs: int | None = 1,
-               start_batch: int = 0, weights: bool = False, parallel: int | None = None):
+               start_batch: int = 0, weights: bool = False, parallel: int | None = None,
+               tempo_shift: int = 0):
     """The batches of ``numpy_batches`` (same arguments, identical values) as a ``tf.data.Dataset``
     of ``(inputs, targets)`` int32 tensors (``weights=True``: and float32 loss weights), built in
     parallel and prefetched; ``model.fit`` takes it as is.
@@ -247,7 +278,7 @@ def tf_dataset(dataset, split: str = "train", *, window: int = 256, stride: int 
     import tensorflow as tf
 
     ds = _as_dataset(dataset)
-    make = _BatchMaker(ds, transpose)
+    make = _BatchMaker(ds, transpose, tempo_shift)
     plans: dict[int, EpochPlan] = {}
     lock = threading.Lock()
 
@@ -259,7 +290,8 @@ def tf_dataset(dataset, split: str = "train", *, window: int = 256, stride: int 
                     del plans[old]
                 plans[e] = plan_epoch(ds, split, window=window, stride=stride,
                                       batch_size=batch_size, shuffle=shuffle, seed=seed, epoch=e,
-                                      transpose=transpose, drop_remainder=drop_remainder)
+                                      transpose=transpose, drop_remainder=drop_remainder,
+                                      tempo_shift=tempo_shift)
             return plans[e]
 
     # Batch numbers are laid out epoch after epoch; epochs are enumerated here, in Python, so

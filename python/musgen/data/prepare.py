@@ -1,11 +1,17 @@
 """``prepare``: read every MIDI file of one or more corpora, encode it, and write a dataset
-folder (format: ``musgen.data.format``), quarantining what cannot be kept and saying why."""
+folder (format: ``musgen.data.format``), quarantining what cannot be kept and saying why.
+
+New datasets use codec version 2 (``codec_version=1`` keeps the first codec). Every corpus
+gets a style label (its folder name, or ``labels``), which version 2 writes as the piece's
+Style token; each piece's conditions (key, density bin, instruments, tempo, meter) are stored
+in ``pieces.jsonl`` too, so training and evaluation can select and compare by them."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import os
+import re
 import time
 import warnings
 from collections import Counter
@@ -28,7 +34,7 @@ from .format import (
 )
 from .writer import DatasetWriter
 
-__all__ = ["prepare", "format_summary"]
+__all__ = ["prepare", "format_summary", "style_label", "piece_attributes"]
 
 _CHUNK_FILES = 256  # files read and encoded per round: bounds memory on big corpora
 
@@ -74,6 +80,24 @@ def _without_drums(score):
     return dataclasses.replace(score, notes=notes[~drums])
 
 
+def style_label(text: str) -> str:
+    """A Style-token label from a folder name: letters, digits and _.+- kept, runs of other
+    characters become one '-', at most 64 characters ('unknown' when nothing is left)."""
+    label = re.sub(r"[^A-Za-z0-9_.+\-]+", "-", str(text)).strip("-.+_")[:64]
+    return label if label and label != "unknown" else "unknown"
+
+
+def _default_label(root: Path) -> str:
+    """The corpus folder's name; for a folder named train/valid/test, its parent's; for a single
+    file, its folder's."""
+    path = root.resolve()
+    if path.is_file():
+        path = path.parent
+    if path.name.lower() in SPLIT_FOLDERS and path.parent.name:
+        path = path.parent
+    return style_label(path.name)
+
+
 def _source_names(roots: Sequence[Path]) -> list[str]:
     names: list[str] = []
     for root in roots:
@@ -89,13 +113,14 @@ class _Corpora:
     """The files to read: (source name, file path, POSIX path relative to its corpus), in corpus
     order then sorted path order, and the split each corpus root's own name implies."""
 
-    def __init__(self, corpora):
+    def __init__(self, corpora, labels=None):
         if isinstance(corpora, (str, os.PathLike)):
             corpora = [corpora]
         self.roots = [Path(c) for c in corpora]
         if not self.roots:
             raise DatasetError("prepare: no corpus given")
         self.names = _source_names(self.roots)
+        self.labels = dict(zip(self.names, _labels(labels, self.roots)))
         # a corpus root named train/valid/test puts all its files there (a file given alone: no)
         self.root_names = {n: "" if r.is_file() else r.resolve().name
                            for n, r in zip(self.names, self.roots)}
@@ -115,8 +140,31 @@ class _Corpora:
 
     def sources(self) -> list[dict]:
         return [{"name": n, "path": str(r.resolve()),
-                 "files": sum(e[0] == n for e in self.entries)}
+                 "files": sum(e[0] == n for e in self.entries), "style": self.labels[n]}
                 for n, r in zip(self.names, self.roots)]
+
+
+def _labels(labels, roots: list[Path]) -> list[str]:
+    """One style label per corpus: the folder names (None), one label for all (a str), or one
+    each (a list as long as the corpora)."""
+    if labels is None:
+        return [_default_label(r) for r in roots]
+    if isinstance(labels, str):
+        labels = [labels] * len(roots)
+    labels = list(labels)
+    if len(labels) == 1:
+        labels = labels * len(roots)
+    if len(labels) != len(roots):
+        raise DatasetError(f"labels: {len(labels)} labels for {len(roots)} corpora; give one "
+                           "label for all of them or one per corpus")
+    out = []
+    for label in labels:
+        clean = style_label(label)
+        if clean != label:
+            raise DatasetError(f"label {label!r}: a style label is 1-64 letters, digits or _.+- "
+                               f"(and not 'unknown'), e.g. {clean!r}")
+        out.append(clean)
+    return out
 
 
 class _Preparation:
@@ -133,6 +181,7 @@ class _Preparation:
         self.kept: list[dict] = []
         self.seen: dict[str, str] = {}  # sha1 -> label of the first file with those bytes
         self.n_recovered = 0
+        self.n_shortened = 0
         self.first_skips: list[str] = []  # a few, for the error when nothing is kept
 
     def skip(self, label: str, reason: str, detail: str) -> None:
@@ -211,14 +260,19 @@ class _Preparation:
         return good
 
     def keep(self, good: list[tuple]) -> None:
-        """Encode the scores (C++ threads) and stream every piece that fits to the writer."""
+        """Encode the scores (C++ threads) and stream every piece that fits to the writer; what
+        encode shortened or dropped goes to recovered.tsv."""
         from .. import codec
 
         config = self.config
-        token_lists = codec.encode_many([g[1] for g in good], config, threads=self.threads,
-                                        backend=self.backend)
-        for ((label, _f, rel, sha1, name), score), tokens in zip(good, token_lists):
-            if tokens.shape[0] <= 2:  # BOS, EOS: every note was outside pitch_range
+        styles = [self.corpora.labels[g[0][4]] for g in good]
+        reports: list = []
+        token_lists = codec.encode_many(
+            [g[1] for g in good], config, threads=self.threads, backend=self.backend,
+            styles=styles if config.version == 2 else None, reports=reports)
+        for ((label, _f, rel, sha1, name), score), tokens, report, style in zip(
+                good, token_lists, reports, styles):
+            if tokens.shape[0] <= 2 or not _has_notes(tokens, config):
                 self.skip(label, "no_notes", f"none of the {score.n_notes} notes is in the "
                           f"codec's pitch range {tuple(config.pitch_range)}")
                 continue
@@ -226,9 +280,13 @@ class _Preparation:
                 self.skip(label, "too_long", f"{tokens.shape[0]} tokens > max_tokens "
                           f"{self.max_tokens}")
                 continue
+            if report:
+                self.writer.recovered(label, "encode: " + codec.describe_report(report, config))
+                self.n_shortened += 1
             split_name = folder_split(rel, self.corpora.root_names[name])
             meta = {"source": name, "path": rel, "sha1": sha1, "split": split_name,
-                    "split_by": "folder" if split_name else "seed"}
+                    "split_by": "folder" if split_name else "seed", "style": style,
+                    **piece_attributes(tokens, config)}
             # drums were removed in read() unless the codec keeps them
             paper = (codec.paper_features(score, keep_drums=config.keep_drums)
                      if self.paper_features else None)
@@ -253,11 +311,35 @@ class _Preparation:
 
     def files(self) -> dict:
         return {"found": len(self.corpora.entries), "kept": len(self.kept),
-                "skipped": dict(sorted(self.reasons.items())), "recovered": self.n_recovered}
+                "skipped": dict(sorted(self.reasons.items())), "recovered": self.n_recovered,
+                "shortened": self.n_shortened}
 
 
-def _check_options(config, split, threads, max_tokens, keep_drums):
-    """Validated (config, split ratios): every argument is checked before any file is read."""
+def _has_notes(tokens: np.ndarray, config) -> bool:
+    """Whether a stream holds a note (version 2 streams always hold a header)."""
+    if config.version == 1:
+        return True
+    return bool(((tokens >= config.pitch_base) & (tokens < config.velocity_base)).any())
+
+
+def piece_attributes(tokens: np.ndarray, config) -> dict:
+    """A version-2 piece's conditions as ``pieces.jsonl`` stores them: ``key`` (e.g. "Dm"),
+    ``density`` (bin), ``programs`` (one per part, 128 = drums), ``tempo_bpm`` (the initial
+    tempo's bin centre) and ``time_signature`` ("N/D"); version 1: none of them."""
+    if config.version != 2:
+        return {}
+    from ..codec import read_header
+    from ..codec.names import KEY_NAMES
+
+    h = read_header(tokens, config)
+    return {"key": KEY_NAMES[h["key"]], "density": h["density"], "programs": h["programs"],
+            "tempo_bpm": round(float(config.tempo_centres_bpm[h["tempo"]]), 2),
+            "time_signature": h["time_signature"]}
+
+
+def _check_options(config, split, threads, max_tokens, keep_drums, codec_version, labels):
+    """Validated (config, split ratios): every argument is checked before any file is read.
+    Version 2 configs get the corpora's style labels."""
     from .. import codec
 
     ratios = check_split(split)
@@ -265,9 +347,20 @@ def _check_options(config, split, threads, max_tokens, keep_drums):
         raise DatasetError(f"max_tokens={max_tokens!r}: expected at least 2 (BOS and EOS)")
     if threads is not None and int(threads) < 1:
         raise DatasetError(f"threads={threads!r}: expected a positive number or None")
-    config = config if config is not None else codec.default_config()
+    if codec_version is not None and codec_version not in codec.VERSIONS:
+        raise DatasetError(f"codec_version={codec_version!r}: expected one of "
+                           f"{', '.join(map(str, codec.VERSIONS))}")
+    if config is None:
+        config = codec.default_config(version=codec_version or 2)
+    elif codec_version is not None and codec_version != config.version:
+        raise DatasetError(f"codec_version={codec_version} but the config given is version "
+                           f"{config.version}")
     if keep_drums is not None and bool(keep_drums) != config.keep_drums:
         config = dataclasses.replace(config, keep_drums=bool(keep_drums))
+    if config.version == 2:
+        new = sorted(set(labels) - set(config.styles) - {"unknown"})
+        if new:
+            config = dataclasses.replace(config, styles=tuple(config.styles) + tuple(new))
     return config, ratios
 
 
@@ -285,6 +378,8 @@ def prepare(
     quiet: bool = False,
     backend: str | None = None,
     paper_features: bool = False,
+    codec_version: int | None = None,
+    labels: str | Sequence[str] | None = None,
 ) -> dict:
     """Read every MIDI file under ``corpora``, encode it and write a dataset folder at ``output``.
 
@@ -295,7 +390,8 @@ def prepare(
     output : path
         The dataset folder; written atomically (an earlier dataset there is replaced).
     config : CodecConfig, optional
-        Tokenization; ``codec.default_config()`` when None. Saved in ``dataset.json``.
+        Tokenization; ``codec.default_config(version=codec_version or 2)`` when None. Saved in
+        ``dataset.json``; a version-2 config gains the corpora's style labels.
     seed : int
         Keys the split of files that are not under a train/valid/test folder.
     split : (train, valid, test)
@@ -308,7 +404,7 @@ def prepare(
         Files with fewer notes (after drums are removed) are quarantined (``no_notes``).
     keep_drums : bool, optional
         Keep channel-10 percussion as DrumPitch tokens; None follows ``config.keep_drums``
-        (False by default: drums are dropped before anything is counted or encoded).
+        (version 2: kept; version 1: dropped before anything is counted or encoded).
     quiet : bool
         No progress bar.
     backend : str, optional
@@ -317,6 +413,11 @@ def prepare(
         Also store the ``paper`` preset's per-note features (``paper.npy``). Off by default:
         only that preset reads them, and a dataset without them computes them from its source
         files when asked (``Dataset.paper_features``); store them when the sources may move.
+    codec_version : {1, 2}, optional
+        The codec of a new config (default 2); must match ``config`` when both are given.
+    labels : str or list of str, optional
+        Style label of every corpus (one for all, or one per corpus); default: each corpus
+        folder's name (its parent's for a folder named train/valid/test).
 
     Returns
     -------
@@ -327,8 +428,9 @@ def prepare(
     from .. import __version__
 
     t0 = time.perf_counter()
-    config, ratios = _check_options(config, split, threads, max_tokens, keep_drums)
-    corpus = _Corpora(corpora)
+    corpus = _Corpora(corpora, labels)
+    config, ratios = _check_options(config, split, threads, max_tokens, keep_drums,
+                                    codec_version, list(corpus.labels.values()))
     writer = DatasetWriter(output, paper_features=paper_features)
     try:
         run = _Preparation(corpus, writer, config, threads=threads, max_tokens=max_tokens,
@@ -374,6 +476,9 @@ def format_summary(summary: dict) -> str:
                      f"{os.path.join(summary['output'], QUARANTINE_NAME)}")
     if f.get("recovered"):
         lines.append(f"  kept after recovering from damage: {f['recovered']} (recovered.tsv)")
+    if f.get("shortened"):
+        lines.append(f"  kept with silences, notes or parts shortened: {f['shortened']} "
+                     "(recovered.tsv)")
     for name, s in summary["splits"].items():
         lines.append(f"{name:>6}: {s['pieces']} pieces, {s['tokens']} tokens, {s['notes']} notes")
     lines.append(f"time: {summary['seconds']:.2f} s")

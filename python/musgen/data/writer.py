@@ -20,7 +20,11 @@ from .format import (
     RECOVERED_NAME,
     TOKENS_NAME,
     DatasetError,
+    Piece,
 )
+
+_REQUIRED = ("index", "source", "path", "sha1", "split", "split_by", "offset", "length",
+             "n_notes", "note_offset")
 
 __all__ = ["DatasetWriter"]
 
@@ -138,11 +142,9 @@ class DatasetWriter:
             self._paper.close()
         self._quarantine.close()
         self._recovered.close()
-        keys = ("index", "source", "path", "sha1", "split", "split_by", "offset", "length",
-                "n_notes", "note_offset")
         for row in self.pieces:
-            self._pieces.write(json.dumps({k: row.get(k) for k in keys}, ensure_ascii=False)
-                               + "\n")
+            rec = {k: row.get(k) for k in Piece._fields if k in row or k in _REQUIRED}
+            self._pieces.write(json.dumps(rec, ensure_ascii=False) + "\n")
         self._pieces.close()
         info = {"format": FORMAT, "format_version": FORMAT_VERSION, **info}
         (self.tmp / INFO_NAME).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n",

@@ -30,13 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..codec.vocab import TYPE_NAMES  # the token types of both codec versions, by name
 from ..data.format import piece_field
 
 __all__ = ["evaluate", "format_report", "ngram_baseline", "write_json", "split_pieces",
            "count_notes"]
-
-TYPE_NAMES = {0: "special", 1: "time", 2: "pitch", 3: "velocity", 4: "duration",
-              5: "drum_pitch"}
 
 
 def _open_dataset(dataset):

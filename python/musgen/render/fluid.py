@@ -7,8 +7,9 @@ parallel threads and never share state.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
-from contextlib import contextmanager
+import io
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,10 @@ _GAIN = 0.2
 def _import_fluidsynth():
     """pyfluidsynth's module, or a one-line SynthesizerUnavailableError saying what is missing."""
     try:
-        import fluidsynth
+        # pyfluidsynth prints where it found the library when CI is set in the environment;
+        # musgen's stdout carries data (info --json, tokens), so that line is kept off it.
+        with contextlib.redirect_stdout(io.StringIO()):
+            import fluidsynth
     except ModuleNotFoundError as exc:
         if exc.name != "fluidsynth":
             raise
@@ -136,7 +140,7 @@ class FluidSynth:
         self._synth.delete()
 
 
-@contextmanager
+@contextlib.contextmanager
 def synthesizer(soundfont: Path, sample_rate: int):
     """A freshly started FluidSynth for ``soundfont`` at ``sample_rate``, closed afterwards.
 

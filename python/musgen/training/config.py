@@ -42,6 +42,7 @@ class TrainConfig:
     min_learning_rate: float = 1e-5
     max_minutes: float | None = 25.0
     transpose: int = 0         # random transposition of each piece by up to +-N semitones
+    tempo_shift: int = 0       # codec v2: random tempo change by up to +-N Tempo bins
     dense_units: list = field(default_factory=list)   # paper preset only
     clipnorm: float = 1.0
     validation_batch_size: int | None = 512  # None: batch_size
@@ -53,5 +54,5 @@ PRESETS: dict = {
     # float features (pitch, velocity, time delta), Adam, 30 epochs.
     "paper": {"epochs": 30, "units": 128, "layers": 2, "dense_units": [64], "window": 32,
               "stride": 16, "batch_size": 32, "dropout": 0.2, "learning_rate": 1e-3,
-              "embedding_dim": 0, "transpose": 0, "validation_batch_size": None},
+              "embedding_dim": 0, "transpose": 0, "tempo_shift": 0, "validation_batch_size": None},
 }

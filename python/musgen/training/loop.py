@@ -226,7 +226,8 @@ class _Run:
                                  std=self.norm[1], shuffle=shuffle)
         x, y = epoch_windows(self.dataset, split, window=cfg.window, stride=cfg.stride,
                              seed=cfg.seed, epoch=epoch, shuffle=shuffle,
-                             transpose=cfg.transpose if split == "train" else 0)
+                             transpose=cfg.transpose if split == "train" else 0,
+                             tempo_shift=cfg.tempo_shift if split == "train" else 0)
         return x, y, None
 
     # ------------------------------------------------------------------ the epoch loop
@@ -333,7 +334,7 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
           learning_rate: float | None = None, seed: int = 0, resume: bool = False,
           patience: int | None = None, tensorboard=None, strategy=None, quiet: bool = False,
           max_minutes: float | None | str = "preset", transpose: int | None = None,
-          dense_units: list | None = None,
+          dense_units: list | None = None, tempo_shift: int | None = None,
           validation_batch_size: int | None = None) -> Path:
     """Train a model on ``dataset`` and export the best epoch to the model directory ``output``.
 
@@ -378,7 +379,8 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
     overrides = {"batch_size": batch_size, "window": window, "stride": stride, "units": units,
                  "layers": layers, "embedding_dim": embedding_dim, "dropout": dropout,
                  "learning_rate": learning_rate, "patience": patience, "transpose": transpose,
-                 "dense_units": dense_units, "validation_batch_size": validation_batch_size}
+                 "dense_units": dense_units, "tempo_shift": tempo_shift,
+                 "validation_batch_size": validation_batch_size}
     cfg, state = _run_config(ckpt_dir, resume=resume, preset=preset, overrides=overrides,
                              seed=seed, max_minutes=max_minutes, epochs=epochs)
     _check_splits(dataset)
