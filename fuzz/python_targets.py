@@ -177,6 +177,16 @@ GENERATE_OPTIONS = {
     "--threads": st.one_of(st.integers(-4, 4).map(str), st.text(max_size=4)),
     "--precision": st.sampled_from(["float32", "float16", "float64", ""]),
     "--backend": st.sampled_from(["cpp", "python", "auto", "gpu", ""]),
+    "--key": st.one_of(st.sampled_from(["D minor", "Bb", "F# dorian", "H", "C major blues",
+                                        ""]), st.text(max_size=8)),
+    "--scale-strictness": st.sampled_from(["0", "0.5", "1", "1.5", "-1", "nan"]),
+    "--pitch-range": st.one_of(st.sampled_from(["48-84", "C3-C6", "90-40", "61-61", "0-200",
+                                                "C-1..G9"]), st.text(max_size=8)),
+    "--max-voices": st.one_of(st.integers(-1, 40).map(str), st.text(max_size=4)),
+    "--density": st.sampled_from(["2", "0.1", "0", "-1", "inf", "x"]),
+    "--ending": st.sampled_from(["auto", "beat", "bar", "model", "none", "soon"]),
+    "--grace": st.sampled_from(["0", "4", "-1", "nan", "1e9"]),
+    "--max-primer-tokens": st.sampled_from(["0", "1", "2", "100", "-5", "x"]),
 }
 
 

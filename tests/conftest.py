@@ -66,6 +66,42 @@ def pytest_collection_modifyitems(config, items):
         items[:] = keep
 
 
+class EmulatedCuda:
+    """Stands in for the CUDA engine behind the Engine facade: the device loop run on the host
+    (emulated layer kernels, the sampling kernel's decision and bookkeeping code, the rules)."""
+
+    def __init__(self, config, tensors):
+        self.units = [int(u) for u in config["model"]["lstm_units"]]
+        self.tensors = {k: np.ascontiguousarray(v, np.float32) for k, v in tensors.items()}
+
+    def generate(self, *args, threads=0, progress=None, rules=None):
+        return _backend.core().cuda_emulate_generate("lstm_lm", self.units, self.tensors, *args,
+                                                     threads=threads, progress=progress,
+                                                     rules=rules)
+
+
+def has_cuda_emulation() -> bool:
+    return _backend.has_cpp() and hasattr(_backend.core(), "cuda_emulate_generate")
+
+
+def engine_on(path, backend: str):
+    """An Engine on "cpp", "python", or "cuda-emulation" (the CUDA loop emulated on the host)."""
+    from musgen import engine
+    from musgen.modeldir import load_model_dir
+
+    if backend != "cuda-emulation":
+        return engine.load(path, backend=backend)
+    eng = engine.load(path, backend="cpp")
+    eng._cpp = EmulatedCuda(*load_model_dir(path))
+    return eng
+
+
+def loop_backends() -> list:
+    """Every implementation of the sampling loop this build can run here."""
+    return available_backends() + (["cuda-emulation"] if has_cuda_emulation() and
+                                   "cuda" not in available_backends() else [])
+
+
 def skip_or_fail(reason: str):
     """Skip a test whose system part (synthesizer, SoundFont, browser) is missing, unless
     MUSGEN_REQUIRE_SYSTEM_TESTS is set: .ci/run installs those parts and sets it for its test

@@ -201,8 +201,10 @@ class _EmulatedCuda:
         self.units = [int(u) for u in config["model"]["lstm_units"]]
         self.tensors = {k: np.ascontiguousarray(v, np.float32) for k, v in tensors.items()}
 
-    def generate(self, *args, threads=0, progress=None):
-        return _backend.core().cuda_emulate_generate("lstm_lm", self.units, self.tensors, *args)
+    def generate(self, *args, threads=0, progress=None, rules=None):
+        return _backend.core().cuda_emulate_generate("lstm_lm", self.units, self.tensors, *args,
+                                                     threads=threads, progress=progress,
+                                                     rules=rules)
 
 
 @needs_cuda_build

@@ -1,5 +1,6 @@
 """The default model shipped in the package: it loads without TensorFlow, generates valid MIDI
-on every backend, and its model card's metrics are reproduced by ``musgen evaluate`` (opt-in:
+on every backend, its pieces have the length asked and end on a beat with every note released,
+a key asked holds, and its model card's metrics are reproduced by ``musgen evaluate`` (opt-in:
 needs the JSB Chorales from MUSGEN_DATA)."""
 
 from __future__ import annotations
@@ -70,6 +71,84 @@ def test_default_model_same_tokens_on_cpp_and_python():
     b = generate(n=3, length="64 tokens", seed=5, top_p=0.95, backend="python")
     for x, y in zip(a, b):
         assert np.array_equal(x.notes, y.notes)
+
+
+def scale_consistency(scores, key: str) -> float:
+    """The share of notes whose pitch class is in the scale of ``key`` (MusPy's scale
+    consistency, for one given key instead of the best of all)."""
+    from musgen.engine.constraints import parse_key
+
+    pitches = np.concatenate([s.notes["pitch"] for s in scores])
+    return float(parse_key(key).contains(pitches).mean())
+
+
+def _check_lengths_and_endings(scores, beats):
+    for s in scores:
+        tpb, notes = s.ticks_per_beat, s.notes
+        end = int(notes["end"].max())
+        assert end >= beats * tpb  # not shorter than asked
+        assert end % tpb == 0  # ends on a beat ...
+        last = notes["start"] == notes["start"].max()
+        assert (notes["end"][last] == end).all()  # ... held there by the last onset's notes
+
+
+@pytest.mark.parametrize("backend,n,beats", [("cpp", 200, 64), ("python", 4, 16)])
+def test_default_model_pieces_have_the_length_asked_and_end_on_a_beat(backend, n, beats):
+    """200 pieces of 64 beats at T=1 (the C++ engine; a few short ones with NumPy): none is
+    shorter than asked, each ends on a beat with every note released there; with a key asked,
+    the notes are in its scale (hard mask by default; >= 0.95 at strictness 0.8)."""
+    if backend == "cpp" and not hasattr(musgen_core(), "LstmEngine"):
+        pytest.skip("needs the C++ engine")
+    scores = generate(n=n, length=f"{beats} beats", seed=0, backend=backend)
+    _check_lengths_and_endings(scores, beats)
+    assert scale_consistency(scores, "D minor") < 0.9  # the model alone is not in D minor
+    keyed = generate(n=n, length=f"{beats} beats", seed=0, backend=backend, key="D minor")
+    _check_lengths_and_endings(keyed, beats)
+    assert scale_consistency(keyed, "D minor") == 1.0
+    if backend == "cpp":
+        loose = generate(n=n, length=f"{beats} beats", seed=0, backend=backend, key="D minor",
+                         scale_strictness=0.8)
+        assert 0.95 <= scale_consistency(loose, "D minor") < 1.0
+
+
+def _overlaps(notes) -> int:
+    """Notes that start while an earlier note of their key (channel, pitch) still sounds."""
+    count = 0
+    order = np.lexsort((notes["start"], notes["pitch"], notes["channel"]))
+    n = notes[order]
+    same = (n["channel"][1:] == n["channel"][:-1]) & (n["pitch"][1:] == n["pitch"][:-1])
+    count += int(np.count_nonzero(same & (n["start"][1:] < n["end"][:-1])))
+    return count
+
+
+def test_default_model_written_files_hold_no_overlapping_notes(tmp_path, backend):
+    """The pieces (and the files the CLI writes, with and without constraints) never hold two
+    overlapping notes on one key (decode ends a sounding note where its key is struck again),
+    end on a beat with every note released, and keep a voice limit asked for."""
+    from musgen.cli import main
+
+    made = generate(n=24, length="32 beats", seed=1, backend=backend)
+    assert sum(_overlaps(s.notes) for s in made) == 0
+    for i, extra in enumerate([[], ["--key", "D minor", "--max-voices", "3"]]):
+        folder = tmp_path / f"run{i}"
+        assert main(["generate", "-o", str(folder), "--n", "24", "--length", "32 beats",
+                     "--seed", "1", "--backend", backend, "-q", *extra]) == 0
+        files = sorted(folder.glob("*.mid"))
+        assert len(files) == 24
+        for f in files:
+            notes = midi.read(f).notes
+            assert _overlaps(notes) == 0
+            assert notes["end"].max() == 32 * 480
+            if extra:
+                events = sorted([(t, 1) for t in notes["start"]] + [(t, -1) for t in notes["end"]],
+                                key=lambda e: (e[0], e[1]))
+                assert max(np.cumsum([d for _, d in events])) <= 3
+
+
+def musgen_core():
+    from musgen import _backend
+
+    return _backend.core() if _backend.has_cpp() else None
 
 
 def test_default_model_cli_generate(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from musgen import codec, engine
 from musgen.engine._random import random_model_dir
 from musgen.errors import ModelFormatError
-from musgen.generation import generate, parse_length
+from musgen.generation import generate, generate_with_report, parse_length
 from musgen.modeldir import load_model_dir, save_model_dir
 
 
@@ -36,27 +36,38 @@ def _tokens_valid(score, config):
     return tokens
 
 
+def _ends_on_a_beat(score, beats=None):
+    """Every note is released by the piece's end, which is on a beat (and at ``beats``)."""
+    end = int(score.notes["end"].max())
+    assert end % score.ticks_per_beat == 0
+    last = int(score.notes["start"].max())
+    assert (score.notes["end"][score.notes["start"] == last] == end).all()
+    if beats is not None:
+        assert end == beats * score.ticks_per_beat
+
+
 def test_generate_pieces_decode_and_meet_note_budget(model, config, backend):
     scores = generate(model, n=3, length="40 notes", seed=1, backend=backend)
     assert len(scores) == 3
     for s in scores:
-        assert len(s.notes) == 40
+        assert len(s.notes) >= 40  # at least the budget, then to the next beat
+        _ends_on_a_beat(s)
         _tokens_valid(s, config)
     assert len({s.notes.tobytes() for s in scores}) == 3  # streams differ
+    legacy = generate(model, n=3, length="40 notes", seed=1, backend=backend, ending="none")
+    assert [len(s.notes) for s in legacy] == [40, 40, 40]  # the budget met where it may end
 
 
 def test_generate_beats_budget(model, config, backend):
     scores = generate(model, n=2, length="16 beats", seed=2, backend=backend, top_k=20)
     for s in scores:
-        tpb = s.ticks_per_beat
-        starts = s.notes["start"]
-        assert starts.max() >= 16 * tpb  # the clock passed 16 beats ...
-        gap = config.max_time_shift / config.steps_per_beat * tpb
-        assert starts.max() <= 16 * tpb + gap  # ... by at most one TimeShift
+        _ends_on_a_beat(s, 16)  # closed exactly at the budget: no time step crosses it
 
 
 def test_generate_token_budget(model, config, backend):
-    scores = generate(model, n=2, length=100, seed=3, backend=backend)
+    report = generate_with_report(model, n=2, length=100, seed=3, backend=backend)
+    assert all(p.tokens >= 100 and p.ended == "as asked" for p in report.pieces)
+    scores = generate(model, n=2, length=100, seed=3, backend=backend, ending="none")
     for s in scores:
         tokens = _tokens_valid(s, config)
         assert 100 <= len(tokens) - 2 <= 104  # BOS + 100 generated (+ completion) + EOS
@@ -79,15 +90,16 @@ def test_generate_same_seed_same_pieces_on_every_backend(model):
 
 
 def test_generate_primer_is_continued(model, config, backend):
-    primer = generate(model, n=1, length="12 notes", seed=5, backend=backend)[0]
-    out = generate(model, n=2, length="10 notes", seed=6, primer=primer, backend=backend)
+    primer = generate(model, n=1, length="12 notes", seed=5, backend=backend, ending="none")[0]
+    out = generate(model, n=2, length="10 notes", seed=6, primer=primer, backend=backend,
+                   ending="none")
     for s in out:
         assert len(s.notes) == 22
         tokens = _tokens_valid(s, config)
         ptoks = codec.encode(primer, config)
         np.testing.assert_array_equal(tokens[:len(ptoks) - 1], ptoks[:-1])
     with_tokens = generate(model, n=2, length="10 notes", seed=6, backend=backend,
-                           primer=codec.encode(primer, config))
+                           primer=codec.encode(primer, config), ending="none")
     assert all(np.array_equal(a.notes, b.notes) for a, b in zip(out, with_tokens))
 
 
@@ -140,15 +152,100 @@ def test_generate_cli_writes_midi_files(model, tmp_path, backend, capsys):
     direct = generate(model, n=2, length="20 notes", seed=4, top_p=0.9, backend=backend)
     for f, want in zip(files, direct):
         got = midi.read(f)
-        assert len(got.notes) == 20
+        assert len(got.notes) == len(want.notes) >= 20
         np.testing.assert_array_equal(got.notes["pitch"], want.notes["pitch"])
     # a primer file is continued; a folder output holds generated-000.mid
     rc = main(["generate", str(model), "-o", str(tmp_path / "dir"), "--primer", str(files[0]),
-               "--length", "5 notes", "--seed", "1", "--backend", backend])
+               "--length", "5 notes", "--seed", "1", "--backend", backend, "--ending", "none"])
     assert rc == 0
     cont = midi.read(tmp_path / "dir" / "generated-000.mid")
-    assert len(cont.notes) == 25
-    assert "wrote 1 file(s), 25 notes" in capsys.readouterr().out
+    assert len(cont.notes) == len(direct[0].notes) + 5
+    out_text = capsys.readouterr().out
+    assert f"wrote 1 file(s), {len(cont.notes)} notes" in out_text
+    assert "seed 1\n" in out_text  # the given seed, not called drawn
+
+
+def _text_event(path) -> str:
+    """The first Text meta event (FF 01) of a MIDI file."""
+    data = path.read_bytes()
+    i = data.index(b"\xff\x01")
+    n, j = 0, i + 2
+    while True:
+        n = (n << 7) | (data[j] & 0x7F)
+        j += 1
+        if not data[j - 1] & 0x80:
+            break
+    return data[j:j + n].decode("utf-8")
+
+
+def test_generate_cli_prints_and_stores_the_seed(model, tmp_path, capsys):
+    from musgen import midi
+    from musgen.cli import main
+
+    out = tmp_path / "a.mid"
+    assert main(["generate", str(model), "-o", str(out), "--length", "6 beats",
+                 "--key", "Eb major", "--max-voices", "3"]) == 0
+    printed = capsys.readouterr().out
+    seed = int(printed.split("seed ")[1].split()[0])
+    assert "(drawn: --seed" in printed
+    text = _text_event(out)
+    assert f"seed={seed}" in text and "model=m" in text and "stream=0" in text
+    assert 'key="Eb major"' in text and "max_voices=3" in text and "length=6 beats" in text
+    again = tmp_path / "b.mid"
+    assert main(["generate", str(model), "-o", str(again), "--length", "6 beats", "--key",
+                 "Eb major", "--max-voices", "3", "--seed", str(seed), "--quiet"]) == 0
+    np.testing.assert_array_equal(midi.read(out).notes, midi.read(again).notes)
+
+
+def test_generate_cli_constraint_options(model, tmp_path, capsys):
+    from musgen import midi
+    from musgen.cli import main
+
+    out = tmp_path / "c.mid"
+    rc = main(["generate", str(model), "-o", str(out), "--n", "3", "--length", "12 beats",
+               "--seed", "9", "--key", "D minor", "--pitch-range", "C4-C5", "--max-voices", "2",
+               "--density", "2", "--quiet"])
+    assert rc == 0
+    for f in sorted(tmp_path.glob("c-*.mid")):
+        notes = midi.read(f).notes
+        assert notes["pitch"].min() >= 60 and notes["pitch"].max() <= 72
+        assert set((notes["pitch"] % 12).tolist()) <= {2, 4, 5, 7, 9, 10, 0}
+        assert notes["end"].max() == 12 * 480
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--key", "H minor"], "argument --key"), (["--pitch-range", "90-40"], "--pitch-range"),
+    (["--max-voices", "0"], "--max-voices"), (["--scale-strictness", "1.5"], "--scale-str"),
+    (["--density", "-2"], "--density"), (["--ending", "bar"], None),
+    (["--max-primer-tokens", "1"], "--max-primer-tokens"), (["--grace", "-1"], "--grace"),
+])
+def test_generate_cli_rejects_bad_constraint_values(model, tmp_path, capsys, args, message):
+    from musgen.cli import main
+
+    out = tmp_path / "x.mid"
+    assert main(["generate", str(model), "-o", str(out), "--length", "4 beats", *args]) == 2
+    err = capsys.readouterr().err
+    if message is None:  # a choice the parser accepts but a version-1 model cannot do
+        assert "musgen generate: error: ending: 'bar' needs a model whose codec has bars" in err
+    else:
+        assert message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_generate_cli_reports_pieces_that_end_early(tmp_path, config, capsys):
+    from musgen.cli import main
+
+    d = random_model_dir(tmp_path / "eager", vocab_size=config.vocab_size, embedding_dim=12,
+                         lstm_units=[24, 16], seed=7, scale=1.2, codec=config.to_dict())
+    cfg, t = load_model_dir(d)
+    t["head/bias"][config.eos_id] = 6.0
+    save_model_dir(d, cfg, t)
+    rc = main(["generate", str(d), "-o", str(tmp_path / "e.mid"), "--n", "4", "--length",
+               "40 notes", "--seed", "2", "--allow-early-end", "--quiet"])
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "asked 40 notes: the model ended it early (--allow-early-end)" in err
+    assert "e-000.mid" in err or "e-001.mid" in err
 
 
 def test_generate_cli_errors(model, tmp_path, capsys):
@@ -160,3 +257,69 @@ def test_generate_cli_errors(model, tmp_path, capsys):
     assert main(["generate", str(tmp_path / "empty"), "-o", str(tmp_path / "x.mid")]) == 1
     assert "config.json" in capsys.readouterr().err
     assert main(["generate", str(model), "-o", str(tmp_path / "x.mid"), "--n", "0"]) == 2
+
+
+@pytest.mark.parametrize("text,tonic,pcs", [
+    ("D minor", 2, {2, 4, 5, 7, 9, 10, 0}), ("Dm", 2, {2, 4, 5, 7, 9, 10, 0}),
+    ("Bb", 10, {10, 0, 2, 3, 5, 7, 9}), ("f# dorian", 6, {6, 8, 9, 11, 1, 3, 4}),
+    ("A harmonic minor", 9, {9, 11, 0, 2, 4, 5, 8}), ("C major pentatonic", 0, {0, 2, 4, 7, 9}),
+])
+def test_generate_parse_key(text, tonic, pcs):
+    from musgen.engine.constraints import parse_key
+
+    scale = parse_key(text)
+    assert scale.tonic == tonic and scale.pitch_classes == pcs
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("48-84", (48, 84)), ("C3-C6", (48, 84)), ("C-1..G9", (0, 127)), ("60,72", (60, 72)),
+    ((40, 50), (40, 50)), ("A#3:Bb4", (58, 70)),
+])
+def test_generate_parse_pitch_range(text, expected):
+    from musgen.engine.constraints import parse_pitch_range
+
+    assert parse_pitch_range(text) == expected
+
+
+@pytest.mark.parametrize("call,match", [
+    (dict(key="H"), "key: 'H'"), (dict(pitch_range="90-40"), "low 90 is above high 40"),
+    (dict(pitch_range=(128, 130)), "outside 0..127"), (dict(max_voices=0), "max_voices: 0"),
+    (dict(density=0), "density: 0"), (dict(key="C", scale_strictness=2), "scale_strictness"),
+    (dict(scale_strictness=0.5), "give a key too"), (dict(ending="bar"), "needs a model whose"),
+    (dict(ending="sometime"), "ending: 'sometime'"), (dict(grace=-1), "grace: -1"),
+    (dict(instruments=[0]), "no instrument tokens"), (dict(bpm=90), "no tempo tokens"),
+    (dict(style="jazz"), "no style tokens"), (dict(max_primer_tokens=0), "max_primer_tokens"),
+    (dict(key="C", pitch_range=(61, 61)), "no pitch of this codec is left"),
+])
+def test_generate_rejects_bad_settings_before_any_work(model, call, match):
+    with pytest.raises(ValueError, match=match):
+        generate(model, length="4 beats", backend="python", **call)
+
+
+def test_generate_conditions_of_a_codec_with_header_blocks():
+    """The version-2 conditions as static masks, on a hand-made vocabulary: only the asked
+    token of each header block, an exact instrument list as the primer's Program tokens."""
+    from types import SimpleNamespace
+
+    from musgen.generation import _static_arrays
+    from test_engine_rules import ID, V2_NAMES, v2_tables
+
+    tables, fake = v2_tables(), SimpleNamespace(token_names=V2_NAMES)
+    (allowed, bias), prefix = _static_arrays(
+        fake, tables, key="A minor", scale_strictness=1.0, pitch_range=None, style=None,
+        density=None, bpm=100, instruments=[40, "drums"], allowed_instruments=None)
+    ok = {V2_NAMES[i] for i in np.flatnonzero(allowed)}
+    assert "Key_Am" in ok and "Key_C" not in ok
+    assert "Tempo_90" in ok and "Tempo_120" not in ok  # 100 BPM: the nearer bin on a log scale
+    assert not any(n.startswith("Program_") for n in ok)
+    assert prefix == [ID["Program_40"], ID["Program_Drums"]]
+    assert {f"Pitch_{p}" for p in (60, 62, 64, 65, 67, 69, 71)} <= ok and "Pitch_61" not in ok
+    (allowed, _), prefix = _static_arrays(
+        fake, tables, key=None, scale_strictness=1.0, pitch_range=None, style=None,
+        density=None, bpm=None, instruments=None, allowed_instruments=[0])
+    assert prefix == [] and {V2_NAMES[i] for i in np.flatnonzero(allowed)
+                             if V2_NAMES[i].startswith("Program_")} == {"Program_0"}
+    with pytest.raises(ValueError, match="program 41 has no token"):
+        _static_arrays(fake, tables, key=None, scale_strictness=1.0, pitch_range=None,
+                       style=None, density=None, bpm=None, instruments=[41],
+                       allowed_instruments=None)

@@ -9,9 +9,9 @@ import warnings
 import numpy as np
 import pytest
 
-from musgen import CodecWarning, Score, codec, midi
+from musgen import CodecWarning, GenerationWarning, Score, codec, midi
 from musgen.engine._random import random_model_dir
-from musgen.generation import continue_primer, generate
+from musgen.generation import continue_primer, generate, generate_with_report
 from musgen.modeldir import load_model_dir, save_model_dir
 from musgen.score import (
     KEY_SIGNATURE_DTYPE,
@@ -96,7 +96,8 @@ def test_primer_score_is_kept_and_continued(models, version, backend, tmp_path):
     primer = band()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CodecWarning)
-        out = generate(model, n=2, length="10 notes", seed=4, primer=primer, backend=backend)
+        out = generate(model, n=2, length="10 notes", seed=4, primer=primer, backend=backend,
+                       ending="none")
     for s in out:
         new = check_continuation(primer, s, 10)
         if version == "v2":
@@ -113,9 +114,28 @@ def test_primer_score_is_kept_and_continued(models, version, backend, tmp_path):
     # a MIDI path primer gives the same
     midi.write(primer, tmp_path / "primer.mid")
     again = generate(model, n=2, length="10 notes", seed=4, primer=tmp_path / "primer.mid",
-                     backend=backend)
+                     backend=backend, ending="none")
     for a, b in zip(out, again):
         assert np.array_equal(a.notes, b.notes)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_primer_continuation_closes_at_its_ending(models, version, backend):
+    """With the default ending the continuation runs to a beat (v1) or bar (v2) after the asked
+    length and closes there: every new note released at the closing point, which lies on the
+    grid after the primer, and the primer itself kept."""
+    model, cfg = models[version]
+    primer = band()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CodecWarning)
+        result = generate_with_report(model, n=3, length="8 beats", seed=5, primer=primer,
+                                      backend=backend)
+    for score, piece in zip(result.scores, result.pieces):
+        assert piece.ended == "as asked" and piece.beats >= 8
+        new = check_continuation(primer, score, piece.notes)
+        # every new note sounding at the last onset ends at one common closing tick
+        sounding = new[new["end"] > new["start"].max()]
+        assert np.unique(sounding["end"]).size <= 1
 
 
 def test_primer_continuation_by_hand():
@@ -143,7 +163,8 @@ def test_primer_continuation_seconds_timing(tmp_path, backend):
     primer = Score(notes=np.array([(0, 0, 60, 100, 0, 480), (0, 0, 64, 100, 960, 1440)],
                                   NOTE_DTYPE), ticks_per_beat=480,
                    tempos=np.array([(0, 500_000), (480, 1_000_000)], TEMPO_DTYPE))
-    out = generate(model, n=1, length="6 notes", seed=2, primer=primer, backend=backend)[0]
+    out = generate(model, n=1, length="6 notes", seed=2, primer=primer, backend=backend,
+                   ending="none")[0]
     new = check_continuation(primer, out, 6)
     # the continuation lives at the primer's 60 BPM: at most a grid step (10 ms) off when its
     # seconds are compared with the primer's tempo map
@@ -166,9 +187,13 @@ def test_primer_pop909_001_kept(corpus_root, models, version, backend):
         model, cfg = default_model_dir(), V1
     else:
         model, cfg = models["v2"]
+    # its 5000+ tokens pass max_primer_tokens: the model continues from the last ~4096, and the
+    # piece returned is still the whole song with the continuation after its end
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CodecWarning)
-        out = generate(model, n=1, length="32 notes", seed=1, primer=path, backend=backend)[0]
+        with pytest.warns(GenerationWarning, match="max_primer_tokens=4096"):
+            out = generate(model, n=1, length="32 notes", seed=1, primer=path,
+                           backend=backend)[0]
     new = check_continuation(primer, out, out.n_notes - 1556)
     assert out.n_notes > 1556
     assert out.track_names == ["", "MELODY", "BRIDGE", "PIANO"]

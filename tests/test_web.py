@@ -56,7 +56,7 @@ def _midi_bytes(score) -> bytes:
 
 def _primer_file() -> bytes:
     """A six-note MIDI file the shipped model made."""
-    return _midi_bytes(musgen.generate(n=1, length="6 notes", seed=99)[0])
+    return _midi_bytes(musgen.generate(n=1, length="6 notes", seed=99, ending="none")[0])
 
 
 # ----------------------------------------------------------------------------- options

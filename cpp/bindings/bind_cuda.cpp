@@ -76,11 +76,13 @@ void bind_cuda(py::module_& m) {
            const carray<std::int32_t>& clock_steps, const carray<std::uint8_t>& is_note,
            int length_kind, std::int64_t length, std::int64_t max_tokens,
            const carray<std::uint64_t>& seeds, const carray<float>& temperature,
-           const carray<std::int32_t>& top_k, const carray<float>& top_p) {
+           const carray<std::int32_t>& top_k, const carray<float>& top_p, int threads,
+           GenerateProgress* progress, const py::object& rules) {
           WeightViews w(weights);
           return run_generate(w.vocab(), primer, table, start_state, can_end, eos_id, clock_steps,
                               is_note, length_kind, length, max_tokens, seeds, temperature, top_k,
-                              top_p, 0, nullptr, [&](const engine::GenerateRequest& r) {
+                              top_p, threads, progress, rules,
+                              [&](const engine::GenerateRequest& r) {
                                 cuda::emulate_generate(kind, units, w.views, r);
                               });
         },
@@ -88,7 +90,8 @@ void bind_cuda(py::module_& m) {
         py::arg("table"), py::arg("start_state"), py::arg("can_end"), py::arg("eos_id"),
         py::arg("clock_steps"), py::arg("is_note"), py::arg("length_kind"), py::arg("length"),
         py::arg("max_tokens"), py::arg("seeds"), py::arg("temperature"), py::arg("top_k"),
-        py::arg("top_p"),
+        py::arg("top_p"), py::arg("threads") = 0, py::arg("progress") = nullptr,
+        py::arg("rules") = py::none(),
         "The CUDA sampling loop emulated on the host (kernel code, no device; for tests)");
   m.def("cuda_philox_uniform", &cuda::philox_uniform_shared, py::arg("seed"), py::arg("step"),
         py::arg("stream"), "The CUDA kernels' Philox uniform, run on the host (for tests)");

@@ -37,7 +37,9 @@ void bind_engine(py::module_& m) {
   py::class_<GenerateProgress>(m, "EngineProgress",
                                "Tokens generated so far by a running generate() (any engine)")
       .def(py::init<>())
-      .def_property_readonly("value", [](const GenerateProgress& p) { return p.value.load(); });
+      .def_property_readonly("value", [](const GenerateProgress& p) { return p.value.load(); })
+      .def_property_readonly("rows", [](const GenerateProgress& p) { return p.rows.load(); },
+                             "Rows the engine computed a step for (every backend)");
 
   m.def("philox4x32_10",
         [](std::array<std::uint32_t, 4> ctr, std::array<std::uint32_t, 2> key) {
@@ -84,6 +86,22 @@ void bind_engine(py::module_& m) {
              return out;
            },
            py::arg("tokens"), py::arg("threads") = 0)
+      .def("warm_up_logits",
+           [](const LstmEngine& e, const carray<std::int32_t>& tokens, int threads,
+              std::int64_t block_floats) {
+             if (tokens.ndim() != 2) throw std::invalid_argument("warm_up_logits: tokens [B, T]");
+             const auto B = tokens.shape(0), T = tokens.shape(1);
+             py::array_t<float> out({B, static_cast<py::ssize_t>(e.vocab_size())});
+             float* dst = out.mutable_data();
+             const std::int32_t* src = tokens.data();
+             {
+               py::gil_scoped_release release;
+               e.warm_up_logits(src, B, T, dst, threads, block_floats);
+             }
+             return out;
+           },
+           py::arg("tokens"), py::arg("threads") = 0, py::arg("block_floats") = 0,
+           "The logits after warming up on tokens [B, T], as generate() warms up on a primer")
       .def("predict",
            [](const LstmEngine& e, const carray<float>& x, int threads) {
              if (x.ndim() != 3 || x.shape(2) != e.n_features())

@@ -33,6 +33,7 @@
 
 #include "musgen/cuda.hpp"
 #include "musgen/errors.hpp"
+#include "musgen/rules.hpp"
 #include "sampling_rule.cuh"
 
 namespace musgen::cuda {
@@ -105,9 +106,12 @@ struct StreamGuard {
 struct GraphGuard {
   cudaGraph_t g = nullptr;
   cudaGraphExec_t exec = nullptr;
-  ~GraphGuard() {
+  ~GraphGuard() { reset(); }
+  void reset() {
     if (exec) cudaGraphExecDestroy(exec);
     if (g) cudaGraphDestroy(g);
+    exec = nullptr;
+    g = nullptr;
   }
 };
 
@@ -145,6 +149,10 @@ struct LinearArgs {
   // linear epilogue: out [M, ldo], the first N columns
   float* out = nullptr;
   int ldo = 0, N = 0;
+  // The batch the kernel choice is made for (>= M). A generate() call keeps the choice of its
+  // first batch while finished streams leave it: the warp-per-unit and the tiled kernels sum in
+  // different orders, and a stream's numbers must not depend on when others finish.
+  int plan_rows = 0;
 };
 
 // The kernel bodies below are __host__ __device__ pieces between barriers: the kernels run them
@@ -346,13 +354,18 @@ constexpr int kGemmMinRows = 16;
 // From this batch on, 128-row tiles (TM = 8) still leave enough blocks to fill the GPU.
 constexpr int kGemmBigRows = 1024;
 
-// Which kernel a batch of M rows uses: 0 = matvec, else the GEMM's TM.
+// Which kernel a batch of M rows uses: 0 = matvec, else the GEMM's TM (TM = 4 and 8 sum every
+// output in the same order, so only the matvec / GEMM choice changes the numbers).
 int linear_plan(int M) { return M < kGemmMinRows ? 0 : M < kGemmBigRows ? 4 : 8; }
+int linear_plan(const LinearArgs& a) {
+  const int plan = linear_plan(a.M);
+  return plan == 0 && a.plan_rows >= kGemmMinRows ? 4 : plan;
+}
 
 template <bool LSTM>
 void launch_linear(const LinearArgs& a, cudaStream_t s) {
   if (a.M <= 0) return;
-  const int plan = linear_plan(a.M);
+  const int plan = linear_plan(a);
   if (plan == 0) {
     dim3 grid((a.np + kMatvecWarps - 1) / kMatvecWarps, (a.M + kMatvecRows - 1) / kMatvecRows);
     matvec_kernel<LSTM><<<grid, 32 * kMatvecWarps, 0, s>>>(a);
@@ -389,7 +402,7 @@ void emulate_gemm(const LinearArgs& a) {
 template <bool LSTM>
 void emulate_linear(const LinearArgs& a) {
   if (a.M <= 0) return;
-  const int plan = linear_plan(a.M);
+  const int plan = linear_plan(a);
   if (plan == 4) return emulate_gemm<LSTM, 4>(a);
   if (plan == 8) return emulate_gemm<LSTM, 8>(a);
   std::vector<float> lanes(32 * kMatvecRows * 4), tmp(lanes.size());
@@ -412,10 +425,11 @@ void emulate_linear(const LinearArgs& a) {
 }
 
 // ------------------------------------------------------------------------------------------
-// Sampling: one block per stream.
+// Sampling: one block per stream slot. Slots hold the streams still running: when streams
+// finish, the host gathers the running ones to the front (gather_rows) and steps fewer rows.
 
 struct SampleArgs {
-  int n = 0, V = 0;
+  int n = 0, V = 0;               // slots in this batch, vocabulary
   const float* logits = nullptr;  // [n, ldl]
   int ldl = 0;
   const std::int32_t* table = nullptr;  // [n_states, V]
@@ -425,47 +439,84 @@ struct SampleArgs {
   const std::uint8_t* is_note = nullptr;
   int length_kind = 0;
   long long length = 0, cap = 0;
+  // per stream (indexed by the stream's id sid[slot])
   const std::uint64_t* seeds = nullptr;
   const float* temperature = nullptr;
   const std::int32_t* top_k = nullptr;
   const float* top_p = nullptr;
-  // per-stream state
+  // per slot
+  const std::int32_t* sid = nullptr;  // the stream in each slot
   std::int32_t* state = nullptr;
   long long* count = nullptr;
   long long* len = nullptr;
-  std::uint8_t* done = nullptr;
+  std::uint8_t* done = nullptr;       // rules::Reason, 0 while running
   std::int32_t* next_tok = nullptr;
-  std::int32_t* out = nullptr;  // [n, cap]
-  int* error = nullptr;         // [2]: stream, state of the first "no token allowed" (-1: none)
+  rules::State* rstate = nullptr;     // with rules
+  std::int32_t* out = nullptr;        // [n, kChunk]: the tokens of the current chunk, -1: none
+  int* error = nullptr;  // [3]: slot, state, step of the first "no token allowed" (-1: none)
+  // the generation rules (device copies of the tables; rules.on = 0: off)
+  rules::Tables tables;
+  rules::Settings rules;
   // scratch when the vocabulary does not fit shared memory: [n, V] each
   double* g_w = nullptr;
   int* g_i = nullptr;
 };
 
-// Stream s took token v: store it, advance the grammar state and the length budget, and mark
-// the stream done on EOS, on the cap, or when the budget is met where the grammar may end.
-MUSGEN_HD void record_token(const SampleArgs& a, int s, std::int32_t v) {
-  const long long L = a.len[s];
-  a.out[static_cast<size_t>(s) * a.cap + L] = v;
-  a.len[s] = L + 1;
+// Slot s took token v at position k of the chunk: store it, advance the grammar state, the
+// rules and the length budget, and mark why the stream stops (EOS, the cap, the budget or the
+// rules' ending), exactly as the CPU loop (sampling.hpp, Stream::advance).
+MUSGEN_HD void record_token(const SampleArgs& a, int s, int k, std::int32_t v) {
+  const long long L = a.len[s] + 1;
+  a.out[static_cast<size_t>(s) * CudaLstmEngine::kChunk + k] = v;
+  a.len[s] = L;
   const std::int32_t ns = a.table[static_cast<size_t>(a.state[s]) * a.V + v];
   a.state[s] = ns;
-  long long c = a.count[s];
-  if (a.length_kind == 0) c += 1;
-  else if (a.length_kind == 1) c += a.is_note[v] ? 1 : 0;
-  else c += a.clock_steps[v];
-  a.count[s] = c;
   a.next_tok[s] = v;
-  if (v == a.eos || L + 1 >= a.cap || (c >= a.length && a.can_end[ns])) a.done[s] = 1;
+  int reason = rules::kRunning;
+  if (a.rules.on) {
+    rules::record(a.rstate[s], a.tables, a.rules, v, true);
+    reason = rules::stop_reason(a.rstate[s], a.rules, v, a.eos, L, a.cap, a.can_end[ns] != 0);
+  } else {
+    long long c = a.count[s];
+    if (a.length_kind == 0) c += 1;
+    else if (a.length_kind == 1) c += a.is_note[v] ? 1 : 0;
+    else c += a.clock_steps[v];
+    a.count[s] = c;
+    if (v == a.eos) reason = c >= a.length ? rules::kEosAfter : rules::kEosEarly;
+    else if (c >= a.length && a.can_end[ns]) reason = rules::kBudget;
+    else if (L >= a.cap) reason = rules::kCut;
+  }
+  a.done[s] = static_cast<std::uint8_t>(reason);
 }
+
+// The allowed tokens and the logits one sampling decision sees: the grammar (and the rules'
+// verdict and bias when they are on).
+struct TokenView {
+  const std::int32_t* row;
+  const float* lg;
+  bool ce;
+  std::int32_t eos;
+  const SampleArgs* a;
+  const rules::State* rs;  // null without rules
+  rules::View w;
+  MUSGEN_HD bool ok(int v) const {
+    if (rs == nullptr) return rule::allowed(row, v, ce, eos);
+    return row[v] >= 0 && rules::allows(w, *rs, a->tables, a->rules, row[v], ce, eos, v);
+  }
+  MUSGEN_HD float logit(int v) const {
+    if (rs == nullptr || (a->rules.bias == nullptr && a->rules.density_milli == 0)) return lg[v];
+    return lg[v] + rules::token_bias(w, *rs, a->tables, a->rules, v);
+  }
+};
 
 constexpr int kSampleThreads = 128;
 
 struct Status {
   long long active;
   long long generated;
-  int error_stream;
+  int error_slot;
   int error_state;
+  int error_step;
 };
 
 // Block-wide exclusive scan of 0/1 flags (ordered by thread id); returns the prefix and sets
@@ -486,17 +537,59 @@ __device__ int block_flag_scan(bool flag, int* warp_sums, int* total) {
   return before + in_warp;
 }
 
-__global__ void __launch_bounds__(kSampleThreads) sample_kernel(SampleArgs a, int use_shared) {
+// The greedy pick of slot s: the allowed token with the largest logit, lowest id on ties.
+__device__ int greedy_pick(const TokenView& tv, int V, float* red_f, int* red_i) {
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nw = blockDim.x >> 5;
+  float best = 0.0f;
+  int bi = -1;
+  for (int v = tid; v < V; v += blockDim.x)
+    if (tv.ok(v)) {
+      const float x = tv.logit(v);
+      if (rule::greedy_better(x, v, best, bi)) {
+        best = x;
+        bi = v;
+      }
+    }
+  for (int off = 16; off > 0; off >>= 1) {
+    const float ob = __shfl_xor_sync(0xffffffffu, best, off);
+    const int oi = __shfl_xor_sync(0xffffffffu, bi, off);
+    if (oi >= 0 && rule::greedy_better(ob, oi, best, bi)) {
+      best = ob;
+      bi = oi;
+    }
+  }
+  if (lane == 0) {
+    red_f[warp] = best;
+    red_i[warp] = bi;
+  }
+  __syncthreads();
+  float b = 0.0f;
+  int id = -1;
+  for (int w = 0; w < nw; ++w)
+    if (red_i[w] >= 0 && rule::greedy_better(red_f[w], red_i[w], b, id)) {
+      b = red_f[w];
+      id = red_i[w];
+    }
+  __syncthreads();
+  return id;
+}
+
+// Sampling position k of the chunk for every running slot (one block per slot).
+__global__ void __launch_bounds__(kSampleThreads) sample_kernel(SampleArgs a, int use_shared,
+                                                                int k) {
   extern __shared__ __align__(16) unsigned char smem[];
   __shared__ int warp_sums[kSampleThreads / 32];
   __shared__ double red_d[kSampleThreads / 32];
   __shared__ float red_f[kSampleThreads / 32];
   __shared__ int red_i[kSampleThreads / 32];
   __shared__ int s_pick, s_limit;
+  __shared__ rules::View s_view;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nw = blockDim.x >> 5;
   const int V = a.V;
   for (int s = blockIdx.x; s < a.n; s += gridDim.x) {
+    if (tid == 0) a.out[static_cast<size_t>(s) * CudaLstmEngine::kChunk + k] = -1;
     if (a.done[s]) continue;  // block-uniform
+    const int sid = a.sid[s];
     double* wk = use_shared ? reinterpret_cast<double*>(smem) : a.g_w + static_cast<size_t>(s) * V;
     int* ids = use_shared ? reinterpret_cast<int*>(smem + sizeof(double) * V)
                           : a.g_i + static_cast<size_t>(s) * V * 3;
@@ -504,42 +597,23 @@ __global__ void __launch_bounds__(kSampleThreads) sample_kernel(SampleArgs a, in
     int* rank = ids + V;
     int* order = rank + V;
     const std::int32_t st = a.state[s];
-    const std::int32_t* row = a.table + static_cast<size_t>(st) * V;
-    const bool ce = a.can_end[st] != 0;
-    const float* lg = a.logits + static_cast<size_t>(s) * a.ldl;
-    const float temp = a.temperature[s];
+    TokenView tv;
+    tv.row = a.table + static_cast<size_t>(st) * V;
+    tv.ce = a.can_end[st] != 0;
+    tv.lg = a.logits + static_cast<size_t>(s) * a.ldl;
+    tv.eos = a.eos;
+    tv.a = &a;
+    tv.rs = a.rules.on ? a.rstate + s : nullptr;
+    if (a.rules.on) {
+      if (tid == 0) s_view = rules::view(a.rstate[s], a.tables, a.rules);
+      __syncthreads();
+      tv.w = s_view;
+    }
+    const float temp = a.temperature[sid];
     if (tid == 0) s_pick = -1;
     if (temp == 0.0f) {
-      float best = 0.0f;
-      int bi = -1;
-      for (int v = tid; v < V; v += blockDim.x)
-        if (rule::allowed(row, v, ce, a.eos) && rule::greedy_better(lg[v], v, best, bi)) {
-          best = lg[v];
-          bi = v;
-        }
-      for (int off = 16; off > 0; off >>= 1) {
-        const float ob = __shfl_xor_sync(0xffffffffu, best, off);
-        const int oi = __shfl_xor_sync(0xffffffffu, bi, off);
-        if (oi >= 0 && rule::greedy_better(ob, oi, best, bi)) {
-          best = ob;
-          bi = oi;
-        }
-      }
-      if (lane == 0) {
-        red_f[warp] = best;
-        red_i[warp] = bi;
-      }
-      __syncthreads();
-      if (tid == 0) {
-        float b = 0.0f;
-        int id = -1;
-        for (int w = 0; w < nw; ++w)
-          if (red_i[w] >= 0 && rule::greedy_better(red_f[w], red_i[w], b, id)) {
-            b = red_f[w];
-            id = red_i[w];
-          }
-        s_pick = id;
-      }
+      const int id = greedy_pick(tv, V, red_f, red_i);
+      if (tid == 0) s_pick = id;
       __syncthreads();
     } else {
       const double T = static_cast<double>(temp);
@@ -548,12 +622,12 @@ __global__ void __launch_bounds__(kSampleThreads) sample_kernel(SampleArgs a, in
       double mx = -INFINITY;
       for (int base = 0; base < V; base += blockDim.x) {
         const int v = base + tid;
-        const bool ok = v < V && rule::allowed(row, v, ce, a.eos);
+        const bool ok = v < V && tv.ok(v);
         int tile = 0;
         const int pos = block_flag_scan(ok, warp_sums, &tile);
         if (ok) {
           ids[nk + pos] = v;
-          mx = fmax(mx, rule::scaled(lg[v], T));
+          mx = fmax(mx, rule::scaled(tv.logit(v), T));
         }
         nk += tile;
       }
@@ -564,13 +638,13 @@ __global__ void __launch_bounds__(kSampleThreads) sample_kernel(SampleArgs a, in
       for (int w = 1; w < nw; ++w) mx = fmax(mx, red_d[w]);
       if (nk > 0) {
         // 2. weights (max is order-independent, so this equals the sequential max)
-        for (int i = tid; i < nk; i += blockDim.x) wk[i] = rule::weight(lg[ids[i]], T, mx);
+        for (int i = tid; i < nk; i += blockDim.x) wk[i] = rule::weight(tv.logit(ids[i]), T, mx);
         __syncthreads();
-        const int k = a.top_k[s];
-        const float p = a.top_p[s];
-        const bool use_k = k > 0 && k < nk;
+        const int kk = a.top_k[sid];
+        const float p = a.top_p[sid];
+        const bool use_k = kk > 0 && kk < nk;
         const bool use_p = p > 0.0f && p < 1.0f;
-        const int n_keep = use_k ? k : nk;
+        const int n_keep = use_k ? kk : nk;
         if (use_k || use_p) {
           // 3. rank of each kept token in (w desc, id asc) order: a counting sort, exact and
           // deterministic; O(nk^2 / threads), cheap for grammar-masked vocabularies.
@@ -587,8 +661,8 @@ __global__ void __launch_bounds__(kSampleThreads) sample_kernel(SampleArgs a, in
         }
         // 4. the draw: float64 sums in id order, by one thread, exactly as the CPU loop.
         if (tid == 0) {
-          const double u = rule::philox_uniform(a.seeds[s], static_cast<std::uint32_t>(a.len[s]),
-                                                static_cast<std::uint32_t>(s));
+          const double u = rule::philox_uniform(a.seeds[sid], static_cast<std::uint32_t>(a.len[s]),
+                                                static_cast<std::uint32_t>(sid));
           const int i = rule::pick(wk, (use_k || use_p) ? rank : nullptr, nk,
                                    (use_k || use_p) ? s_limit : nk, u);
           s_pick = ids[i];
@@ -599,40 +673,50 @@ __global__ void __launch_bounds__(kSampleThreads) sample_kernel(SampleArgs a, in
     if (tid == 0) {
       const int v = s_pick;
       if (v < 0) {
-        if (atomicCAS(&a.error[0], -1, s) == -1) a.error[1] = st;
-        a.done[s] = 1;
+        if (atomicCAS(&a.error[0], -1, s) == -1) {
+          a.error[1] = st;
+          a.error[2] = static_cast<int>(a.len[s]);
+        }
+        a.done[s] = rules::kCut;
       } else {
-        record_token(a, s, v);
+        record_token(a, s, k, v);
       }
     }
-    __syncthreads();  // the scratch and s_pick are reused by the next stream of this block
+    __syncthreads();  // the scratch, s_pick and s_view are reused by the next slot of this block
   }
 }
 
-__global__ void status_kernel(const std::uint8_t* done, const long long* len, int n,
-                              const int* error, Status* out) {
-  __shared__ long long sa[256], sg[256];
-  long long act = 0, gen = 0;
-  for (int s = threadIdx.x; s < n; s += blockDim.x) {
-    act += done[s] ? 0 : 1;
-    gen += len[s];
-  }
+__global__ void status_kernel(const std::uint8_t* done, int n, const int* error, Status* out) {
+  __shared__ long long sa[256];
+  long long act = 0;
+  for (int s = threadIdx.x; s < n; s += blockDim.x) act += done[s] ? 0 : 1;
   sa[threadIdx.x] = act;
-  sg[threadIdx.x] = gen;
   __syncthreads();
   for (int w = blockDim.x / 2; w > 0; w >>= 1) {
-    if (threadIdx.x < w) {
-      sa[threadIdx.x] += sa[threadIdx.x + w];
-      sg[threadIdx.x] += sg[threadIdx.x + w];
-    }
+    if (threadIdx.x < w) sa[threadIdx.x] += sa[threadIdx.x + w];
     __syncthreads();
   }
   if (threadIdx.x == 0) {
     out->active = sa[0];
-    out->generated = sg[0];
-    out->error_stream = error[0];
+    out->generated = 0;
+    out->error_slot = error[0];
     out->error_state = error[1];
+    out->error_step = error[2];
   }
+}
+
+// Row i of dst = row perm[i] of src, for rows of `row_bytes` bytes (perm: [rows]).
+MUSGEN_HD void gather_row(const unsigned char* src, unsigned char* dst, const int* perm, int i,
+                          size_t row_bytes, size_t b) {
+  dst[static_cast<size_t>(i) * row_bytes + b] = src[static_cast<size_t>(perm[i]) * row_bytes + b];
+}
+
+__global__ void gather_kernel(const unsigned char* src, unsigned char* dst, const int* perm,
+                              int rows, size_t row_bytes) {
+  const size_t total = static_cast<size_t>(rows) * row_bytes;
+  for (size_t idx = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total;
+       idx += static_cast<size_t>(gridDim.x) * blockDim.x)
+    gather_row(src, dst, perm, static_cast<int>(idx / row_bytes), row_bytes, idx % row_bytes);
 }
 
 std::string shape_str(const std::vector<std::int64_t>& s) {
@@ -754,6 +838,7 @@ struct WeightPtrs {
 // Recurrent state of M streams: c and h (two parities) per layer, and the logits [M, ldl].
 struct StatePtrs {
   int M = 0;
+  int plan_rows = 0;  // the batch the layer kernels are chosen for (LinearArgs::plan_rows)
   std::vector<float*> c, h0, h1;
   float* logits = nullptr;
   float* h(size_t l, int parity) const { return parity ? h1[l] : h0[l]; }
@@ -768,6 +853,7 @@ void lstm_step(const WeightPtrs& w, const StatePtrs& st, const std::int32_t* tok
   for (size_t l = 0; l < L; ++l) {
     LinearArgs a;
     a.M = st.M;
+    a.plan_rows = st.plan_rows;
     a.np = w.units[l];
     if (l == 0) {
       a.table = w.token_table;
@@ -789,6 +875,7 @@ void lstm_step(const WeightPtrs& w, const StatePtrs& st, const std::int32_t* tok
   }
   LinearArgs a;
   a.M = st.M;
+  a.plan_rows = st.plan_rows;
   a.np = w.head_np;
   a.x2 = st.h(L - 1, parity ^ 1);
   a.ld2 = a.K2 = w.units.back();
@@ -800,30 +887,95 @@ void lstm_step(const WeightPtrs& w, const StatePtrs& st, const std::int32_t* tok
   linear(a, false);
 }
 
-// Per-stream start of a generate() call: the grammar state after the primer, the token that
-// feeds the first step, and whether the stream has nothing to generate. Checks the request with
-// the same checks, order and words as the CPU engine.
-struct Start {
-  std::vector<std::int32_t> state, next;
-  std::vector<std::uint8_t> done;
+// The host side of a generate() call, shared by the device loop and its emulation: the checked
+// request, every stream's start, the tokens collected from each chunk, why each stream
+// stopped, and which slots go on when finished streams leave the batch.
+class Loop {
+ public:
+  static constexpr int kChunk = CudaLstmEngine::kChunk;
+
+  Loop(const engine::GenerateRequest& req, int V) : r(req), start(engine::prepare_request(req, V)) {
+    if (r.n > (1 << 30)) throw std::invalid_argument("LstmEngine::generate: n too large");
+    n = static_cast<int>(r.n);
+    sid.resize(n);
+    next0.resize(n);
+    done0.resize(n);
+    for (int s = 0; s < n; ++s) {
+      sid[s] = s;
+      next0[s] = r.primer[s * r.primer_len + r.primer_len - 1];
+      done0[s] = static_cast<std::uint8_t>(start.reason[s]);
+      if (r.out_reason != nullptr) r.out_reason[s] = start.reason[s];
+    }
+  }
+
+  // The tokens of one chunk, chunk[slot * kChunk + k] (-1: no token), to their streams.
+  long long take_chunk(const std::int32_t* chunk, int M) {
+    long long got = 0;
+    for (int m = 0; m < M; ++m)
+      for (int k = 0; k < kChunk; ++k) {
+        const std::int32_t v = chunk[static_cast<size_t>(m) * kChunk + k];
+        if (v < 0) continue;
+        r.out_tokens[sid[m]].push_back(v);
+        ++got;
+      }
+    return got;
+  }
+
+  // The reasons of the finished slots (done[m] != 0) are recorded; returns the slots that go
+  // on, in order (the gather permutation), and makes them the new batch.
+  std::vector<int> survivors(const std::uint8_t* done, int M) {
+    std::vector<int> perm;
+    std::vector<std::int32_t> kept;
+    for (int m = 0; m < M; ++m) {
+      if (done[m] && r.out_reason != nullptr)
+        r.out_reason[sid[m]] = static_cast<std::int8_t>(done[m]);
+      if (!done[m]) {
+        perm.push_back(m);
+        kept.push_back(sid[m]);
+      }
+    }
+    sid = std::move(kept);
+    return perm;
+  }
+
+  // Gathering costs a synchronization and a new graph: worth it once a quarter of the batch
+  // (or 256 rows) has finished.
+  static bool worth_compacting(long long active, int M) {
+    return active < M && ((M - active) * 4 >= M || M - active >= 256);
+  }
+
+  [[noreturn]] void no_token(int slot, int state, int step) const {
+    throw CodecError("LstmEngine::generate: grammar state " + std::to_string(state) +
+                     " allows no token (stream " + std::to_string(sid[slot]) + ", step " +
+                     std::to_string(step) + ")");
+  }
+
+  const engine::GenerateRequest& r;
+  engine::Prepared start;
+  int n = 0;
+  std::vector<std::int32_t> sid;    // the stream in each slot of the current batch
+  std::vector<std::int32_t> next0;  // per stream: the last primer token (the first input)
+  std::vector<std::uint8_t> done0;  // per stream: why it has nothing to generate (0: it has)
 };
 
-Start prepare_request(const engine::GenerateRequest& r, int V) {
-  // The CPU engine's checks and primer walk (one definition, the same words on every backend).
-  Start out;
-  out.state = engine::check_request(r, V);
-  if (r.n > (1 << 30)) throw std::invalid_argument("LstmEngine::generate: n too large");
-  const int n = static_cast<int>(r.n);
-  out.next.assign(n, 0);
-  out.done.assign(n, 0);
-  for (int s = 0; s < n; ++s) {
-    const std::int32_t last = r.primer[s * r.primer_len + r.primer_len - 1];
-    out.next[s] = last;
-    if ((r.eos_id >= 0 && last == r.eos_id) || r.max_tokens == 0 ||
-        (r.length <= 0 && r.can_end[out.state[s]]))
-      out.done[s] = 1;
-  }
-  return out;
+// The sampling arguments every slot shares (grammar, budget, per-stream settings, rules), for
+// arrays at the given addresses (device or host).
+SampleArgs shared_args(const engine::GenerateRequest& r, const rules::Settings& rules, int V,
+                       const std::int32_t* table, const std::uint8_t* can_end,
+                       const std::int32_t* clock, const std::uint8_t* notes) {
+  SampleArgs a;
+  a.V = V;
+  a.table = table;
+  a.can_end = can_end;
+  a.eos = r.eos_id;
+  a.clock_steps = clock;
+  a.is_note = notes;
+  a.length_kind = r.length_kind;
+  a.length = r.length;
+  a.cap = r.max_tokens;
+  a.tables = r.tables;
+  a.rules = rules;
+  return a;
 }
 
 }  // namespace
@@ -942,54 +1094,121 @@ void CudaLstmEngine::logits(const std::int32_t* tokens, std::int64_t batch, std:
   check(cudaStreamSynchronize(stream.s), "the logits kernels");
 }
 
+namespace {
+
+// Device copies of what a generate() call reads: the grammar, the per-token tables, the
+// per-stream settings and the rules' tables and static arrays.
+struct DeviceRequest {
+  DeviceArray<std::int32_t> table, clock, t_clock, t_duration, t_bar_steps;
+  DeviceArray<std::uint8_t> can_end, notes, t_is_note, t_is_bar, allowed, needs_note, note_kinds;
+  DeviceArray<std::int16_t> t_pitch, t_part, t_program;
+  DeviceArray<float> bias, temp, topp;
+  DeviceArray<std::uint64_t> seeds;
+  DeviceArray<std::int32_t> topk;
+  rules::Tables tables;    // with device pointers
+  rules::Settings rules;   // with device pointers
+
+  template <class T>
+  static const T* up(DeviceArray<T>& d, const T* src, size_t n, cudaStream_t s) {
+    if (src == nullptr || n == 0) return nullptr;
+    d.resize(n);
+    d.upload(src, n, s);
+    return d.get();
+  }
+
+  DeviceRequest(const engine::GenerateRequest& r, const engine::Prepared& p, int V,
+                cudaStream_t s) {
+    const int n = static_cast<int>(r.n);
+    up(table, r.table, static_cast<size_t>(r.n_states) * V, s);
+    up(can_end, r.can_end, r.n_states, s);
+    std::vector<std::int32_t> c(V, 0);
+    std::vector<std::uint8_t> o(V, 0);
+    if (r.clock_steps) std::memcpy(c.data(), r.clock_steps, sizeof(std::int32_t) * V);
+    if (r.is_note) std::memcpy(o.data(), r.is_note, V);
+    up(clock, c.data(), V, s);
+    up(notes, o.data(), V, s);
+    up(seeds, r.seeds, n, s);
+    up(temp, r.temperature, n, s);
+    up(topp, r.top_p, n, s);
+    up(topk, r.top_k, n, s);
+    rules = p.rules;
+    tables = r.tables;
+    if (!rules.on) return;
+    tables.clock_steps = up(t_clock, r.tables.clock_steps, V, s);
+    tables.is_note = up(t_is_note, r.tables.is_note, V, s);
+    tables.pitch = up(t_pitch, r.tables.pitch, V, s);
+    tables.duration = up(t_duration, r.tables.duration, V, s);
+    tables.is_bar = up(t_is_bar, r.tables.is_bar, V, s);
+    tables.bar_steps = up(t_bar_steps, r.tables.bar_steps, V, s);
+    tables.part = up(t_part, r.tables.part, V, s);
+    tables.program = up(t_program, r.tables.program, V, s);
+    rules.allowed = up(allowed, p.rules.allowed, V, s);
+    rules.bias = up(bias, p.rules.bias, V, s);
+    rules.needs_note = up(needs_note, p.needs_note.data(), p.needs_note.size(), s);
+    rules.note_kinds = up(note_kinds, p.note_kinds.data(), p.note_kinds.size(), s);
+  }
+};
+
+// Per-slot device arrays (the batch of running streams), and their rows for gathering.
+struct DeviceSlots {
+  DeviceArray<std::int32_t> state, next, sid, chunk;
+  DeviceArray<long long> count, len;
+  DeviceArray<std::uint8_t> done;
+  DeviceArray<rules::State> rstate;
+
+  DeviceSlots(const Loop& L, cudaStream_t s) {
+    const size_t n = L.n;
+    state.resize(n);
+    state.upload(L.start.state.data(), n, s);
+    next.resize(n);
+    next.upload(L.next0.data(), n, s);
+    sid.resize(n);
+    sid.upload(L.sid.data(), n, s);
+    done.resize(n);
+    done.upload(L.done0.data(), n, s);
+    count.resize(n);
+    len.resize(n);
+    check(cudaMemsetAsync(count.get(), 0, n * sizeof(long long), s), "cudaMemset");
+    check(cudaMemsetAsync(len.get(), 0, n * sizeof(long long), s), "cudaMemset");
+    chunk.resize(n * CudaLstmEngine::kChunk);
+    if (!L.start.rule_state.empty()) {
+      rstate.resize(n);
+      rstate.upload(L.start.rule_state.data(), n, s);
+    }
+  }
+
+  // (address, bytes per row) of every array with one row per slot.
+  template <class Model>
+  std::vector<std::pair<void*, size_t>> rows(const Model& st, const std::vector<int>& units,
+                                             int ldl) const {
+    std::vector<std::pair<void*, size_t>> out = {
+        {state.get(), 4}, {next.get(), 4}, {count.get(), 8}, {len.get(), 8}, {done.get(), 1}};
+    if (rstate.get() != nullptr) out.push_back({rstate.get(), sizeof(rules::State)});
+    for (size_t l = 0; l < units.size(); ++l)
+      for (float* p : {st.c[l], st.h0[l], st.h1[l]}) out.push_back({p, units[l] * sizeof(float)});
+    out.push_back({st.logits, ldl * sizeof(float)});
+    return out;
+  }
+};
+
+}  // namespace
+
 void CudaLstmEngine::generate(const engine::GenerateRequest& r) const {
   const Impl& I = *impl_;
   const int V = I.vocab();
-  const Start start = prepare_request(r, V);
-  const int n = static_cast<int>(r.n);
-  const std::int64_t cap = r.max_tokens;
-  const std::vector<std::int32_t>& state0 = start.state;
-  const std::vector<std::int32_t>& next0 = start.next;
-  const std::vector<std::uint8_t>& done0 = start.done;
+  Loop L(r, V);
+  const int n = L.n;
   if (n == 0) return;
   check(cudaSetDevice(0), "cudaSetDevice");
   StreamGuard stream;
   cudaStream_t cs = stream.s;
   Impl::State st;
   I.make_state(st, n, cs);
-
-  // Grammar, per-token tables, per-stream settings and state.
-  DeviceArray<std::int32_t> d_table(static_cast<size_t>(r.n_states) * V);
-  d_table.upload(r.table, d_table.size(), cs);
-  DeviceArray<std::uint8_t> d_can_end(r.n_states);
-  d_can_end.upload(r.can_end, r.n_states, cs);
-  std::vector<std::int32_t> clock(V, 0);
-  std::vector<std::uint8_t> notes(V, 0);
-  if (r.clock_steps) std::memcpy(clock.data(), r.clock_steps, sizeof(std::int32_t) * V);
-  if (r.is_note) std::memcpy(notes.data(), r.is_note, V);
-  DeviceArray<std::int32_t> d_clock(V);
-  d_clock.upload(clock.data(), V, cs);
-  DeviceArray<std::uint8_t> d_notes(V);
-  d_notes.upload(notes.data(), V, cs);
-  DeviceArray<std::uint64_t> d_seeds(n);
-  d_seeds.upload(r.seeds, n, cs);
-  DeviceArray<float> d_temp(n), d_topp(n);
-  d_temp.upload(r.temperature, n, cs);
-  d_topp.upload(r.top_p, n, cs);
-  DeviceArray<std::int32_t> d_topk(n), d_state(n), d_next(n);
-  d_topk.upload(r.top_k, n, cs);
-  d_state.upload(state0.data(), n, cs);
-  d_next.upload(next0.data(), n, cs);
-  DeviceArray<std::uint8_t> d_done(n);
-  d_done.upload(done0.data(), n, cs);
-  DeviceArray<long long> d_count(n), d_len(n);
-  check(cudaMemsetAsync(d_count.get(), 0, n * sizeof(long long), cs), "cudaMemset");
-  check(cudaMemsetAsync(d_len.get(), 0, n * sizeof(long long), cs), "cudaMemset");
-  const size_t out_n = static_cast<size_t>(n) * static_cast<size_t>(cap);
-  DeviceArray<std::int32_t> d_out(std::max<size_t>(out_n, 1));
-  check(cudaMemsetAsync(d_out.get(), 0xff, d_out.size() * sizeof(std::int32_t), cs), "cudaMemset");
-  DeviceArray<int> d_error(2);
-  check(cudaMemsetAsync(d_error.get(), 0xff, 2 * sizeof(int), cs), "cudaMemset");
+  st.ptrs.plan_rows = n;
+  DeviceRequest req(r, L.start, V, cs);
+  DeviceSlots slots(L, cs);
+  DeviceArray<int> d_error(3);
+  check(cudaMemsetAsync(d_error.get(), 0xff, 3 * sizeof(int), cs), "cudaMemset");
   DeviceArray<Status> d_status(1);
   DeviceArray<std::int32_t> d_primer(static_cast<size_t>(n) * r.primer_len);
   d_primer.upload(r.primer, d_primer.size(), cs);
@@ -1004,35 +1223,28 @@ void CudaLstmEngine::generate(const engine::GenerateRequest& r) const {
     g_w.resize(static_cast<size_t>(n) * V);
     g_i.resize(static_cast<size_t>(n) * V * 3);
   }
-  SampleArgs sa;
-  sa.n = n;
-  sa.V = V;
+  SampleArgs sa = shared_args(r, req.rules, V, req.table.get(), req.can_end.get(),
+                              req.clock.get(), req.notes.get());
+  sa.tables = req.tables;
   sa.logits = st.ptrs.logits;
   sa.ldl = I.ldl();
-  sa.table = d_table.get();
-  sa.can_end = d_can_end.get();
-  sa.eos = r.eos_id;
-  sa.clock_steps = d_clock.get();
-  sa.is_note = d_notes.get();
-  sa.length_kind = r.length_kind;
-  sa.length = r.length;
-  sa.cap = cap;
-  sa.seeds = d_seeds.get();
-  sa.temperature = d_temp.get();
-  sa.top_k = d_topk.get();
-  sa.top_p = d_topp.get();
-  sa.state = d_state.get();
-  sa.count = d_count.get();
-  sa.len = d_len.get();
-  sa.done = d_done.get();
-  sa.next_tok = d_next.get();
-  sa.out = d_out.get();
+  sa.seeds = req.seeds.get();
+  sa.temperature = req.temp.get();
+  sa.top_k = req.topk.get();
+  sa.top_p = req.topp.get();
+  sa.sid = slots.sid.get();
+  sa.state = slots.state.get();
+  sa.count = slots.count.get();
+  sa.len = slots.len.get();
+  sa.done = slots.done.get();
+  sa.next_tok = slots.next.get();
+  sa.rstate = slots.rstate.get();
+  sa.out = slots.chunk.get();
   sa.error = d_error.get();
   sa.g_w = g_w.get();
   sa.g_i = g_i.get();
   int sms = 1;
   check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), "cudaDeviceGetAttribute");
-  const int sample_blocks = std::min(n, sms * 16);
   const size_t sample_smem = use_shared ? scratch_bytes : 0;
 
   // Warm the state on the primers (the last step leaves the first logits).
@@ -1040,72 +1252,104 @@ void CudaLstmEngine::generate(const engine::GenerateRequest& r) const {
   for (std::int64_t t = 0; t < r.primer_len; ++t, parity ^= 1)
     I.step(st, d_primer.get() + t, static_cast<int>(r.primer_len), parity, cs);
 
-  // Capture kChunk steps (an even number, so the parity pattern repeats) into one graph.
+  // kChunk steps (an even number, so the parity pattern repeats) of M slots in one graph.
   GraphGuard graph;
-  check(cudaStreamBeginCapture(cs, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
-  try {
-    int p = parity;
-    for (int k = 0; k < kChunk; ++k, p ^= 1) {
-      sample_kernel<<<sample_blocks, kSampleThreads, sample_smem, cs>>>(sa, use_shared ? 1 : 0);
-      check(cudaGetLastError(), "sample kernel launch");
-      I.step(st, d_next.get(), 1, p, cs);
+  auto capture = [&](int M) {
+    graph.reset();
+    sa.n = M;
+    st.ptrs.M = M;
+    check(cudaStreamBeginCapture(cs, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+    try {
+      int p = parity;
+      const int blocks = std::min(M, sms * 16);
+      for (int k = 0; k < kChunk; ++k, p ^= 1) {
+        sample_kernel<<<blocks, kSampleThreads, sample_smem, cs>>>(sa, use_shared ? 1 : 0, k);
+        check(cudaGetLastError(), "sample kernel launch");
+        I.step(st, slots.next.get(), 1, p, cs);
+      }
+      status_kernel<<<1, 256, 0, cs>>>(slots.done.get(), M, d_error.get(), d_status.get());
+      check(cudaGetLastError(), "status kernel launch");
+    } catch (...) {
+      cudaGraph_t g = nullptr;
+      cudaStreamEndCapture(cs, &g);
+      if (g) cudaGraphDestroy(g);
+      throw;
     }
-    status_kernel<<<1, 256, 0, cs>>>(d_done.get(), d_len.get(), n, d_error.get(), d_status.get());
-    check(cudaGetLastError(), "status kernel launch");
-  } catch (...) {
-    cudaGraph_t g = nullptr;
-    cudaStreamEndCapture(cs, &g);
-    if (g) cudaGraphDestroy(g);
-    throw;
-  }
-  check(cudaStreamEndCapture(cs, &graph.g), "cudaStreamEndCapture");
-  check(cudaGraphInstantiateWithFlags(&graph.exec, graph.g, 0), "cudaGraphInstantiate");
+    check(cudaStreamEndCapture(cs, &graph.g), "cudaStreamEndCapture");
+    check(cudaGraphInstantiateWithFlags(&graph.exec, graph.g, 0), "cudaGraphInstantiate");
+  };
 
-  // Replay with one chunk of look-ahead: chunk i+1 is queued before chunk i's status is read.
-  PinnedGuard pinned(2 * sizeof(Status));
+  // Replay with one chunk of look-ahead: chunk i+1 is queued before chunk i is read back.
+  PinnedGuard pinned(2 * sizeof(Status) +
+                     2 * static_cast<size_t>(n) * kChunk * sizeof(std::int32_t));
   Status* hs = static_cast<Status*>(pinned.p);
+  std::int32_t* htok = reinterpret_cast<std::int32_t*>(hs + 2);
   EventGuard ev[2];
+  int M = n;
   auto launch = [&](int slot) {
     check(cudaGraphLaunch(graph.exec, cs), "cudaGraphLaunch");
     check(cudaMemcpyAsync(hs + slot, d_status.get(), sizeof(Status), cudaMemcpyDeviceToHost, cs),
           "status copy");
+    check(cudaMemcpyAsync(htok + static_cast<size_t>(slot) * n * kChunk, slots.chunk.get(),
+                          static_cast<size_t>(M) * kChunk * sizeof(std::int32_t),
+                          cudaMemcpyDeviceToHost, cs),
+          "token copy");
     check(cudaEventRecord(ev[slot].e, cs), "cudaEventRecord");
+    if (r.rows_stepped != nullptr)
+      r.rows_stepped->fetch_add(static_cast<long long>(M) * kChunk, std::memory_order_relaxed);
   };
+  auto read = [&](int slot) {
+    const Status now = hs[slot];
+    if (now.error_slot >= 0) {
+      cudaStreamSynchronize(cs);  // let the queued chunk finish before its buffers are freed
+      L.no_token(now.error_slot, now.error_state, now.error_step);
+    }
+    const long long got = L.take_chunk(htok + static_cast<size_t>(slot) * n * kChunk, M);
+    if (r.progress != nullptr) r.progress->fetch_add(got, std::memory_order_relaxed);
+    return now.active;
+  };
+  std::vector<std::uint8_t> hdone(n);
+  DeviceArray<int> d_perm(n);
+  size_t widest = 0;
+  for (const auto& row : slots.rows(st.ptrs, I.w.units, I.ldl()))
+    widest = std::max(widest, row.second);
+  DeviceArray<unsigned char> scratch(static_cast<size_t>(n) * widest);
   bool any = false;
-  for (int s = 0; s < n; ++s) any |= done0[s] == 0;
-  long long reported = 0;
-  if (any) {
+  for (int s = 0; s < n; ++s) any |= L.done0[s] == 0;
+  while (any) {
+    capture(M);
     launch(0);
+    long long active = M;
     for (long long i = 0;; ++i) {
       launch(static_cast<int>((i + 1) & 1));
       check(cudaEventSynchronize(ev[i & 1].e), "the generation kernels");
-      const Status now = hs[i & 1];
-      if (r.progress != nullptr && now.generated > reported) {
-        r.progress->fetch_add(now.generated - reported, std::memory_order_relaxed);
-        reported = now.generated;
+      active = read(static_cast<int>(i & 1));
+      if (active == 0 || Loop::worth_compacting(active, M)) {
+        check(cudaStreamSynchronize(cs), "the generation kernels");
+        active = read(static_cast<int>((i + 1) & 1));
+        break;
       }
-      if (now.error_stream >= 0) {
-        cudaStreamSynchronize(cs);  // let the queued chunk finish before its buffers are freed
-        throw CodecError("LstmEngine::generate: grammar state " + std::to_string(now.error_state) +
-                         " allows no token (stream " + std::to_string(now.error_stream) + ")");
-      }
-      if (now.active == 0) break;
     }
+    // The running streams move to the front; the next graph steps only them.
+    check(cudaMemcpyAsync(hdone.data(), slots.done.get(), M, cudaMemcpyDeviceToHost, cs),
+          "copying flags");
+    check(cudaStreamSynchronize(cs), "copying flags");
+    const std::vector<int> perm = L.survivors(hdone.data(), M);
+    any = !perm.empty();
+    if (!any) break;
+    d_perm.upload(perm.data(), perm.size(), cs);
+    for (const auto& [ptr, row] : slots.rows(st.ptrs, I.w.units, I.ldl())) {
+      const size_t bytes = perm.size() * row;
+      const int blocks = static_cast<int>(std::min<size_t>((bytes + 255) / 256, 4096));
+      gather_kernel<<<blocks, 256, 0, cs>>>(static_cast<unsigned char*>(ptr), scratch.get(),
+                                            d_perm.get(), static_cast<int>(perm.size()), row);
+      check(cudaGetLastError(), "gather kernel launch");
+      check(cudaMemcpyAsync(ptr, scratch.get(), bytes, cudaMemcpyDeviceToDevice, cs), "gather");
+    }
+    slots.sid.upload(L.sid.data(), L.sid.size(), cs);
+    M = static_cast<int>(perm.size());
   }
-  std::vector<long long> lens(n);
-  check(cudaMemcpyAsync(lens.data(), d_len.get(), n * sizeof(long long), cudaMemcpyDeviceToHost, cs),
-        "copying lengths");
-  if (out_n)
-    check(cudaMemcpyAsync(r.out_tokens, d_out.get(), out_n * sizeof(std::int32_t),
-                          cudaMemcpyDeviceToHost, cs),
-          "copying tokens");
   check(cudaStreamSynchronize(cs), "the generation kernels");
-  for (int s = 0; s < n; ++s) r.out_length[s] = lens[s];
-  if (r.progress != nullptr) {
-    long long total = 0;
-    for (long long x : lens) total += x;
-    if (total > reported) r.progress->fetch_add(total - reported, std::memory_order_relaxed);
-  }
 }
 
 namespace {
@@ -1167,67 +1411,121 @@ void emulate_logits(const std::string& kind, const std::vector<int>& units,
            static_cast<int>(steps) * V);
 }
 
+namespace {
+
+// One slot's sampling decision on the host, by the code the sampling kernel runs: the kernel's
+// TokenView (grammar, rules' verdict and bias) turned into a grammar row and logits for
+// sample_reference (the kernel's decision steps run serially).
+std::int32_t sample_slot(const SampleArgs& a, int s, std::vector<std::int32_t>& row,
+                         std::vector<float>& lg) {
+  const int sid = a.sid[s];
+  const std::int32_t st = a.state[s];
+  TokenView tv;
+  tv.row = a.table + static_cast<size_t>(st) * a.V;
+  tv.ce = a.can_end[st] != 0;
+  tv.lg = a.logits + static_cast<size_t>(s) * a.ldl;
+  tv.eos = a.eos;
+  tv.a = &a;
+  tv.rs = a.rules.on ? a.rstate + s : nullptr;
+  if (a.rules.on) tv.w = rules::view(a.rstate[s], a.tables, a.rules);
+  for (int v = 0; v < a.V; ++v) {
+    row[v] = tv.ok(v) ? 0 : -1;
+    lg[v] = tv.logit(v);
+  }
+  const double u = rule::philox_uniform(a.seeds[sid], static_cast<std::uint32_t>(a.len[s]),
+                                        static_cast<std::uint32_t>(sid));
+  return sample_reference(lg.data(), row.data(), a.V, true, a.eos, a.temperature[sid],
+                          a.top_k[sid], a.top_p[sid], u);
+}
+
+}  // namespace
+
 void emulate_generate(const std::string& kind, const std::vector<int>& units,
                       const std::map<std::string, engine::TensorView>& weights,
                       const engine::GenerateRequest& r) {
   Packed P = pack_weights(kind, units, weights);
   const int V = P.vocab;
-  Start start = prepare_request(r, V);
-  const int n = static_cast<int>(r.n);
-  const std::int64_t cap = r.max_tokens;
-  for (size_t i = 0; i < static_cast<size_t>(n) * static_cast<size_t>(cap); ++i)
-    r.out_tokens[i] = -1;
+  Loop L(r, V);
+  const int n = L.n;
   if (n == 0) return;
   HostModel H(std::move(P), n);
+  H.st.plan_rows = n;
   std::vector<std::int32_t> clock(V, 0);
   std::vector<std::uint8_t> notes(V, 0);
   if (r.clock_steps) std::memcpy(clock.data(), r.clock_steps, sizeof(std::int32_t) * V);
   if (r.is_note) std::memcpy(notes.data(), r.is_note, V);
+  // Per-slot arrays, as on the device.
+  std::vector<std::int32_t> state = L.start.state, next = L.next0;
+  std::vector<std::int32_t> chunk(static_cast<size_t>(n) * CudaLstmEngine::kChunk);
   std::vector<long long> count(n, 0), len(n, 0);
-  SampleArgs a;  // the sampling kernel's view, on host arrays
-  a.n = n;
-  a.V = V;
+  std::vector<std::uint8_t> done = L.done0;
+  std::vector<rules::State> rstate = L.start.rule_state;
+  SampleArgs a = shared_args(r, L.start.rules, V, r.table, r.can_end, clock.data(), notes.data());
   a.logits = H.st.logits;
   a.ldl = H.w.ldl();
-  a.table = r.table;
-  a.can_end = r.can_end;
-  a.eos = r.eos_id;
-  a.clock_steps = clock.data();
-  a.is_note = notes.data();
-  a.length_kind = r.length_kind;
-  a.length = r.length;
-  a.cap = cap;
-  a.state = start.state.data();
-  a.count = count.data();
-  a.len = len.data();
-  a.done = start.done.data();
-  a.next_tok = start.next.data();
-  a.out = r.out_tokens;
+  a.seeds = r.seeds;
+  a.temperature = r.temperature;
+  a.top_k = r.top_k;
+  a.top_p = r.top_p;
   int parity = 0;
   for (std::int64_t t = 0; t < r.primer_len; ++t, parity ^= 1)
     H.step(r.primer + t, static_cast<int>(r.primer_len), parity);
+  std::vector<std::int32_t> row(V);
+  std::vector<float> lg(V);
+  int M = n;
   for (;;) {
-    bool active = false;
-    for (int s = 0; s < n; ++s) {
-      if (a.done[s]) continue;
-      const std::int32_t st = a.state[s];
-      const std::int32_t* row = r.table + static_cast<size_t>(st) * V;
-      const double u = rule::philox_uniform(r.seeds[s], static_cast<std::uint32_t>(a.len[s]),
-                                            static_cast<std::uint32_t>(s));
-      const std::int32_t v = sample_reference(a.logits + static_cast<size_t>(s) * a.ldl, row, V,
-                                              r.can_end[st] != 0, r.eos_id, r.temperature[s],
-                                              r.top_k[s], r.top_p[s], u);
-      if (v < 0)
-        throw CodecError("LstmEngine::generate: grammar state " + std::to_string(st) +
-                         " allows no token (stream " + std::to_string(s) + ")");
-      record_token(a, s, v);
-      active |= a.done[s] == 0;
+    // One chunk of kChunk steps over the M slots (the graph the device replays).
+    a.n = M;
+    H.st.M = M;
+    a.sid = L.sid.data();
+    a.state = state.data();
+    a.count = count.data();
+    a.len = len.data();
+    a.done = done.data();
+    a.next_tok = next.data();
+    a.rstate = rstate.data();
+    a.out = chunk.data();
+    long long active = 0;
+    for (int k = 0; k < CudaLstmEngine::kChunk; ++k) {
+      for (int s = 0; s < M; ++s) {
+        chunk[static_cast<size_t>(s) * CudaLstmEngine::kChunk + k] = -1;
+        if (done[s]) continue;
+        const std::int32_t v = sample_slot(a, s, row, lg);
+        if (v < 0) L.no_token(s, state[s], static_cast<int>(len[s]));
+        record_token(a, s, k, v);
+      }
+      H.step(next.data(), 1, parity);
+      parity ^= 1;
     }
-    if (!active) break;
-    H.step(a.next_tok, 1, parity);
-    parity ^= 1;
+    for (int s = 0; s < M; ++s) active += done[s] ? 0 : 1;
+    const long long got = L.take_chunk(chunk.data(), M);
+    if (r.progress != nullptr) r.progress->fetch_add(got, std::memory_order_relaxed);
+    if (r.rows_stepped != nullptr)
+      r.rows_stepped->fetch_add(static_cast<long long>(M) * CudaLstmEngine::kChunk,
+                                std::memory_order_relaxed);
+    if (active > 0 && !Loop::worth_compacting(active, M)) continue;
+    // The running streams move to the front (the device's gather, row by row).
+    const std::vector<int> perm = L.survivors(done.data(), M);
+    if (perm.empty()) break;
+    auto gather = [&](void* base, size_t row_bytes) {
+      std::vector<unsigned char> tmp(perm.size() * row_bytes);
+      auto* src = static_cast<unsigned char*>(base);
+      for (size_t i = 0; i < perm.size(); ++i)
+        for (size_t b = 0; b < row_bytes; ++b)
+          gather_row(src, tmp.data(), perm.data(), static_cast<int>(i), row_bytes, b);
+      std::memcpy(base, tmp.data(), tmp.size());
+    };
+    gather(state.data(), 4);
+    gather(next.data(), 4);
+    gather(count.data(), 8);
+    gather(len.data(), 8);
+    gather(done.data(), 1);
+    if (!rstate.empty()) gather(rstate.data(), sizeof(rules::State));
+    for (size_t l = 0; l < H.w.units.size(); ++l)
+      for (float* p : {H.st.c[l], H.st.h0[l], H.st.h1[l]}) gather(p, H.w.units[l] * sizeof(float));
+    gather(H.st.logits, H.w.ldl() * sizeof(float));
+    M = static_cast<int>(perm.size());
   }
-  for (int s = 0; s < n; ++s) r.out_length[s] = len[s];
 }
 
 double philox_uniform_shared(std::uint64_t seed, std::uint32_t step, std::uint32_t stream) {

@@ -7,10 +7,12 @@
 #include <cmath>
 #include <cstdint>
 
+#if !defined(MUSGEN_HD)
 #if defined(__CUDACC__)
 #define MUSGEN_HD __host__ __device__ __forceinline__
 #else
 #define MUSGEN_HD inline
+#endif
 #endif
 
 namespace musgen::cuda::rule {

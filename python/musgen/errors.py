@@ -10,6 +10,7 @@ __all__ = [
     "CodecWarning",
     "ModelFormatError",
     "BackendUnavailableError",
+    "GenerationWarning",
     "MissingDependencyError",
     "SynthesizerUnavailableError",
     "EvaluationError",
@@ -94,3 +95,8 @@ class SynthesizerUnavailableError(MusgenError, RuntimeError):
 
 class EvaluationError(MusgenError, ValueError):
     """The input of an evaluation is missing or unusable (no MIDI files, an empty set, ...)."""
+
+
+class GenerationWarning(UserWarning):
+    """A generated piece differs from what was asked (cut by the token cap), or a request was
+    adjusted (a primer longer than ``max_primer_tokens`` continued from its end)."""

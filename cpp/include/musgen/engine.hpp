@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "musgen/rules.hpp"
+
 namespace musgen::engine {
 
 // A read-only view of one float32 tensor (row-major).
@@ -24,6 +26,8 @@ struct TensorView {
 //
 // Per stream s and generated token t (0-based, counted after the primer):
 //   allowed(v)  = table[state, v] >= 0 and (v != eos_id or can_end[state])
+//                 and, with rules.on, rules::allows(...) (see musgen/rules.hpp)
+//   logit(v)    = the model's float32 logit, plus rules::token_bias(...) with rules.on
 //   temperature 0: v = argmax over allowed of the float32 logits (lowest id on ties).
 //   otherwise, in float64: x_v = logit_v / T; w_v = exp(x_v - max_allowed x) on allowed tokens;
 //     top_k > 0: keep the k largest w (ties: lowest id);
@@ -31,8 +35,9 @@ struct TensorView {
 //       prefix whose running sum (in that order) is >= top_p * (sum of kept w in id order);
 //     u = philox_uniform(seed_s, t, s); target = u * (sum of kept w in id order);
 //     v = the first kept id (ascending) whose running sum exceeds target (else the last kept).
-//   Stop after the token when: v == eos_id; or the length budget is reached (tokens, notes via
-//   is_note[v], or clock steps via clock_steps[v]) and can_end[new state]; or max_tokens.
+//   Without rules, stop after the token when: v == eos_id; or the length budget is reached
+//   (tokens, notes via is_note[v], or clock steps via clock_steps[v]) and can_end[new state];
+//   or max_tokens. With rules, rules::stop_reason decides (endings, min_length).
 struct GenerateRequest {
   std::int64_t n = 1;                    // streams
   const std::int32_t* primer = nullptr;  // [n, primer_len] token ids (warm the state)
@@ -51,18 +56,43 @@ struct GenerateRequest {
   const float* temperature = nullptr;    // [n], >= 0
   const std::int32_t* top_k = nullptr;   // [n], 0 = off
   const float* top_p = nullptr;          // [n], >= 1 = off
+  // The generation rules (rules.on = 0: none; the loop above). With rules on, every table of
+  // `tables` is set; rules.unit / rules.length / needs_note / note_kinds are filled in by the
+  // engine from length_kind, length and the grammar.
+  rules::Tables tables;
+  rules::Settings rules;
   int threads = 0;                       // 0 = all cores
   std::atomic<std::int64_t>* progress = nullptr;  // incremented per generated token (optional)
-  // outputs
-  std::int32_t* out_tokens = nullptr;    // [n, max_tokens], -1 after the end
-  std::int64_t* out_length = nullptr;    // [n]
+  // Rows the engine computed a step for after the warm-up (optional): (tokens generated - n)
+  // divided by this is the share of stream-steps that made a kept token.
+  std::atomic<std::int64_t>* rows_stepped = nullptr;
+  // outputs: each stream's tokens, growing with what it makes (so memory follows the tokens
+  // produced, not max_tokens), and why it stopped (a rules::Reason).
+  std::vector<std::int32_t>* out_tokens = nullptr;  // [n]
+  std::int8_t* out_reason = nullptr;                // [n], optional
+};
+
+// A checked request: every stream's grammar state and rule state after its primer, why a
+// stream has nothing to generate (rules::kRunning when it has), and the rule settings with the
+// budget and the per-state flags filled in. Move-only: `rules` points into the vectors.
+struct Prepared {
+  std::vector<std::int32_t> state;
+  std::vector<rules::State> rule_state;   // empty when the rules are off
+  std::vector<std::int8_t> reason;
+  rules::Settings rules;
+  std::vector<std::uint8_t> needs_note, note_kinds;
+  Prepared() = default;
+  Prepared(Prepared&&) = default;
+  Prepared& operator=(Prepared&&) = default;
+  Prepared(const Prepared&) = delete;
+  Prepared& operator=(const Prepared&) = delete;
 };
 
 // Checks a request against a vocabulary of `vocab` tokens and walks every stream's primer
-// through the grammar: returns each stream's grammar state after its primer. Throws
+// through the grammar (and the rules): the state of every stream after its primer. Throws
 // std::invalid_argument (bad arguments) or CodecError (a primer the grammar refuses). Every
 // backend calls this, so they accept and refuse exactly the same requests with the same words.
-std::vector<std::int32_t> check_request(const GenerateRequest& r, int vocab);
+Prepared prepare_request(const GenerateRequest& r, int vocab);
 
 // Probes of one core's limits with this CPU's best kernels, for benchmark bounds: the read
 // bandwidth over a buffer of `nbytes` already in cache (bytes/s) and the multiply-add peak
@@ -98,6 +128,11 @@ class LstmEngine {
   // Teacher-forced logits from a zero state: tokens [B, T] -> out [B, T, vocab].
   void logits(const std::int32_t* tokens, std::int64_t batch, std::int64_t steps, float* out,
               int threads = 0) const;
+  // The logits after warming up on tokens [B, T] (T >= 1) -> out [B, vocab], as generate()
+  // warms up on a primer (long ones layer by layer, in time blocks of at most `block_floats`
+  // input projections; 0: the engine's default): equal to the last step of logits().
+  void warm_up_logits(const std::int32_t* tokens, std::int64_t batch, std::int64_t steps,
+                      float* out, int threads = 0, std::int64_t block_floats = 0) const;
   // Teacher-forced paper outputs: x [B, T, F] -> out [B, T, F].
   void predict(const float* x, std::int64_t batch, std::int64_t steps, float* out,
                int threads = 0) const;
@@ -112,8 +147,7 @@ class LstmEngine {
 
  private:
   // generate() for fewer streams than threads: `team` threads share each step.
-  void generate_team(const GenerateRequest& req, const std::vector<std::int32_t>& state0,
-                     int team) const;
+  void generate_team(const GenerateRequest& req, const Prepared& start, int team) const;
 
   Impl* impl_;
 };

@@ -134,6 +134,26 @@ struct LstmEngine::Impl {
     for (auto& v : w.c) std::fill(v.begin(), v.end(), 0.0f);
   }
 
+  // Stream row `from` takes row `to`'s place (the batch drops a finished stream).
+  void move_row(Work& w, int from, int to) const {
+    for (size_t l = 0; l < layers.size(); ++l) {
+      const size_t K = layers[l].K, U = layers[l].u_pad;
+      std::copy_n(w.xh[l].data() + from * K, K, w.xh[l].data() + to * K);
+      std::copy_n(w.c[l].data() + from * U, U, w.c[l].data() + to * U);
+    }
+  }
+
+  // Warms every stream's state on its primer (primer[m * plen + t], t < plen): afterwards w
+  // holds the state after the primer and w.out the logits of the first generated token. Long
+  // primers go layer by layer, each layer's input projection over many steps in one matrix
+  // product (on up to `threads` threads); the numbers equal stepping token by token.
+  void warm_up(Work& w, const std::int32_t* primer, std::int64_t plen, int threads = 1,
+               size_t block_floats = 0) const;
+  // Primers shorter than this are stepped token by token (the split weights would not pay).
+  static constexpr std::int64_t kBatchedWarmUp = 8;
+  void warm_up_layers(Work& w, const std::int32_t* primer, std::int64_t plen, int threads,
+                      size_t block_floats) const;
+
   // The LSTM stack for one step. Layer 0's input is already in place (lm: init rows point at
   // token_table rows; paper: features written into xh[0][:, :features]).
   void lstm_stack(Work& w) const {
@@ -207,6 +227,15 @@ struct LstmEngine::Impl {
     std::vector<float> z, out;
   };
 
+  // Stream row `from` takes row `to`'s place in both parities.
+  void move_row(TeamWork& w, int from, int to) const {
+    for (size_t l = 0; l < layers.size(); ++l) {
+      const size_t K = layers[l].K, U = layers[l].u_pad;
+      for (auto& buf : w.xh) std::copy_n(buf[l].data() + from * K, K, buf[l].data() + to * K);
+      std::copy_n(w.c[l].data() + from * U, U, w.c[l].data() + to * U);
+    }
+  }
+
   void make_team_work(TeamWork& w, int nb) const {
     w.nb = nb;
     for (auto& buf : w.xh) {
@@ -219,6 +248,16 @@ struct LstmEngine::Impl {
       w.c[l].assign(static_cast<size_t>(nb) * layers[l].u_pad, 0.0f);
     w.z.assign(static_cast<size_t>(nb) * max_z, 0.0f);
     w.out.assign(static_cast<size_t>(nb) * max_out, 0.0f);
+  }
+
+  // The state and logits of a Work (one thread's warm-up) copied into a team's buffers, for
+  // the step parity the team starts at (both parities, so either reads the same rows).
+  void copy_state(const Work& from, TeamWork& to) const {
+    for (size_t l = 0; l < layers.size(); ++l) {
+      for (auto& buf : to.xh) buf[l] = from.xh[l];
+      to.c[l] = from.c[l];
+    }
+    to.out = from.out;
   }
 
   // The most threads worth splitting a step between: every thread keeps >= 4 panels (32

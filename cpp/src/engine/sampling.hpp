@@ -13,6 +13,7 @@
 #include "musgen/engine.hpp"
 #include "musgen/errors.hpp"
 #include "musgen/philox.hpp"
+#include "musgen/rules.hpp"
 
 namespace musgen::engine::detail {
 
@@ -21,6 +22,8 @@ struct Sampler {
   std::vector<double> w;
   std::vector<std::int32_t> kept, order;
   std::vector<unsigned char> keep;
+  std::vector<unsigned char> ok;  // the rules' allowed tokens of one step
+  std::vector<float> biased;      // logits plus the rules' biases
 
   void reserve(int V) {
     w.reserve(V);
@@ -33,7 +36,14 @@ struct Sampler {
   std::int32_t sample(const float* logits, int V, const std::int32_t* row, bool can_end,
                       std::int32_t eos, float temperature, std::int32_t top_k, float top_p,
                       double u) {
-    auto allowed = [&](int v) { return row[v] >= 0 && (v != eos || can_end); };
+    return sample_with(logits, V, [&](int v) { return row[v] >= 0 && (v != eos || can_end); },
+                       temperature, top_k, top_p, u);
+  }
+
+  // The same rule for any allowed(v) predicate (the grammar, or the grammar and the rules).
+  template <class Allowed>
+  std::int32_t sample_with(const float* logits, int V, Allowed&& allowed, float temperature,
+                           std::int32_t top_k, float top_p, double u) {
     if (temperature == 0.0f) {
       std::int32_t best = -1;
       for (int v = 0; v < V; ++v)
@@ -106,43 +116,87 @@ struct Sampler {
 
 // One stream's place in a generate() call, and the rules that advance it (GenerateRequest).
 struct Stream {
-  std::int32_t state = 0;
-  std::int64_t count = 0, len = 0;
+  std::int64_t s = 0;        // the stream's index in the request (Philox counter, outputs)
+  std::int32_t state = 0;    // grammar state
+  std::int64_t count = 0;    // the budget's count (without rules)
+  std::int8_t reason = rules::kRunning;
   bool done = false;
+  rules::State rs;           // rule state (with rules)
+  std::vector<std::int32_t> tokens;
 
-  // Nothing to generate: an EOS-terminated primer, a zero budget, or no room.
-  void start(const GenerateRequest& r, std::int64_t s, std::int32_t state0) {
-    state = state0;
-    const std::int32_t last = r.primer[s * r.primer_len + r.primer_len - 1];
-    done = (r.eos_id >= 0 && last == r.eos_id) || r.max_tokens == 0 ||
-           (r.length <= 0 && r.can_end[state] != 0);
+  std::int64_t len() const { return static_cast<std::int64_t>(tokens.size()); }
+
+  void start(const Prepared& p, std::int64_t index) {
+    s = index;
+    state = p.state[index];
+    if (!p.rule_state.empty()) rs = p.rule_state[index];
+    reason = p.reason[index];
+    done = reason != rules::kRunning;
   }
 
-  // Samples stream s's token `step` from its logits, records it and applies the stop rules.
-  std::int32_t advance(const GenerateRequest& r, int V, Sampler& sampler, std::int64_t s,
-                       std::int64_t step, const float* logits) {
-    const double u = philox_uniform(r.seeds[s], static_cast<std::uint32_t>(step),
+  // Samples this stream's next token from its logits, records it and applies the stop rules.
+  std::int32_t advance(const GenerateRequest& r, const rules::Settings& rc, int V,
+                       Sampler& sampler, const float* logits) {
+    const double u = philox_uniform(r.seeds[s], static_cast<std::uint32_t>(len()),
                                     static_cast<std::uint32_t>(s));
     const std::int32_t st = state;
-    const std::int32_t v =
-        sampler.sample(logits, V, r.table + static_cast<std::int64_t>(st) * V,
-                       r.can_end[st] != 0, r.eos_id, r.temperature[s], r.top_k[s], r.top_p[s], u);
+    const std::int32_t* row = r.table + static_cast<std::int64_t>(st) * V;
+    const bool can_end = r.can_end[st] != 0;
+    std::int32_t v;
+    if (!rc.on) {
+      v = sampler.sample(logits, V, row, can_end, r.eos_id, r.temperature[s], r.top_k[s],
+                         r.top_p[s], u);
+    } else {
+      const float* lg = apply_rules(r, rc, V, sampler, row, can_end, logits);
+      const unsigned char* ok = sampler.ok.data();
+      v = sampler.sample_with(lg, V, [ok](int t) { return ok[t] != 0; }, r.temperature[s],
+                              r.top_k[s], r.top_p[s], u);
+    }
     if (v < 0)
       throw CodecError("LstmEngine::generate: grammar state " + std::to_string(st) +
-                       " allows no token (stream " + std::to_string(s) + ")");
-    r.out_tokens[s * r.max_tokens + len] = v;
-    ++len;
-    state = r.table[static_cast<std::int64_t>(st) * V + v];
-    if (r.length_kind == 0) count += 1;
-    else if (r.length_kind == 1) count += r.is_note[v] ? 1 : 0;
-    else count += r.clock_steps[v];
-    done = v == r.eos_id || len >= r.max_tokens || (count >= r.length && r.can_end[state] != 0);
+                       " allows no token (stream " + std::to_string(s) + ", step " +
+                       std::to_string(len()) + ")");
+    tokens.push_back(v);
+    state = row[v];
+    if (rc.on) {
+      rules::record(rs, r.tables, rc, v, true);
+      reason = static_cast<std::int8_t>(rules::stop_reason(rs, rc, v, r.eos_id, len(),
+                                                           r.max_tokens, r.can_end[state] != 0));
+    } else {
+      if (r.length_kind == 0) count += 1;
+      else if (r.length_kind == 1) count += r.is_note[v] ? 1 : 0;
+      else count += r.clock_steps[v];
+      if (v == r.eos_id) reason = count >= r.length ? rules::kEosAfter : rules::kEosEarly;
+      else if (count >= r.length && r.can_end[state] != 0) reason = rules::kBudget;
+      else if (len() >= r.max_tokens) reason = rules::kCut;
+    }
+    done = reason != rules::kRunning;
     return v;
   }
 
-  void finish(const GenerateRequest& r, std::int64_t s) const {
-    r.out_length[s] = len;
-    for (std::int64_t i = len; i < r.max_tokens; ++i) r.out_tokens[s * r.max_tokens + i] = -1;
+  // The rules' mask of this step into sampler.ok, and the logits to sample from (biased into
+  // sampler.biased when there is any bias).
+  const float* apply_rules(const GenerateRequest& r, const rules::Settings& rc, int V,
+                           Sampler& sampler, const std::int32_t* row, bool can_end,
+                           const float* logits) const {
+    const rules::View w = rules::view(rs, r.tables, rc);
+    sampler.ok.resize(V);
+    for (int v = 0; v < V; ++v)
+      sampler.ok[v] = row[v] >= 0 && rules::allows(w, rs, r.tables, rc, row[v], can_end,
+                                                   r.eos_id, v);
+    if (rc.bias == nullptr && rc.density_milli == 0) return logits;
+    sampler.biased.resize(V);
+    for (int v = 0; v < V; ++v)  // the sampler reads allowed tokens only
+      if (sampler.ok[v])
+        sampler.biased[v] = logits[v] + rules::token_bias(w, rs, r.tables, rc, v);
+    return sampler.biased.data();
+  }
+
+  // Hands the tokens and the reason to the request's outputs.
+  void finish(const GenerateRequest& r) {
+    if (r.out_reason != nullptr) r.out_reason[s] = reason;
+    r.out_tokens[s] = std::move(tokens);
+    tokens = {};
   }
 };
 

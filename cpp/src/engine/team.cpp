@@ -4,6 +4,7 @@
 #include <exception>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "impl.hpp"
@@ -55,16 +56,26 @@ using detail::Sampler;
 using detail::Stream;
 
 // Fewer streams than threads: the team splits each step's panels (Impl::team_step), and
-// thread t samples the streams m with m % team == t between two barriers.
-void LstmEngine::generate_team(const GenerateRequest& r, const std::vector<std::int32_t>& state0,
-                               int team) const {
+// thread t samples the streams in slots m with m % team == t between two barriers. Finished
+// streams leave the batch (the last slot takes the place of each), moved by thread 0 while the
+// others wait at a barrier.
+void LstmEngine::generate_team(const GenerateRequest& r, const Prepared& start, int team) const {
   const Impl& I = *impl_;
   const int V = I.vocab;
   const int nb = static_cast<int>(r.n);
   Impl::TeamWork w;
   I.make_team_work(w, nb);
+  // A long primer warms up layer by layer (its input projections as matrix products on the
+  // team's threads), then the team starts from that state: the same numbers as stepping it.
+  const bool batched = r.primer_len >= Impl::kBatchedWarmUp;
+  if (batched) {
+    Impl::Work pw;
+    I.make_work(pw, nb);
+    I.warm_up(pw, r.primer, r.primer_len, team);
+    I.copy_state(pw, w);
+  }
   std::vector<Stream> streams(nb);
-  for (int m = 0; m < nb; ++m) streams[m].start(r, m, state0[m]);
+  for (int m = 0; m < nb; ++m) streams[m].start(start, m);
   std::vector<std::int32_t> next(nb, 0);
   SpinBarrier barrier(team);
   std::atomic<bool> failed{false};
@@ -80,24 +91,48 @@ void LstmEngine::generate_team(const GenerateRequest& r, const std::vector<std::
   std::vector<std::vector<const float*>> inits(team, std::vector<const float*>(nb, nullptr));
   std::vector<Sampler> samplers(team);
   for (Sampler& sm : samplers) sm.reserve(V);
+  int active = nb;  // written by thread 0 between two barriers
+  // Did a stream finish at step k? finished[k & 1], set while sampling, read by every member
+  // after the barrier that ends sampling, cleared by thread 0 one step later (once all read it).
+  std::atomic<bool> finished[2] = {false, false};
+  for (int m = 0; m < nb; ++m)
+    if (streams[m].done) finished[0].store(true, std::memory_order_relaxed);
   std::atomic<int> go{0};  // 0: wait, 1: run, 2: the team could not be started
+  // Thread 0 drops the finished streams (their tokens and reasons go to the outputs).
+  auto compact = [&] {
+    for (int m = 0; m < active;) {
+      if (!streams[m].done) {
+        ++m;
+        continue;
+      }
+      streams[m].finish(r);
+      const int last = --active;
+      if (m != last) {
+        I.move_row(w, last, m);
+        next[m] = next[last];
+        std::swap(streams[m], streams[last]);
+      }
+    }
+    w.nb = active;
+  };
   auto member = [&](int tid) {
     while (go.load(std::memory_order_acquire) == 0) std::this_thread::yield();
     if (go.load(std::memory_order_relaxed) != 1) return;
     std::vector<const float*>& init = inits[tid];
     auto meet = [&] { barrier.wait(); };
-    int parity = 0;
-    for (std::int64_t t = 0; t < r.primer_len; ++t, parity ^= 1)
+    int parity = batched ? static_cast<int>(r.primer_len & 1) : 0;
+    for (std::int64_t t = 0; !batched && t < r.primer_len; ++t, parity ^= 1)
       I.team_step(w, parity, r.primer + t, static_cast<long>(r.primer_len), tid, team, init,
                   meet);
     for (std::int64_t step = 0;; ++step, parity ^= 1) {
       std::int64_t sampled = 0;
-      for (int m = tid; m < nb; m += team) {
+      for (int m = tid; m < active; m += team) {
         if (streams[m].done || failed.load(std::memory_order_relaxed)) continue;
         try {
-          next[m] = streams[m].advance(r, V, samplers[tid], m, step,
+          next[m] = streams[m].advance(r, start.rules, V, samplers[tid],
                                        w.out.data() + static_cast<size_t>(m) * I.max_out);
           ++sampled;
+          if (streams[m].done) finished[step & 1].store(true, std::memory_order_relaxed);
         } catch (...) {
           fail();
         }
@@ -105,9 +140,16 @@ void LstmEngine::generate_team(const GenerateRequest& r, const std::vector<std::
       if (sampled > 0 && r.progress != nullptr)
         r.progress->fetch_add(sampled, std::memory_order_relaxed);
       barrier.wait();  // every stream's token and done flag are now visible to all
-      bool active = false;
-      for (int m = 0; m < nb; ++m) active = active || !streams[m].done;
-      if (!active || failed.load(std::memory_order_relaxed)) break;
+      if (failed.load(std::memory_order_relaxed)) break;
+      const bool changed = finished[step & 1].load(std::memory_order_relaxed);
+      if (tid == 0) finished[(step + 1) & 1].store(false, std::memory_order_relaxed);
+      if (changed) {  // every member read the same flag, so all take this branch or none
+        if (tid == 0) compact();
+        barrier.wait();
+      }
+      if (active == 0) break;
+      if (tid == 0 && r.rows_stepped != nullptr)
+        r.rows_stepped->fetch_add(active, std::memory_order_relaxed);
       I.team_step(w, parity, next.data(), 1, tid, team, init, meet);
     }
   };
@@ -123,7 +165,6 @@ void LstmEngine::generate_team(const GenerateRequest& r, const std::vector<std::
   member(0);
   for (auto& th : pool) th.join();
   if (error) std::rethrow_exception(error);
-  for (int m = 0; m < nb; ++m) streams[m].finish(r, m);
 }
 
 }  // namespace musgen::engine

@@ -25,8 +25,8 @@ class CudaEngine:
     def logits(self, tokens: np.ndarray) -> np.ndarray:
         return self._engine.logits(tokens)
 
-    def generate(self, *args, threads: int = 0, progress=None):
-        return self._engine.generate(*args, threads=threads, progress=progress)
+    def generate(self, *args, threads: int = 0, progress=None, rules=None):
+        return self._engine.generate(*args, threads=threads, progress=progress, rules=rules)
 
 
 def build_cuda_engine(config: dict, tensors: dict):

@@ -12,7 +12,7 @@ from ..errors import ModelFormatError
 from ..modeldir import CONFIG_NAME, load_model_dir
 from ._numpy import NumpyModel
 
-__all__ = ["Engine", "load"]
+__all__ = ["Engine", "TokenStreams", "load"]
 
 
 PRECISIONS = ("float32", "float16")
@@ -231,7 +231,7 @@ class Engine:
                         temperature=1.0, top_k=None, top_p=None, seed=None, grammar=None,
                         eos_id: int | None = None, clock_steps=None, is_note=None,
                         max_tokens: int | None = None, threads: int | None = None,
-                        progress=None) -> list:
+                        progress=None, rules=None) -> "TokenStreams":
         """Sample ``n`` independent token streams (the whole loop runs in C++ on that backend).
 
         Parameters
@@ -242,8 +242,9 @@ class Engine:
             Tokens that warm the state (P >= 1, e.g. just BOS); generation continues after them.
         length : int
             Budget in ``unit``: "tokens", "notes" (tokens with ``is_note``) or "steps" (the sum of
-            ``clock_steps``, e.g. grid steps). When it is reached a stream stops at the first point
-            the grammar may end (``can_end``), so the last event is always complete.
+            ``clock_steps``, e.g. grid steps). Without ``rules``, when it is reached a stream
+            stops at the first point the grammar may end (``can_end``), so the last event is
+            always complete; with ``rules`` the rules' ending decides.
         temperature, top_k, top_p : scalar or sequence of n
             0 temperature is greedy; ``top_k`` None/0 and ``top_p`` None/1 disable the filters.
         seed : None, int or sequence of n ints
@@ -254,16 +255,23 @@ class Engine:
             Sampling it ends the stream (it is included in the output); allowed only where can_end.
         max_tokens : int or None
             Hard cap of generated tokens per stream (default ``length`` + 64 for unit tokens,
-            else 64 * length + 64).
+            else 64 * length + 64). Memory follows the tokens actually generated, not the cap.
         threads : int or None
             C++ threads (None: all cores): split over the streams, or, with fewer streams than
             threads, sharing each step's matrix work. Results do not depend on it.
         progress : callable(int) or None
             Called with the number of tokens generated since the last call.
+        rules : musgen.engine.rules.Rules or None
+            The generation rules (min_length, endings, bars and parts, voices, static masks and
+            biases, density); their tables must have this vocabulary. None: the grammar and the
+            budget stop only. The clock steps and notes of the budget then come from the rules'
+            tables.
 
         Returns
         -------
-        list of n int32 arrays: the generated tokens of each stream (the primer not included).
+        TokenStreams: a list of n int32 arrays, the generated tokens of each stream (the primer
+        not included), with ``reasons`` (why each stopped, ``rules.REASONS``) and
+        ``rows_stepped`` (rows the engine computed a step for; None on the NumPy backend).
         """
         self._need_kind("lstm_lm", "generate_tokens")
         V = self._np.vocab_size
@@ -290,19 +298,47 @@ class Engine:
         eos = -1 if eos_id is None else int(eos_id)
         if not -1 <= eos < V:
             raise ValueError(f"eos_id: {eos_id} outside the vocabulary [0, {V})")
+        if rules is not None:
+            if rules.tables.vocab_size != V:
+                raise ValueError(f"rules: tables of {rules.tables.vocab_size} tokens, but the "
+                                 f"model's vocabulary is {V}")
+            clock_steps, is_note = rules.tables.clock_steps, rules.tables.is_note
         clock, notes = _length_tables(clock_steps, is_note, V, kind)
         temps, ks, ps = _sampling_settings(n, temperature, top_k, top_p, V)
         seeds = stream_seeds(seed, n)
         args = (p, table, start, can_end, eos, clock, notes, kind, int(length), int(max_tokens),
                 seeds, temps, ks, ps)
         if self._cpp is not None:
-            tokens, lengths = _run_cpp(self._cpp, args, 0 if threads is None else int(threads),
-                                       progress)
+            flat, offsets, reasons, rows = _run_cpp(
+                self._cpp, args, 0 if threads is None else int(threads), progress,
+                None if rules is None else rules.as_dict())
+            streams = [flat[offsets[i]:offsets[i + 1]] for i in range(n)]
         else:
             from .sampling import numpy_generate
 
-            tokens, lengths = numpy_generate(self._np, *args, progress=progress)
-        return [tokens[i, :lengths[i]].copy() for i in range(n)]
+            streams, reasons = numpy_generate(self._np, *args, progress=progress, rules=rules)
+            rows = None
+        return TokenStreams(streams, reasons=reasons, rows_stepped=rows)
+
+
+class TokenStreams(list):
+    """The streams of one ``generate_tokens`` call (a list of int32 arrays) and how they ended.
+
+    Attributes
+    ----------
+    reasons : int8 [n]
+        Why each stream stopped (``musgen.engine.rules.REASONS``: 1 closed at its ending,
+        2 EOS after the budget, 3 EOS before it, 4 cut by max_tokens, 5 budget met).
+    rows_stepped : int or None
+        Stream rows the engine computed a step for after the warm-up (C++ and CUDA engines;
+        the warm-up's logits give every stream its first token): (tokens made - n) divided by
+        this is the share of stream-steps that made a kept token.
+    """
+
+    def __init__(self, streams, *, reasons, rows_stepped=None):
+        super().__init__(streams)
+        self.reasons = np.asarray(reasons, np.int8)
+        self.rows_stepped = rows_stepped
 
 
 def _grammar_arrays(grammar, V: int):
@@ -403,20 +439,23 @@ def stream_seeds(seed, n: int) -> np.ndarray:
     return out
 
 
-def _run_cpp(cpp, args, threads: int, progress):
-    """Call the C++ loop; with a progress callback, poll its token counter from this thread."""
-    if progress is None:
-        return cpp.generate(*args, threads=threads)
+def _run_cpp(cpp, args, threads: int, progress, rules):
+    """Call the C++ loop -> (tokens, offsets, reasons, rows stepped); with a progress callback,
+    poll its token counter from this thread."""
     import threading
 
     from .. import _backend
 
     counter = _backend.core().EngineProgress()  # every engine's generate() accepts it
+    if progress is None:
+        flat, offsets, reasons = cpp.generate(*args, threads=threads, progress=counter,
+                                              rules=rules)
+        return flat, offsets, reasons, counter.rows
     result: dict = {}
 
     def work():
         try:
-            result["value"] = cpp.generate(*args, threads=threads, progress=counter)
+            result["value"] = cpp.generate(*args, threads=threads, progress=counter, rules=rules)
         except BaseException as exc:  # re-raised in the caller's thread
             result["error"] = exc
 
@@ -433,5 +472,4 @@ def _run_cpp(cpp, args, threads: int, progress):
         raise result["error"]
     if counter.value > seen:
         progress(counter.value - seen)
-    return result["value"]
-
+    return (*result["value"], counter.rows)

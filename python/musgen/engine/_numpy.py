@@ -141,3 +141,27 @@ class NumpyModel:
             seq = out
         flat = self._outputs(seq.reshape(batch * steps, -1))
         return flat.reshape(batch, steps, -1).astype(_F32, copy=False), new_state
+
+    def warm_up(self, x: np.ndarray, block: int = 256) -> tuple:
+        """The state after inputs ``x`` [B, T] (T >= 1) from a zero state, and the outputs of the
+        last step [B, V or F]. The same arithmetic as :meth:`sequence` (each layer's input
+        projection over many steps at once), in blocks of ``block`` steps so memory stays
+        bounded whatever T is; outputs are computed for the last step only."""
+        batch, steps = x.shape[0], x.shape[1]
+        state = self.zero_state(batch)
+        h_top = None
+        for t0 in range(0, steps, block):
+            seq = self._inputs(x[:, t0:t0 + block])
+            span = seq.shape[1]
+            new_state = []
+            for (w, u, b), (h, c) in zip(self.layers, state):
+                zx = (seq.reshape(batch * span, -1) @ w + b).reshape(batch, span, -1)
+                out = np.empty((batch, span, h.shape[1]), _F32)
+                for t in range(span):
+                    h, c = self._cell(zx[:, t] + h @ u, c)
+                    out[:, t] = h
+                new_state.append((h, c))
+                seq = out
+            state = new_state
+            h_top = seq[:, -1]
+        return self._outputs(h_top).astype(_F32, copy=False), state

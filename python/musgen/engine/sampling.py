@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import rules as rule_mod
 from .philox import philox_uniform
 
 __all__ = ["sample_token", "check_primer", "numpy_generate"]
@@ -80,59 +81,110 @@ def check_primer(primer: np.ndarray, table: np.ndarray, start_state: int, eos_id
     return states
 
 
+def _start_reasons(primer, states, can_end, eos_id, length, max_tokens, rules) -> np.ndarray:
+    """Why each stream has nothing to generate (0: it has), as the C++ prepare_request."""
+    n = primer.shape[0]
+    out = np.zeros(n, np.int8)
+    for s in range(n):
+        if eos_id >= 0 and primer[s, -1] == eos_id:
+            out[s] = rule_mod.EOS_AFTER
+        elif max_tokens == 0:
+            out[s] = rule_mod.CUT
+        elif length <= 0 and rules is not None and rules.ending != "none":
+            out[s] = rule_mod.CLOSED
+        elif length <= 0 and can_end[states[s]]:
+            out[s] = rule_mod.BUDGET
+    return out
+
+
+class _LegacyStream:
+    """One stream's budget without rules: the stop rule of the loop before the rules existed."""
+
+    def __init__(self, kind, length, clock_steps, is_note):
+        self.kind, self.length, self.clock, self.notes = kind, length, clock_steps, is_note
+        self.count = 0
+
+    def after(self, v, eos_id, n_tokens, cap, next_can_end) -> int:
+        self.count += 1 if self.kind == 0 else (int(self.notes[v]) if self.kind == 1
+                                                else int(self.clock[v]))
+        if v == eos_id:
+            return rule_mod.EOS_AFTER if self.count >= self.length else rule_mod.EOS_EARLY
+        if self.count >= self.length and next_can_end:
+            return rule_mod.BUDGET
+        if n_tokens >= cap:
+            return rule_mod.CUT
+        return 0
+
+
 def numpy_generate(model, primer, table, start_state, can_end, eos_id, clock_steps, is_note,
                    length_kind, length, max_tokens, seeds, temperature, top_k, top_p,
-                   progress=None):
+                   progress=None, rules=None):
     """The sampling loop of ``LstmEngine::generate`` in NumPy (same arguments, same results).
 
-    Returns (tokens int32 [n, max_tokens] padded with -1, lengths int64 [n]).
+    ``rules`` (a ``musgen.engine.rules.Rules``) adds the generation rules; None runs the grammar
+    and the budget stop only. Finished streams are not dropped from the batch here (the results
+    do not depend on it). Returns (list of n int32 arrays, reasons int8 [n]).
     """
     from ..errors import CodecError
 
     n, plen = primer.shape
     states = check_primer(primer, table, start_state, eos_id)
-    out = np.full((n, max_tokens), -1, dtype=np.int32)
-    lengths = np.zeros(n, dtype=np.int64)
-    count = np.zeros(n, dtype=np.int64)
-    done = np.zeros(n, dtype=bool)
+    reasons = _start_reasons(primer, states, can_end, eos_id, length, max_tokens, rules)
+    out = [[] for _ in range(n)]
     if n == 0:
-        return out, lengths
-    state = model.zero_state(n)
-    for t in range(plen):
-        logits, state = model.step(primer[:, t], state)
+        return [np.zeros(0, np.int32) for _ in range(n)], reasons
+    tracks = []
     for s in range(n):
-        if ((eos_id >= 0 and primer[s, -1] == eos_id) or max_tokens == 0
-                or (length <= 0 and can_end[states[s]])):
-            done[s] = True
+        if rules is None:
+            tracks.append(_LegacyStream(length_kind, length, clock_steps, is_note))
+        else:
+            tracks.append(rule_mod.start_state(rules.tables, rules, length_kind, length,
+                                               primer[s]))
+    if rules is not None and "needs_note" not in rules.derived:
+        needs, kinds = rule_mod.derive_state_flags(table, rules.tables, rules.allowed, eos_id)
+        rules.derived.update(needs_note=needs, note_kinds=kinds)
+    if hasattr(model, "warm_up"):
+        logits, state = model.warm_up(primer)
+    else:  # any model with the engine's zero_state / step interface (e.g. an n-gram)
+        state = model.zero_state(n)
+        for t in range(plen):
+            logits, state = model.step(primer[:, t], state)
     nxt = np.zeros(n, dtype=np.int64)
-    step = 0
-    while not done.all():
-        u = philox_uniform(seeds, step, np.arange(n, dtype=np.uint64))
+    while not reasons.all():
+        u = philox_uniform(seeds, np.array([len(o) for o in out], np.uint64),
+                           np.arange(n, dtype=np.uint64))
         sampled = 0
-        for s in np.flatnonzero(~done):
+        for s in np.flatnonzero(reasons == 0):
             st = int(states[s])
-            allowed = table[st] >= 0
-            if eos_id >= 0 and not can_end[st]:
-                allowed[eos_id] = False
-            v = sample_token(logits[s], allowed, float(temperature[s]), int(top_k[s]),
+            row = table[st]
+            if rules is None:
+                allowed = row >= 0
+                if eos_id >= 0 and not can_end[st]:
+                    allowed[eos_id] = False
+                lg = logits[s]
+            else:
+                allowed, bias = rule_mod.step_mask_bias(tracks[s], rules.tables, rules, row,
+                                                        bool(can_end[st]), eos_id)
+                lg = logits[s] if bias is None else logits[s] + bias
+            v = sample_token(lg, allowed, float(temperature[s]), int(top_k[s]),
                              float(top_p[s]), float(u[s]))
             if v < 0:
-                raise CodecError(f"generate: grammar state {st} allows no token (stream {s})")
-            out[s, lengths[s]] = v
-            lengths[s] += 1
+                raise CodecError(f"generate: grammar state {st} allows no token (stream {s}, "
+                                 f"step {len(out[s])})")
+            out[s].append(v)
             sampled += 1
             nxt[s] = v
             states[s] = table[st, v]
-            count[s] += 1 if length_kind == 0 else (int(is_note[v]) if length_kind == 1
-                                                     else int(clock_steps[v]))
-            if (v == eos_id or lengths[s] >= max_tokens
-                    or (count[s] >= length and can_end[states[s]])):
-                done[s] = True
+            next_can_end = bool(can_end[states[s]])
+            if rules is None:
+                reasons[s] = tracks[s].after(v, eos_id, len(out[s]), max_tokens, next_can_end)
+            else:
+                rule_mod.record(tracks[s], rules.tables, rules, length_kind, length, v, True)
+                reasons[s] = rule_mod.stop_reason(tracks[s], rules, v, eos_id, len(out[s]),
+                                                  max_tokens, next_can_end)
         if progress is not None:
             progress(sampled)
-        if done.all():
+        if reasons.all():
             break
         logits, state = model.step(nxt, state)
-        step += 1
-    return out, lengths
-
+    return [np.array(o, np.int32) for o in out], reasons

@@ -3,9 +3,9 @@ floor a model must beat) and pieces of the training split (the ceiling: real mus
 kind), each set decoded to Scores like the model's own pieces.
 
 The n-gram samples through the same loop as the engine (``musgen.engine.sampling``): the codec's
-grammar masks every token that would not decode, the length budget and its stopping rule are
-those of :func:`musgen.generate`, and temperature, top-k, top-p and the Philox seeds mean the
-same. Only the next-token distribution differs: the n-gram's instead of the LSTM's.
+grammar masks every token that would not decode, the length budget, the generation rules and
+the ending are those of :func:`musgen.generate`, and temperature, top-k, top-p and the Philox
+seeds mean the same. Only the next-token distribution differs: the n-gram's instead of the LSTM's.
 """
 
 from __future__ import annotations
@@ -51,44 +51,29 @@ def fit_ngram(dataset, max_order: int = 5):
     return model, order
 
 
-def _budget(codec, length) -> tuple:
-    """(budget, engine unit, token cap) of a length, as :func:`musgen.generate` sets them."""
-    from ..generation import parse_length
-
-    amount, unit = parse_length(length)
-    if unit == "beats":
-        return amount * int(codec.steps_per_beat), "steps", 256 * amount + 256
-    if unit == "notes":
-        return amount, "notes", 32 * amount + 64
-    return amount, "tokens", amount + 64
-
-
 def ngram_pieces(model, order: int, codec, *, n: int, length, temperature=1.0, top_k=None,
                  top_p=None, seed=None, progress=None) -> list:
-    """Sample ``n`` pieces from an n-gram model through the codec's grammar -> list of Score."""
+    """Sample ``n`` pieces from an n-gram model through the codec's grammar and the generation
+    rules of :func:`musgen.generate` (the length asked at least, the same ending) -> list of
+    Score."""
     from .. import codec as codec_mod
-    from ..engine._engine import LENGTH_UNITS, _sampling_settings, stream_seeds
+    from ..engine._engine import LENGTH_UNITS, TokenStreams, _sampling_settings, stream_seeds
+    from ..engine.rules import Rules
     from ..engine.sampling import numpy_generate
+    from ..generation import decode_pieces, length_budget, parse_length, token_tables
 
     grammar = codec_mod.grammar(codec)
-    V = codec.vocab_size
-    budget, unit, cap = _budget(codec, length)
-    types = np.asarray(codec.token_types)
-    is_note = np.isin(types, [codec_mod.TYPE_PITCH, codec_mod.TYPE_DRUM_PITCH]).astype(np.uint8)
-    clock = np.asarray(codec.token_steps, dtype=np.int32)
-    temps, ks, ps = _sampling_settings(n, temperature, top_k, top_p, V)
+    tables = token_tables(codec)
+    budget, unit, cap = length_budget(*parse_length(length), tables)
+    rules = Rules(tables, ending="bar" if tables.has_bars else "beat")
+    temps, ks, ps = _sampling_settings(n, temperature, top_k, top_p, codec.vocab_size)
     primer = np.full((n, 1), codec.bos_id, np.int32)
-    tokens, lengths = numpy_generate(
+    streams, reasons = numpy_generate(
         NgramSampler(model, order), primer, grammar.table, grammar.start_state,
-        grammar.can_end.astype(np.uint8), codec.eos_id, clock, is_note,
+        grammar.can_end.astype(np.uint8), codec.eos_id, tables.clock_steps, tables.is_note,
         LENGTH_UNITS.index(unit), budget, cap, stream_seeds(seed, n), temps, ks, ps,
-        progress=progress)
-    scores = []
-    for row, count in zip(tokens, lengths):
-        seq = np.concatenate([[codec.bos_id], row[:count]]).astype(np.int32)
-        if seq[-1] != codec.eos_id and grammar.can_end[grammar.walk(seq)]:
-            seq = np.concatenate([seq, [codec.eos_id]]).astype(np.int32)
-        scores.append(codec_mod.decode(seq, codec))
+        progress=progress, rules=rules)
+    scores, _ = decode_pieces(TokenStreams(streams, reasons=reasons), primer[0], codec)
     return scores
 
 
