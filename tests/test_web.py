@@ -26,6 +26,10 @@ from musgen.generation import default_model_dir  # noqa: E402
 from musgen.web import CONTROLS, Limits, create_app, offered_controls  # noqa: E402
 
 SMALL = {"n": "2", "length": "8", "length_unit": "beats", "seed": "3"}
+#: What generate gets for the musical controls left blank on the form.
+UNSET = {"key": None, "scale_strictness": None, "pitch_range": None, "max_voices": None,
+         "density": None, "style": None, "bpm": None, "instruments": None, "ending": "auto",
+         "allow_early_end": False}
 
 
 @pytest.fixture
@@ -79,7 +83,13 @@ def test_options_offer_exactly_the_parameters_of_generate(client):
     params = inspect.signature(musgen.generate).parameters
     assert set(names) <= set(params)
     assert names == [c["name"] for c in CONTROLS if c["name"] in params]
-    assert names == ["n", "length", "temperature", "top_k", "top_p", "seed", "primer"]
+    assert names == ["n", "length", "temperature", "top_k", "top_p", "seed", "primer", "key",
+                     "scale_strictness", "pitch_range", "max_voices", "density", "style", "bpm",
+                     "instruments", "ending", "allow_early_end"]
+    # the musical controls that need a version-2 codec say so
+    assert {c["name"]: c.get("needs") for c in body["controls"] if c.get("needs")} == {
+        "style": "styles", "bpm": "tempo", "instruments": "instruments"}
+    assert body["controls"][names.index("ending")]["choices"] == list(musgen.generation.ENDINGS)
     assert body["models"][0]["name"] == "default" and body["default_model"] == "default"
     assert "jsb_chorales" in body["models"][0]["description"]
     length = body["controls"][1]
@@ -120,7 +130,7 @@ def test_every_control_reaches_generate():
     primer_score = kwargs.pop("primer")
     assert primer_score.equals(midi.read_bytes(primer))
     assert kwargs == {"n": 3, "length": "12 notes", "temperature": 0.5, "top_k": 10,
-                      "top_p": 0.9, "seed": 42, "threads": 1}
+                      "top_p": 0.9, "seed": 42, "threads": 1, **UNSET}
     pieces = r.json()["pieces"]
     assert [p["index"] for p in pieces] == [0, 1, 2] and {p["seed"] for p in pieces} == {42}
     assert r.json()["warnings"] == []
@@ -136,7 +146,59 @@ def test_blank_fields_mean_the_defaults_and_a_drawn_seed():
     assert isinstance(seed, int) and 0 <= seed < 2**32
     assert r.json()["pieces"][0]["seed"] == seed
     assert kwargs == {"n": 1, "length": "4 beats", "temperature": 1.0, "top_k": None,
-                      "top_p": None, "primer": None, "threads": 1}
+                      "top_p": None, "primer": None, "threads": 1, **UNSET}
+
+
+def test_musical_controls_reach_generate_and_shape_the_pieces():
+    """Key, strictness, range, voices, density, ending and early end from the form are the
+    arguments generate gets, and the pieces keep them."""
+    from musgen.engine.constraints import parse_key
+
+    scale = parse_key("D minor").pitch_classes
+    rec = Recorder()
+    fields = {"n": "2", "length": "16", "seed": "5", "key": " D minor ",
+              "scale_strictness": "1", "pitch_range": "C3-C6", "max_voices": "3",
+              "density": "2.5", "ending": "beat", "allow_early_end": "on"}
+    with TestClient(create_app(generate=rec)) as c:
+        r = c.post("/api/generate", data=fields)
+        assert r.status_code == 200, r.text
+        scores = [midi.read_bytes(c.get(p["midi_url"]).content) for p in r.json()["pieces"]]
+    (_, kwargs), = rec.calls
+    assert {k: kwargs[k] for k in ("key", "scale_strictness", "pitch_range", "max_voices",
+                                   "density", "ending", "allow_early_end")} == {
+        "key": "D minor", "scale_strictness": 1.0, "pitch_range": "C3-C6", "max_voices": 3,
+        "density": 2.5, "ending": "beat", "allow_early_end": True}
+    for score in scores:
+        assert set((score.notes["pitch"] % 12).tolist()) <= set(scale)
+        assert 48 <= score.notes["pitch"].min() and score.notes["pitch"].max() <= 84
+
+
+def test_version_2_controls_for_a_version_2_model(tmp_path):
+    """A codec-version-2 model is offered with its styles; tempo, style and instruments from
+    the form reach generate (the instrument list split, numbers as numbers) and the pieces
+    follow them; a version-1 model refuses them with generate's own message."""
+    config = musgen.codec.default_config(version=2, styles=("chorale", "folk"))
+    random_model_dir(tmp_path / "models" / "v2", vocab_size=config.vocab_size,
+                     embedding_dim=8, lstm_units=[16], seed=4, codec=config.to_dict())
+    rec = Recorder()
+    with TestClient(create_app(tmp_path / "models", generate=rec)) as c:
+        models = {m["name"]: m for m in c.get("/api/options").json()["models"]}
+        assert models["v2"]["features"] == ["styles", "tempo", "instruments"]
+        assert models["v2"]["styles"] == ["chorale", "folk"]
+        assert models["default"]["features"] == [] and models["default"]["styles"] == []
+        r = c.post("/api/generate", data={"model": "v2", "n": "1", "length": "8", "seed": "2",
+                                          "bpm": "90", "style": "folk",
+                                          "instruments": "piano, 33 ,drums"})
+        assert r.status_code == 200, r.text
+        score = midi.read_bytes(c.get(r.json()["pieces"][0]["midi_url"]).content)
+        (_, kwargs), = rec.calls
+        assert (kwargs["bpm"], kwargs["style"], kwargs["instruments"]) == (
+            90.0, "folk", ["piano", 33, "drums"])
+        assert 60e6 / score.tempos["tempo"][0] == pytest.approx(90, rel=0.04)
+        assert set(score.programs["program"].tolist()) <= {0, 33}
+        r = c.post("/api/generate", data={**SMALL, "bpm": "90"})
+        assert r.status_code == 400
+        assert r.json()["error"].startswith("bpm: this model's codec has no tempo tokens")
 
 
 def test_pieces_are_those_generate_makes_and_repeat_with_their_seed(client):
@@ -185,14 +247,30 @@ def test_primer_is_continued(client):
     ({"seed": "-1"}, "seed: -1 is outside the allowed range [0, 9007199254740991]"),
     ({"seed": str(2**60)}, f"seed: {2**60} is outside the allowed range [0, 9007199254740991]"),
     ({"model": "nope"}, "model: unknown model 'nope'; choose one of default"),
-    ({"key": "C major"}, "key: not an option of this server's generate(); the options are "
-                         "length, length_unit, model, n, primer, seed, temperature, top_k, top_p"),
+    ({"colour": "blue"}, "colour: not an option of this server's generate(); the options are "
+                         "allow_early_end, bpm, density, ending, instruments, key, length, "
+                         "length_unit, max_voices, model, n, pitch_range, primer, "
+                         "scale_strictness, seed, style, temperature, top_k, top_p"),
+    ({"key": "H major"}, "key: 'H major'"),
+    ({"key": "C" * 201}, "key: 201 characters, more than the 200 allowed"),
+    ({"scale_strictness": "2"}, "scale_strictness: 2.0 is outside the allowed range [0.0, 1.0]"),
+    ({"pitch_range": "84-48"}, "pitch_range:"),
+    ({"max_voices": "0"}, "max_voices: 0 is outside the allowed range [1, 32]"),
+    ({"density": "0"}, "density: 0.0 is outside the allowed range (0, 32.0]"),
+    ({"ending": "sometimes"}, "ending: 'sometimes', expected one of auto, beat, bar, model, "
+                              "none"),
+    ({"allow_early_end": "maybe"}, "allow_early_end: 'maybe', expected on or off"),
+    ({"instruments": "piano,,drums"}, "instruments: 'piano,,drums' has an empty entry; expected "
+                                      "names or numbers separated by commas"),
     ({"primer": "song.mid"}, "primer: expected a MIDI file upload"),
 ])
 def test_bad_fields_get_400_naming_the_field(client, fields, message):
     r = client.post("/api/generate", data=fields)
     assert r.status_code == 400
-    assert r.json() == {"error": message}
+    error = r.json()["error"]
+    # messages of generate's own checks are quoted by their start
+    assert error == message or (message.endswith(("'", ":")) and error.startswith(message))
+    assert "\n" not in error
 
 
 def test_repeated_field_and_file_in_a_text_field(client):

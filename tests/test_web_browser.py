@@ -98,3 +98,43 @@ def test_page_generates_two_pieces_with_rolls_and_audio(browser, live_server, au
     assert browser.find_element(By.ID, "error").text == \
         "n: 50 pieces is more than the 8 allowed per request"
     assert browser.get_screenshot_as_png()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_page_fits_its_controls_to_the_model(browser, live_server, tmp_path):
+    """The shipped (codec version 1) model hides style, tempo and instruments; a version-2 model
+    shows them with its own styles, and the pieces follow the musical controls filled in."""
+    import musgen
+    from musgen.engine._random import random_model_dir
+    from musgen.web import create_app
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    config = musgen.codec.default_config(version=2, styles=("chorale", "folk"))
+    random_model_dir(tmp_path / "models" / "v2", vocab_size=config.vocab_size, embedding_dim=8,
+                     lstm_units=[16], seed=4, codec=config.to_dict())
+    browser.get(live_server(create_app(tmp_path / "models")) + "/")
+    wait = WebDriverWait(browser, 120)
+    wait.until(lambda b: b.find_element(By.TAG_NAME, "body").get_attribute("data-ready"))
+
+    def shown(name):
+        return browser.find_element(By.ID, f"ctl-{name}").is_displayed()
+
+    assert shown("key") and shown("max_voices") and shown("ending")
+    assert not any(shown(n) for n in ("style", "bpm", "instruments"))
+    Select(browser.find_element(By.ID, "model")).select_by_value("v2")
+    assert all(shown(n) for n in ("style", "bpm", "instruments"))
+    style = Select(browser.find_element(By.ID, "ctl-style"))
+    assert [o.get_attribute("value") for o in style.options] == ["", "chorale", "folk"]
+    style.select_by_value("folk")
+    for field, value in (("ctl-n", "1"), ("ctl-length", "8"), ("ctl-seed", "7"),
+                         ("ctl-key", "D minor"), ("ctl-bpm", "90"), ("ctl-max_voices", "2")):
+        box = browser.find_element(By.ID, field)
+        box.clear()
+        box.send_keys(value)
+    browser.find_element(By.ID, "generate").click()
+    wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "article.piece")) == 1)
+    expected = musgen.generate(tmp_path / "models" / "v2", n=1, length="8 beats", seed=7,
+                               key="D minor", bpm=90, max_voices=2, style="folk")[0]
+    meta = browser.find_element(By.CSS_SELECTOR, "article.piece .meta").text
+    assert f"{expected.n_notes} notes" in meta and "seed 7" in meta
+    assert browser.find_element(By.ID, "error").get_attribute("hidden") is not None

@@ -312,26 +312,13 @@ def _optional_float(value, name: str):
 
 def _program_of(item) -> int:
     """A GM program number (0..127) or 128 for drums, from an int or a name (the codec's
-    General MIDI names and short names where it has them)."""
+    General MIDI names and short names)."""
+    from .codec.names import parse_program
+
     try:
-        from .codec.names import parse_program
-    except ImportError:  # a codec without instrument names: numbers and "drums"
-        parse_program = None
-    if parse_program is not None and not isinstance(item, (bool, np.bool_)):
-        try:
-            return int(parse_program(int(item) if isinstance(item, np.integer) else item))
-        except CodecError as exc:
-            raise ValueError(str(exc)) from None
-    if isinstance(item, (int, np.integer)) and not isinstance(item, bool) and 0 <= item <= 128:
-        return int(item)
-    if isinstance(item, str):
-        key = item.strip().lower()
-        if key in ("drums", "drum", "percussion", "drumkit", "drum kit"):
-            return 128
-        if re.fullmatch(r"\d+", key) and int(key) <= 128:
-            return int(key)
-    raise ValueError(f"instrument: {item!r}, expected a General MIDI program 0..127 or "
-                     "'drums'")
+        return int(parse_program(int(item) if isinstance(item, np.integer) else item))
+    except CodecError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _static_arrays(codec, tables, *, key, scale_strictness, pitch_range, style, density, bpm,

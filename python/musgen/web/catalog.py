@@ -15,6 +15,7 @@ from pathlib import Path
 from ..errors import ModelFormatError
 from ..generation import default_model_dir
 from ..modeldir import load_config
+from .controls import model_features
 from .errors import RequestError
 
 __all__ = ["ModelEntry", "ModelCatalog"]
@@ -28,6 +29,8 @@ class ModelEntry:
     path: Path
     description: str
     shipped: bool
+    features: tuple = ()   # what beyond notes its codec can be asked for (controls' needs)
+    styles: tuple = ()     # its style labels (codec version 2)
 
 
 def _describe(config: dict) -> str:
@@ -47,7 +50,10 @@ def _entry(name: str, path: Path, shipped: bool) -> ModelEntry | None:
         return None
     if config["model"].get("kind") != "lstm_lm":  # generate() samples token models only
         return None
-    return ModelEntry(name, path.resolve(), _describe(config), shipped)
+    codec = config.get("codec") or {}
+    return ModelEntry(name, path.resolve(), _describe(config), shipped,
+                      features=tuple(model_features(codec)),
+                      styles=tuple(str(s) for s in codec.get("styles") or ()))
 
 
 def _shipped() -> list:

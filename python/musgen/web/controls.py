@@ -10,12 +10,18 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 
-from ..generation import generate, parse_length
+from ..generation import ENDINGS, generate, parse_length
 from .errors import RequestError
 
-__all__ = ["Limits", "CONTROLS", "offered_controls", "parse_form", "LENGTH_UNITS", "MAX_SEED"]
+__all__ = ["Limits", "CONTROLS", "offered_controls", "parse_form", "model_features",
+           "LENGTH_UNITS", "MAX_SEED"]
 
 LENGTH_UNITS = ("beats", "notes", "tokens")
+#: Keys the page suggests (any key ``generate`` understands may be typed).
+KEY_SUGGESTIONS = tuple(f"{t} {m}" for m in ("major", "minor")
+                        for t in ("C", "G", "D", "A", "E", "F", "Bb", "Eb"))
+#: The longest text a text control accepts (a key, a range, an instrument list).
+MAX_TEXT = 200
 #: Seeds the page accepts: integers a browser's numbers hold exactly.
 MAX_SEED = 2**53 - 1
 
@@ -59,6 +65,34 @@ CONTROLS = (
     {"name": "primer", "label": "Primer MIDI", "type": "file", "default": None,
      "accept": ".mid,.midi,audio/midi",
      "help": "a MIDI file to continue (optional)"},
+    {"name": "key", "label": "Key", "type": "text", "default": None, "placeholder": "any",
+     "suggestions": list(KEY_SUGGESTIONS),
+     "help": "key or scale the notes keep to, e.g. D minor, Bb, F# dorian (empty: the model's "
+             "choice)"},
+    {"name": "scale_strictness", "label": "Scale strictness", "type": "float", "default": None,
+     "min": 0.0, "max": 1.0, "step": 0.05, "placeholder": "1",
+     "help": "with a key: 1 allows only its scale; lower makes other notes only rarer"},
+    {"name": "pitch_range", "label": "Pitch range", "type": "text", "default": None,
+     "placeholder": "any", "help": "lowest-highest pitch, e.g. 48-84 or C3-C6"},
+    {"name": "max_voices", "label": "Most voices", "type": "int", "default": None, "min": 1,
+     "max": 32, "placeholder": "any", "help": "most notes sounding at once"},
+    {"name": "density", "label": "Density", "type": "float", "default": None, "min": 0.0,
+     "max": 32.0, "step": 0.25, "placeholder": "model's",
+     "help": "target notes per beat"},
+    {"name": "style", "label": "Style", "type": "choice", "default": None, "needs": "styles",
+     "help": "a style label the model was trained with"},
+    {"name": "bpm", "label": "Tempo (BPM)", "type": "float", "default": None, "min": 20.0,
+     "max": 400.0, "step": 1, "placeholder": "model's", "needs": "tempo",
+     "help": "beats per minute"},
+    {"name": "instruments", "label": "Instruments", "type": "text", "default": None,
+     "placeholder": "model's choice", "needs": "instruments",
+     "help": "the parts, in order: General MIDI names or numbers and 'drums', comma-separated"},
+    {"name": "ending", "label": "Ending", "type": "choice", "default": "auto",
+     "choices": list(ENDINGS),
+     "help": "after the length: close at the next bar or beat, let the model end within a few "
+             "beats, or stop as soon as the tokens may end"},
+    {"name": "allow_early_end", "label": "Allow early end", "type": "bool", "default": False,
+     "help": "let the model end a piece before the asked length"},
 )
 
 
@@ -79,6 +113,54 @@ def offered_controls(limits: Limits, generate_fn=None) -> list:
             c["max_bytes"] = limits.max_upload_bytes
         out.append(c)
     return out
+
+
+def model_features(codec: dict) -> list:
+    """What a model's codec (its config's ``codec`` mapping) can be asked for beyond notes:
+    "styles", "tempo", "instruments" (codec version 2), matching the controls' ``needs``."""
+    if int(codec.get("version", codec.get("format_version", 1)) or 1) != 2:
+        return []
+    return ["styles", "tempo", "instruments"]
+
+
+def _text(fields: dict, name: str):
+    """Field ``name`` as stripped text (None when missing or blank), at most MAX_TEXT long."""
+    raw = fields.get(name)
+    if raw is None or str(raw).strip() == "":
+        return None
+    text = str(raw).strip()
+    if len(text) > MAX_TEXT:
+        raise RequestError(400, f"{name}: {len(text)} characters, more than the {MAX_TEXT} "
+                                "allowed")
+    return text
+
+
+def _flag(fields: dict, name: str) -> bool:
+    raw = fields.get(name)
+    text = "" if raw is None else str(raw).strip().lower()
+    if text in ("", "0", "false", "off", "no"):
+        return False
+    if text in ("1", "true", "on", "yes"):
+        return True
+    raise RequestError(400, f"{name}: {text!r}, expected on or off")
+
+
+def _instruments(fields: dict):
+    text = _text(fields, "instruments")
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",")]
+    if any(not t for t in items):
+        raise RequestError(400, f"instruments: {text!r} has an empty entry; expected names or "
+                                "numbers separated by commas")
+    return [int(t) if t.isdigit() else t for t in items]
+
+
+def _ending(fields: dict) -> str:
+    text = _text(fields, "ending") or "auto"
+    if text not in ENDINGS:
+        raise RequestError(400, f"ending: {text!r}, expected one of {', '.join(ENDINGS)}")
+    return text
 
 
 def _number(fields: dict, name: str, kind, *, lo=None, hi=None, empty=None):
@@ -139,8 +221,25 @@ def parse_form(fields: dict, limits: Limits, generate_fn=None) -> dict:
         "top_k": lambda: _number(fields, "top_k", int, lo=0, empty=None) or None,
         "top_p": lambda: _top_p(fields),
         "seed": lambda: _number(fields, "seed", int, lo=0, hi=MAX_SEED, empty=None),
+        "key": lambda: _text(fields, "key"),
+        "scale_strictness": lambda: _number(fields, "scale_strictness", float, lo=0.0, hi=1.0),
+        "pitch_range": lambda: _text(fields, "pitch_range"),
+        "max_voices": lambda: _number(fields, "max_voices", int, lo=1, hi=32),
+        "density": lambda: _positive(fields, "density", hi=32.0),
+        "style": lambda: _text(fields, "style"),
+        "bpm": lambda: _number(fields, "bpm", float, lo=20.0, hi=400.0),
+        "instruments": lambda: _instruments(fields),
+        "ending": lambda: _ending(fields),
+        "allow_early_end": lambda: _flag(fields, "allow_early_end"),
     }
     return {name: parse() for name, parse in parsers.items() if name in offered}
+
+
+def _positive(fields: dict, name: str, *, hi: float):
+    value = _number(fields, name, float, lo=0.0, hi=hi)
+    if value is not None and value <= 0.0:
+        raise RequestError(400, f"{name}: {value} is outside the allowed range (0, {hi}]")
+    return value
 
 
 def _pieces(fields: dict, limits: Limits) -> int:

@@ -43,7 +43,8 @@ class WebService:
     # ------------------------------------------------------------------ what the page offers
     def options(self) -> dict:
         return {
-            "models": [{"name": e.name, "description": e.description, "shipped": e.shipped}
+            "models": [{"name": e.name, "description": e.description, "shipped": e.shipped,
+                        "features": list(e.features), "styles": list(e.styles)}
                        for e in self.catalog.entries.values()],
             "default_model": self.catalog.default_name(),
             "controls": offered_controls(self.limits, self.generate_fn),

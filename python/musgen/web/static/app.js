@@ -31,6 +31,25 @@ function controlField(c) {
     return el("div", { class: "field" }, [label, el("div", { class: "pair" }, [amount, unit]),
                                           help]);
   }
+  if (c.type === "bool") {
+    const box = el("input", { id, name: c.name, type: "checkbox", value: "on",
+                              checked: c.default === true });
+    return el("div", { class: "field" }, [el("label", { for: id }, [box, ` ${c.label}`]), help]);
+  }
+  if (c.type === "choice") {
+    const select = el("select", { id, name: c.name });
+    fillChoices(select, c.choices || [], c.default);
+    return el("div", { class: "field" }, [label, select, help]);
+  }
+  if (c.type === "text") {
+    const list = c.suggestions ? el("datalist", { id: `${id}-list` },
+                                    c.suggestions.map((v) => el("option", { value: v })))
+                               : null;
+    const input = el("input", { id, name: c.name, type: "text", maxlength: 200,
+                                placeholder: c.placeholder || null,
+                                list: list ? `${id}-list` : null });
+    return el("div", { class: "field" }, list ? [label, input, list, help] : [label, input, help]);
+  }
   if (c.type === "file") {
     const input = el("input", { id, name: c.name, type: "file", accept: c.accept });
     const kb = Math.round(c.max_bytes / 1024);
@@ -46,20 +65,42 @@ function controlField(c) {
   return el("div", { class: "field" }, [label, input, help]);
 }
 
+// A select's options: "" (the model's choice) first when there is no default, then the values.
+function fillChoices(select, values, preferred) {
+  const items = preferred === null || preferred === undefined ? [""] : [];
+  select.replaceChildren(...items.concat(values).map((v) => el("option", {
+    value: v, text: v === "" ? "model's choice" : v, selected: v === preferred })));
+}
+
+// Show the controls the chosen model can follow (a codec-version-2 model has styles, tempo and
+// instruments); hidden ones are disabled, so the form never sends them.
+function fitControlsToModel(model) {
+  for (const c of options.controls) {
+    if (!c.needs) continue;
+    const field = document.getElementById(`ctl-${c.name}`);
+    const usable = !!model && model.features.includes(c.needs) &&
+                   (c.needs !== "styles" || model.styles.length > 0);
+    field.disabled = !usable;
+    field.closest(".field").hidden = !usable;
+    if (usable && c.needs === "styles") fillChoices(field, model.styles, null);
+  }
+}
+
 function buildForm() {
   const select = $("#model");
   for (const m of options.models) {
     select.append(el("option", { value: m.name, text: m.name,
                                  selected: m.name === options.default_model }));
   }
+  const box = $("#control-fields");
+  for (const c of options.controls) box.append(controlField(c));
   const describe = () => {
     const m = options.models.find((x) => x.name === select.value);
     $("#model-description").textContent = m ? m.description : "";
+    fitControlsToModel(m);
   };
   select.addEventListener("change", describe);
   describe();
-  const box = $("#control-fields");
-  for (const c of options.controls) box.append(controlField(c));
   if (!options.audio.available) {
     const note = $("#audio-note");
     note.textContent = `No audio on this server: ${options.audio.why}`;
