@@ -145,13 +145,16 @@ def test_evaluate_music_cli_with_baselines(dataset, tmp_path, capsys):
                "--length", "8 beats", "--seed", "2", "--json", str(out), "-q"])
     assert rc == 0
     r = json.loads(out.read_text())
-    assert set(r["baselines"]) == {"ngram", "train"}
+    assert set(r["baselines"]) == {"ngram", "markov", "train"}
     for row in r["baselines"].values():
         for key in REQUIRED:
             assert key in row["chord_fit"]
     assert r["baselines"]["train"]["memorization"] is None
     assert set(MEMORIZATION) <= set(r["baselines"]["ngram"]["memorization"])
     assert r["sets"]["generated"]["n_pieces"] == 4 and r["sets"]["ngram"]["n_pieces"] == 4
+    assert r["sets"]["markov"]["n_pieces"] == 4 and r["sets"]["markov"]["label"] == \
+        "order-3 Markov"
+    assert set(MEMORIZATION) <= set(r["baselines"]["markov"]["memorization"])
     assert r["nll"]["model"]["nll_per_token"] > 0 and "ngram" in r["nll"]
     assert r["settings"]["seed"] == 2 and r["settings"]["length"] == "8 beats"
     assert r["settings"]["command"].startswith("musgen evaluate ")

@@ -37,6 +37,8 @@ __all__ = ["PieceSet", "MusicEvaluation", "piece_set", "collect_midi_paths", "re
 FORMAT = "musgen.music_metrics"
 FORMAT_VERSION = 1
 _LIST_SUFFIXES = (".txt", ".lst", ".list")
+#: The Markov baseline's order: tokens of context (a Kneser-Ney model of order MARKOV_ORDER + 1).
+MARKOV_ORDER = 3
 _MEMORIZATION_KEYS = ("copy_rate_8", "copy_rate_12", "copy_rate_16", "longest_run_median",
                       "longest_run_max", "n_pieces")
 
@@ -271,7 +273,8 @@ def evaluate_music(model, dataset, *, split: str = "test", n: int = 200, length=
 
     The reference and training pieces are the dataset's, decoded from their tokens (on the
     codec's grid, as generated pieces are). With ``baselines``: ``n`` pieces sampled from the
-    dataset's Kneser-Ney n-gram with the same sampling settings and seed (the floor), and up to
+    dataset's Kneser-Ney n-gram with the same sampling settings and seed (the floor), as many
+    from its order-3 Markov chain (``markov``), and up to
     ``n`` training pieces (the ceiling), each compared with the split the same way; and the
     held-out NLL of the model and of the n-gram (``nll``).
     """
@@ -307,6 +310,16 @@ def evaluate_music(model, dataset, *, split: str = "test", n: int = 200, length=
                                    temperature=temperature, top_k=top_k, top_p=top_p,
                                    seed=seed, progress=bar.update)
         rows.append(piece_set("ngram", f"{order}-gram", sampled,
+                              target_beats=target, quiet=quiet))
+        # The order-3 Markov chain (the next token from the last three: the same Kneser-Ney
+        # counts at order 4), the classic symbolic-music baseline, sampled the same way.
+        markov = min(MARKOV_ORDER + 1, ngram.max_order)
+        with progress_bar(None, "sampling the order-3 Markov chain", unit="tok",
+                          quiet=quiet) as bar:
+            sampled = ngram_pieces(ngram, markov, dataset.codec, n=n, length=length,
+                                   temperature=temperature, top_k=top_k, top_p=top_p,
+                                   seed=seed, progress=bar.update)
+        rows.append(piece_set("markov", f"order-{markov - 1} Markov", sampled,
                               target_beats=target, quiet=quiet))
         rows.append(piece_set("train", "train pieces", training_pieces(dataset, n, seed),
                               quiet=quiet))

@@ -27,9 +27,9 @@ __all__ = ["write_report", "markdown_report", "html_report", "text_report", "rep
 #: Pieces per set drawn as piano rolls.
 ROLL_PIECES = 3
 #: Sets in the order they are drawn and tabled, with their colours.
-_ORDER = ("generated", "ngram", "train", "reference")
-_COLORS = {"generated": "tab:blue", "ngram": "tab:orange", "train": "tab:green",
-           "reference": "black"}
+_ORDER = ("generated", "ngram", "markov", "train", "reference")
+_COLORS = {"generated": "tab:blue", "ngram": "tab:orange", "markov": "tab:purple",
+           "train": "tab:green", "reference": "black"}
 _DPI = 80
 
 
@@ -99,7 +99,7 @@ def _memorization_rows(evaluation) -> tuple:
         return header, []
     rows = []
     entries = [("generated", mem)]
-    for name in ("ngram",):
+    for name in ("ngram", "markov"):
         b = result.get("baselines", {}).get(name)
         if b and b.get("memorization"):
             entries.append((name, b["memorization"]))
@@ -282,9 +282,10 @@ def _memorization_figure(evaluation) -> bytes | None:
     if not result.get("memorization"):
         return None
     rows = [("generated", result["memorization"])]
-    b = result.get("baselines", {}).get("ngram")
-    if b and b.get("memorization"):
-        rows.append(("ngram", b["memorization"]))
+    for name in ("ngram", "markov"):
+        b = result.get("baselines", {}).get(name)
+        if b and b.get("memorization"):
+            rows.append((name, b["memorization"]))
     rows.append(("reference", result["memorization"]["reference"]))
     fig = _figure(10.0, 3.0)
     left, right = fig.subplots(1, 2)
