@@ -163,34 +163,13 @@ def _primer_tokens(primer, codec) -> np.ndarray:
 
 
 def token_tables(config):
-    """The per-token tables of the generation rules for a codec config (``TokenTables``).
-
-    The tables of codec version 1: clock steps of TimeShift tokens, notes (Pitch and DrumPitch),
-    pitches of Pitch tokens, steps of Duration tokens, and neutral bars, parts and programs. A
-    codec that provides ``token_tables(config)`` itself (version 2) is asked instead.
-    """
+    """The per-token tables of the generation rules for a codec config: the codec's own
+    (``musgen.codec.token_tables``: clock steps, notes, pitches, durations, bars, parts,
+    programs, tempi), checked and typed for the engines (``engine.rules.TokenTables``)."""
     from . import codec as codec_mod
     from .engine.rules import TokenTables
 
-    own = getattr(codec_mod, "token_tables", None)
-    if own is not None:
-        return TokenTables.of(own(config))
-    V = config.vocab_size
-    types = np.asarray(config.token_types)
-    pitch = np.full(V, -1, np.int16)
-    lo, hi = config.pitch_range
-    pitch[config.pitch_base:config.drum_base] = np.arange(lo, hi + 1)
-    if config.timing == "beats":
-        steps_per_beat = int(config.steps_per_beat)
-    else:  # a grid of step_ms: one beat at the config's tempo (microseconds per beat)
-        steps_per_beat = max(1, round(config.tempo / (1000 * config.step_ms)))
-    return TokenTables.of(dict(
-        clock_steps=config.token_steps,
-        is_note=np.isin(types, [codec_mod.TYPE_PITCH, codec_mod.TYPE_DRUM_PITCH]),
-        pitch=pitch, duration=config.token_durations, is_bar=np.zeros(V),
-        bar_steps=np.zeros(V), part=np.full(V, -1), program=np.full(V, -1),
-        tempo_bpm=np.zeros(V), steps_per_beat=steps_per_beat, default_bar_steps=0,
-        eos_id=config.eos_id, bos_id=config.bos_id))
+    return TokenTables.of(codec_mod.token_tables(config))
 
 
 @dataclass

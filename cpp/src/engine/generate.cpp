@@ -152,21 +152,8 @@ void LstmEngine::generate(const GenerateRequest& r) const {
         ++sampled;
       }
       if (r.progress != nullptr) r.progress->fetch_add(sampled, std::memory_order_relaxed);
-      // Finished streams leave the batch: the last row takes the place of each one, so the
-      // next step computes only streams that go on (a row's numbers do not depend on its place).
-      for (int m = 0; m < active;) {
-        if (!streams[m].done) {
-          ++m;
-          continue;
-        }
-        streams[m].finish(r);
-        const int last = --active;
-        if (m != last) {
-          I.move_row(w, last, m);
-          next[m] = next[last];
-          std::swap(streams[m], streams[last]);
-        }
-      }
+      active = detail::drop_finished(streams, next, active, r,
+                                     [&](int from, int to) { I.move_row(w, from, to); });
       if (active == 0) break;
       w.nb = active;
       if (r.rows_stepped != nullptr) r.rows_stepped->fetch_add(active, std::memory_order_relaxed);

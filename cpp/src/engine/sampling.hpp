@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "musgen/engine.hpp"
@@ -199,5 +200,28 @@ struct Stream {
     tokens = {};
   }
 };
+
+// Finished streams leave the batch: the last active row takes the place of each one (moved by
+// move_row(from, to)), so the next step computes only streams that go on (a row's numbers do
+// not depend on its place). Their tokens and reasons go to the request's outputs. Returns the
+// number of streams still active.
+template <class MoveRow>
+int drop_finished(std::vector<Stream>& streams, std::vector<std::int32_t>& next, int active,
+                  const GenerateRequest& r, MoveRow&& move_row) {
+  for (int m = 0; m < active;) {
+    if (!streams[m].done) {
+      ++m;
+      continue;
+    }
+    streams[m].finish(r);
+    const int last = --active;
+    if (m != last) {
+      move_row(last, m);
+      next[m] = next[last];
+      std::swap(streams[m], streams[last]);
+    }
+  }
+  return active;
+}
 
 }  // namespace musgen::engine::detail

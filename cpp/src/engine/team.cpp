@@ -100,19 +100,8 @@ void LstmEngine::generate_team(const GenerateRequest& r, const Prepared& start, 
   std::atomic<int> go{0};  // 0: wait, 1: run, 2: the team could not be started
   // Thread 0 drops the finished streams (their tokens and reasons go to the outputs).
   auto compact = [&] {
-    for (int m = 0; m < active;) {
-      if (!streams[m].done) {
-        ++m;
-        continue;
-      }
-      streams[m].finish(r);
-      const int last = --active;
-      if (m != last) {
-        I.move_row(w, last, m);
-        next[m] = next[last];
-        std::swap(streams[m], streams[last]);
-      }
-    }
+    active = detail::drop_finished(streams, next, active, r,
+                                   [&](int from, int to) { I.move_row(w, from, to); });
     w.nb = active;
   };
   auto member = [&](int tid) {

@@ -78,10 +78,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_music(args: argparse.Namespace) -> int:
-    from .._io import atomic_write_bytes
     from ..eval.music import evaluate_music
-    from ..eval.report import text_report, write_report
     from ..generation import parse_length
+    from .metrics import show_music_evaluation
 
     parse_length(args.length)  # a bad length fails before any work
     if args.n < 2:
@@ -92,15 +91,4 @@ def _run_music(args: argparse.Namespace) -> int:
         backend=args.backend, baselines=not args.no_baselines, intervals=args.intervals,
         max_order=args.max_order, quiet=args.quiet or args.json == "-",
         settings={"command": "musgen " + shlex.join(getattr(args, "_argv", []))})
-    text = json.dumps(evaluation.result, indent=2, sort_keys=True)
-    if args.json == "-":
-        print(text)
-    else:
-        print(text_report(evaluation))
-        if args.json:
-            atomic_write_bytes(args.json, (text + "\n").encode())
-    if args.report:
-        written = write_report(evaluation, args.report)
-        if args.json != "-" and not args.quiet:
-            print(f"report: {written['html']}")
-    return 0
+    return show_music_evaluation(evaluation, args)

@@ -43,7 +43,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from ..eval.music import score_files
-    from ..eval.report import text_report, write_report
 
     if args.length is not None:
         from ..generation import parse_length
@@ -55,14 +54,22 @@ def _run(args: argparse.Namespace) -> int:
                              skip_bad=args.skip_bad, seed=args.seed,
                              quiet=args.quiet or args.json == "-",
                              settings={"command": command})
+    return show_music_evaluation(evaluation, args)
+
+
+def show_music_evaluation(evaluation, args: argparse.Namespace) -> int:
+    """Print a musical evaluation (its text report, or its JSON with ``--json -``), and write
+    ``--json FILE`` and ``--report DIR`` when asked (``musgen metrics`` and ``musgen evaluate
+    --music``)."""
+    from .._io import atomic_write_bytes
+    from ..eval.report import text_report, write_report
+
     text = json.dumps(evaluation.result, indent=2, sort_keys=True)
     if args.json == "-":
         print(text)
     else:
         print(text_report(evaluation))
         if args.json:
-            from .._io import atomic_write_bytes
-
             atomic_write_bytes(args.json, (text + "\n").encode())
     if args.report:
         written = write_report(evaluation, args.report)
