@@ -38,6 +38,7 @@ from .distributed import DistributedLoop, make_strategy
 from .export import export
 from .model import build_keras_model, model_section
 from .progress import epoch_bar_callback, losses_text
+from .sizing import dropout_for, lstm_parameters, size_model
 from .windows import epoch_windows, paper_normalization, paper_windows
 
 __all__ = ["train"]
@@ -110,6 +111,49 @@ def _check_config(cfg: TrainConfig) -> None:
     if vbs is not None and (not isinstance(vbs, (int, np.integer)) or isinstance(vbs, bool)
                             or vbs <= 0):
         raise ValueError(f"validation_batch_size={vbs!r}: expected a positive integer or None")
+
+
+#: The settings ``_fit_to_corpus`` chooses when they are left unset.
+SIZED = ("layers", "units", "embedding_dim", "dropout")
+
+
+def _train_tokens(dataset) -> int:
+    return int(sum(len(dataset.piece_tokens(int(i))) for i in dataset.split_indices("train")))
+
+
+def _fit_to_corpus(cfg: TrainConfig, dataset, overrides: dict) -> None:
+    """Size a default-preset model to the corpus and the time budget (``sizing``) for the
+    settings the caller left unset; explicit settings always win, and dropout follows the
+    parameters per token of the architecture actually trained."""
+    unset = [k for k in SIZED if overrides.get(k) is None]
+    if cfg.preset != "default" or not unset:
+        return
+    tokens = _train_tokens(dataset)
+    vocab = int(dataset.codec.vocab_size)
+    sized = size_model(tokens, vocab, cfg.max_minutes, batch_size=cfg.batch_size,
+                       window=cfg.window)
+    for key in ("layers", "units", "embedding_dim"):
+        if key in unset:
+            setattr(cfg, key, sized[key])
+    params = lstm_parameters(cfg.layers, cfg.units, cfg.embedding_dim, vocab)
+    if "dropout" in unset:
+        cfg.dropout = dropout_for(params, tokens)
+    cfg.sizing = {"sized": unset, "train_tokens": tokens, "parameters": params,
+                  "budget_steps": sized["budget_steps"], "rule": sized["reason"],
+                  "chosen": {k: getattr(cfg, k) for k in SIZED}}
+
+
+def sizing_line(cfg: TrainConfig) -> str | None:
+    """The training log's line on how the model was sized, or None."""
+    s = cfg.sizing
+    if not s:
+        return None
+    chosen = ", ".join(f"{k} {s['chosen'][k]:g}" for k in SIZED if k in s["sized"])
+    return (f"model sized to the corpus: {chosen} ({s['train_tokens']} training tokens, "
+            f"{s['parameters'] / 1e6:.2f} M parameters; "
+            + ("no time budget" if s["budget_steps"] is None else
+               f"the budget affords ~{s['budget_steps']} steps") + "; set "
+            + "/".join(f"--{k.replace('_', '-')}" for k in s["sized"]) + " to choose)")
 
 
 def _check_splits(dataset) -> None:
@@ -391,6 +435,9 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
     cfg, state = _run_config(ckpt_dir, resume=resume, preset=preset, overrides=overrides,
                              seed=seed, max_minutes=max_minutes, epochs=epochs)
     _check_splits(dataset)
+    if state is None:
+        _fit_to_corpus(cfg, dataset, overrides)
+        _check_config(cfg)
     _check_tensorboard(tensorboard)
     # TensorFlow's C++ log lines (oneDNN notices; a harmless tf.data "unknown attribute" error
     # logged every epoch by TF 2.21) would drown the progress bar. Python exceptions still
@@ -403,6 +450,8 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
     tf.config.experimental.enable_op_determinism()
     run = _Run(dataset, cfg, state, ckpt_dir, strategy=strategy, quiet=quiet,
                tensorboard=tensorboard)
+    if state is None and sizing_line(cfg):
+        run.say(sizing_line(cfg))
     run.fit()
     if not run.chief:
         shutil.rmtree(run.ckpt_dir, ignore_errors=True)
