@@ -244,7 +244,7 @@ def run(args: argparse.Namespace) -> int:
     amount, unit = parse_length(length)
     paths = output_paths(args.output, args.n)
     if args.model is not None and args.model_option is not None:
-        raise SystemExit("musgen generate: error: give the model once, as MODEL or --model")
+        raise ValueError("give the model once, as MODEL or --model")
     # Loaded before the progress bar opens: a damaged model is one error line, no bar.
     engine = _load_model(args.model if args.model is not None else args.model_option,
                          args.backend, args.precision)
