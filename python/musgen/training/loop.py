@@ -38,7 +38,7 @@ from .distributed import DistributedLoop, make_strategy
 from .export import export
 from .model import build_keras_model, model_section
 from .progress import epoch_bar_callback, losses_text
-from .sizing import dropout_for, lstm_parameters, size_model
+from .sizing import size_model
 from .windows import epoch_windows, paper_normalization, paper_windows
 
 __all__ = ["train"]
@@ -114,7 +114,7 @@ def _check_config(cfg: TrainConfig) -> None:
 
 
 #: The settings ``_fit_to_corpus`` chooses when they are left unset.
-SIZED = ("layers", "units", "embedding_dim", "dropout")
+SIZED = ("layers", "units", "embedding_dim", "batch_size", "dropout")
 
 
 def _train_tokens(dataset) -> int:
@@ -123,24 +123,20 @@ def _train_tokens(dataset) -> int:
 
 def _fit_to_corpus(cfg: TrainConfig, dataset, overrides: dict) -> None:
     """Size a default-preset model to the corpus and the time budget (``sizing``) for the
-    settings the caller left unset; explicit settings always win, and dropout follows the
-    parameters per token of the architecture actually trained."""
+    settings the caller left unset; explicit settings always win, and the others follow from
+    them (dropout from the parameters per token of the architecture actually trained)."""
     unset = [k for k in SIZED if overrides.get(k) is None]
     if cfg.preset != "default" or not unset:
         return
     tokens = _train_tokens(dataset)
-    vocab = int(dataset.codec.vocab_size)
-    sized = size_model(tokens, vocab, cfg.max_minutes, batch_size=cfg.batch_size,
-                       window=cfg.window)
-    for key in ("layers", "units", "embedding_dim"):
-        if key in unset:
-            setattr(cfg, key, sized[key])
-    params = lstm_parameters(cfg.layers, cfg.units, cfg.embedding_dim, vocab)
-    if "dropout" in unset:
-        cfg.dropout = dropout_for(params, tokens)
-    cfg.sizing = {"sized": unset, "train_tokens": tokens, "parameters": params,
-                  "budget_steps": sized["budget_steps"], "rule": sized["reason"],
-                  "chosen": {k: getattr(cfg, k) for k in SIZED}}
+    given = {k: getattr(cfg, k) for k in SIZED if k not in unset and k != "dropout"}
+    sized = size_model(tokens, int(dataset.codec.vocab_size), cfg.max_minutes,
+                       window=cfg.window, stride=cfg.stride, **given)
+    for key in unset:
+        setattr(cfg, key, sized[key])
+    cfg.sizing = {"sized": unset, "train_tokens": tokens, "parameters": sized["parameters"],
+                  "budget_steps": sized["budget_steps"], "budget_epochs": sized["budget_epochs"],
+                  "rule": sized["reason"], "chosen": {k: getattr(cfg, k) for k in SIZED}}
 
 
 def sizing_line(cfg: TrainConfig) -> str | None:
@@ -409,8 +405,11 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
     weight_decay : float or None
         Decoupled weight decay (AdamW) per step, scaled by the learning rate (default 0).
 
-    Other settings left as None take the preset's value (``TrainConfig``: batch 64, learning
-    rate 4e-3, ...; chosen by measurement, see ``bench/bench_train.py``).
+    Other settings left as None take the preset's value (``TrainConfig``: learning rate 4e-3,
+    ...; chosen by measurement, see ``bench/bench_train.py``), except that the default preset
+    sizes ``units``, ``layers``, ``embedding_dim``, ``batch_size`` and ``dropout``, when left
+    unset, to the training tokens and the time budget (``musgen.training.sizing``; the choice
+    is printed and recorded as ``sizing`` in the exported config's hyper-parameters).
     strategy : None, "default", "mirrored", "multiworker" or a tf.distribute.Strategy
         ``multiworker`` reads ``TF_CONFIG``; only the chief writes checkpoints and exports.
     quiet : bool
