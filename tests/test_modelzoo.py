@@ -43,11 +43,13 @@ def test_modelzoo_resolves_names_and_paths(tmp_path, monkeypatch):
     (tmp_path / "default").mkdir()
     assert modelzoo.resolve_model("default") == Path("default")
     assert modelzoo.resolve_model(tmp_path / "default") == tmp_path / "default"
-    with pytest.raises(ModelFormatError, match=r"model 'nope': no such model directory, and no "
-                       r"shipped model of that name \(shipped: default"):
+    with pytest.raises(ModelFormatError, match=r"model 'nope': not a model directory here, nor "
+                       r"a shipped model \(shipped: default"):
         modelzoo.resolve_model("nope")
-    with pytest.raises(ModelFormatError, match="no such model directory"):
-        modelzoo.resolve_model("some/where/else")  # not a name: never looked up as one
+    # not a bare name: never looked up as one, left to the loader to report
+    assert modelzoo.resolve_model("some/where/else") == Path("some/where/else")
+    with pytest.raises(ModelFormatError, match="not a model directory"):
+        engine.load("some/where/else")
     with pytest.raises(TypeError, match="model: expected"):
         modelzoo.resolve_model(3)
 
@@ -111,8 +113,12 @@ def test_cli_generate_by_name_and_by_path(tmp_path, capsys):
     assert outs[0] and outs[0] == outs[1] == outs[2]
     assert main(["generate", "--model", "nope", "-o", str(tmp_path / "x.mid")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "model 'nope': no such model directory" in err[0] \
+    assert len(err) == 1 and "model 'nope': not a model directory here" in err[0] \
         and "shipped: default" in err[0]
+    assert main(["generate", "--model", str(tmp_path / "nope"), "-o", str(tmp_path / "x.mid")]
+                ) == 2
+    assert "expected an existing model folder or a shipped model's name (shipped: default" in \
+        capsys.readouterr().err
     assert main(["generate", "default", "--model", "default", "-o", str(tmp_path / "y.mid")]
                 ) == 2
     assert capsys.readouterr().err.strip() == ("musgen generate: error: give the model once, "

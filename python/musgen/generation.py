@@ -47,7 +47,6 @@ _UNITS = {"token": "tokens", "tokens": "tokens", "note": "notes", "notes": "note
           "beat": "beats", "beats": "beats"}
 
 
-
 def parse_length(length) -> tuple[int, str]:
     """``512`` or ``"512 tokens"`` / ``"64 notes"`` / ``"32 beats"`` -> (amount, unit).
 

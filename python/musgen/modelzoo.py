@@ -20,7 +20,7 @@ from .modeldir import CONFIG_NAME, expected_tensors, load_config
 
 __all__ = ["DEFAULT_MODEL", "DEFAULT_ALIAS", "CARD_NAME", "ShippedModel", "models_root",
            "default_model_dir", "shipped_models", "shipped_names", "resolve_model",
-           "model_card"]
+           "model_card", "is_name"]
 
 #: The folder (under ``musgen/models``) of the model ``generate()`` uses when none is given.
 DEFAULT_MODEL = "default"
@@ -105,18 +105,21 @@ def shipped_names() -> list:
     return names
 
 
-def _is_name(text: str) -> bool:
+def is_name(text: str) -> bool:
+    """A bare name (no folder part) that may name a shipped model."""
     return bool(text) and "/" not in text and os.sep not in text and text not in (".", "..")
 
 
 def resolve_model(model) -> Path:
     """A model directory for ``model``: an existing path as given, else a shipped model's name
-    (``"default"`` is the default model whatever its folder).
+    (``"default"`` is the default model whatever its folder). A path with a folder part that
+    does not exist is returned as it is, for the loader to report.
 
     Raises
     ------
     ModelFormatError
-        ``model`` is neither an existing path nor a shipped name; the message lists the names.
+        ``model`` is a bare name that is neither an existing path nor a shipped model; the
+        message lists the shipped names.
     TypeError
         ``model`` is not a str or path.
     """
@@ -127,13 +130,14 @@ def resolve_model(model) -> Path:
     if path.exists():
         return path
     text = os.fspath(model)
-    if _is_name(text):
-        folder = default_model_dir() if text == DEFAULT_ALIAS else models_root() / text
-        if (folder / CONFIG_NAME).is_file():
-            return folder
+    if not is_name(text):
+        return path
+    folder = default_model_dir() if text == DEFAULT_ALIAS else models_root() / text
+    if (folder / CONFIG_NAME).is_file():
+        return folder
     names = shipped_names()
-    raise ModelFormatError(f"model {text!r}: no such model directory, and no shipped model of "
-                           f"that name (shipped: {', '.join(names) or 'none installed'})")
+    raise ModelFormatError(f"model {text!r}: not a model directory here, nor a shipped model "
+                           f"(shipped: {', '.join(names) or 'none installed'})")
 
 
 def model_card(model) -> str:

@@ -196,10 +196,13 @@ def existing_dir(text: str) -> str:
 def model_ref(text: str) -> str:
     """A model directory that exists, or the name of a model shipped with musgen."""
     from ..errors import ModelFormatError
-    from ..modelzoo import resolve_model
+    from ..modelzoo import is_name, resolve_model, shipped_names
 
     if os.path.isfile(text):
         _fail(text, "a model directory, found a file")
+    if not os.path.isdir(text) and not is_name(text):
+        _fail(text, f"an existing model folder or a shipped model's name (shipped: "
+                    f"{', '.join(shipped_names()) or 'none installed'})")
     try:
         resolve_model(text)
     except ModelFormatError as exc:
