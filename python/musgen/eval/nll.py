@@ -126,10 +126,10 @@ def _lstm_scores(engine, pieces: list, pad: int, types: np.ndarray, batch: int =
 
 
 def velocity_bins(dataset, split: str = "train") -> dict:
-    """How many distinct Velocity tokens ``split`` holds: with one (or none, every note at the
-    same velocity bin), the codec's Velocity tokens carry no information and a model predicts
-    them at almost no cost, so NLL per token flatters it; reports then give the NLL per token
-    without velocity tokens beside the plain figure."""
+    """How many distinct Velocity tokens ``split`` holds. With one (every note in the same
+    velocity bin, as in JSB Chorales) they carry no information and a model predicts them at
+    almost no cost, so NLL per token flatters it; reports then give the NLL per token without
+    velocity tokens beside the plain figure."""
     types = np.asarray(dataset.codec.token_types)
     seen: set = set()
     count = 0
@@ -177,8 +177,10 @@ def evaluate(model_dir, dataset, *, split: str = "test", backend: str | None = N
     """Held-out metrics of a token model on ``split`` of ``dataset``.
 
     Returns a JSON-serializable dict: ``model`` (nll_per_token, nll_per_note, perplexity,
-    accuracy, nll_per_token_type, counts), and with ``baselines``: ``ngram`` (best order on the
-    valid split) and, when ``paper_model`` (a paper-preset model directory) is given, ``paper``.
+    accuracy, nll_per_token_type and targets_per_token_type over the types present,
+    nll_per_token_without_velocity, counts), ``velocity`` (``velocity_bins`` of the train
+    split), and with ``baselines``: ``ngram`` (best order on the valid split, the same
+    breakdown) and, when ``paper_model`` (a paper-preset model directory) is given, ``paper``.
     NLLs are in nats.
     """
     from .. import engine as _engine
