@@ -132,3 +132,113 @@ def test_evaluate_and_export_modules_never_import_tensorflow():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# ----------------------------------------------------------------------------- per token type
+def _random_model(dataset, path, seed: int = 0):
+    """A model directory of random weights for the dataset's codec (no TensorFlow)."""
+    from musgen.modeldir import expected_tensors, save_model_dir
+
+    model = {"kind": "lstm_lm", "vocab_size": int(dataset.codec.vocab_size),
+             "embedding_dim": 8, "lstm_units": [16], "dropout": 0.0}
+    rng = np.random.default_rng(seed)
+    tensors = {name: rng.normal(0, 0.3, shape).astype(np.float32)
+               for name, shape in expected_tensors(model).items()}
+    return save_model_dir(path, {"model": model, "codec": dataset.codec.to_dict()}, tensors)
+
+
+def _flat_dataset(path, n_pieces: int = 20, seed: int = 5):
+    """Like make_dataset, but every note at velocity 90: a single velocity bin (as JSB)."""
+    from musgen import codec as mcodec
+    from musgen.data import Dataset
+    from musgen.data.writer import DatasetWriter
+    from test_training import synthetic_score
+
+    rng = np.random.default_rng(seed)
+    config = mcodec.default_config()
+    w = DatasetWriter(path)
+    for i in range(n_pieces):
+        score = synthetic_score(rng, n_bars=int(rng.integers(3, 6)))
+        score.notes["velocity"] = 90
+        w.add({"source": "synthetic", "path": f"flat_{i:03d}.mid", "sha1": f"{i:040x}",
+               "split": ("train", "train", "train", "valid", "test")[i % 5],
+               "split_by": "seed"}, mcodec.encode(score, config, backend="python"),
+              score.n_notes)
+    w.finish({"codec": config.to_dict(), "seed": seed, "splits": {}})
+    return Dataset.open(path)
+
+
+@pytest.fixture(scope="module")
+def flat(tmp_path_factory):
+    root = tmp_path_factory.mktemp("flat")
+    ds = _flat_dataset(root / "flat")
+    return ds, _random_model(ds, root / "m")
+
+
+def _check_type_sums(row: dict, present: set) -> None:
+    """Per-type means x counts add up to the total; exactly the types present are listed."""
+    assert set(row["nll_per_token_type"]) == set(row["targets_per_token_type"]) == present
+    total = sum(row["nll_per_token_type"][t] * row["targets_per_token_type"][t]
+                for t in present)
+    assert total == pytest.approx(row["total_nll"], rel=1e-9)
+    assert sum(row["targets_per_token_type"].values()) == row["n_targets"]
+
+
+def test_evaluate_per_type_sums_add_up_and_absent_types_are_omitted(flat, backend):
+    from musgen.codec import TYPE_NAMES
+
+    ds, model = flat
+    res = evaluate(model, ds, split="test", backend=backend)
+    types = ds.codec.token_types
+    present = {TYPE_NAMES[int(t)] for i in ds.split_indices("test")
+               for t in types[np.asarray(ds.piece_tokens(i))[1:]]}
+    assert "drum_pitch" not in present and "velocity" in present  # the codec has more types
+    for row in (res["model"], res["ngram"]):
+        _check_type_sums(row, present)
+    total, _, _, _ = _by_hand(model, ds, "test", backend)
+    assert res["model"]["total_nll"] == pytest.approx(total, rel=1e-6)
+
+
+def test_evaluate_reports_a_single_velocity_corpus_and_nll_without_velocity(flat, dataset,
+                                                                           tmp_path):
+    from musgen.codec import TYPE_VELOCITY
+
+    ds, model = flat
+    res = evaluate(model, ds, split="test", backend="python")
+    assert res["velocity"]["single"] is True and res["velocity"]["bins"] == 1
+    _, _, _, by_type = _by_hand(model, ds, "test", "python")
+    for row in (res["model"], res["ngram"]):
+        vel_n = row["targets_per_token_type"]["velocity"]
+        vel_sum = row["nll_per_token_type"]["velocity"] * vel_n
+        assert row["nll_per_token_without_velocity"] == pytest.approx(
+            (row["total_nll"] - vel_sum) / (row["n_targets"] - vel_n), rel=1e-9)
+    assert res["model"]["targets_per_token_type"]["velocity"] == len(by_type[TYPE_VELOCITY])
+    text = format_report(res)
+    assert "w/o vel" in text and "single velocity bin" in text
+    assert f"{res['model']['nll_per_token_without_velocity']:10.4f}" in text
+    # two velocities (bass 70, melody 90): no such note, no such column
+    two = evaluate(_random_model(dataset, tmp_path / "m2"), dataset, split="test",
+                   backend="python")
+    assert two["velocity"]["single"] is False and two["velocity"]["bins"] == 2
+    assert "w/o vel" not in format_report(two) and "velocity bin" not in format_report(two)
+
+
+def test_music_report_shows_nll_per_type_and_without_velocity(flat):
+    from types import SimpleNamespace
+
+    from musgen.eval.music import _nll_summary
+    from musgen.eval.report import _fmt, _nll_rows, text_report
+
+    ds, model = flat
+    summary = _nll_summary(evaluate(model, ds, split="test", backend="python"))
+    ev = SimpleNamespace(result={"nll": summary})
+    header, rows = _nll_rows(ev)
+    assert header[:3] == ["model", "NLL/token", "NLL/token w/o velocity"]
+    assert "velocity (per token)" in header and "pitch (per token)" in header
+    assert "drum_pitch (per token)" not in header
+    col = header.index("pitch (per token)")
+    assert rows[0][col] == _fmt(summary["model"]["nll_per_token_type"]["pitch"], 4)
+    assert rows[1][2] == _fmt(summary["ngram"]["nll_per_token_without_velocity"], 4)
+    assert summary["velocity"]["single"] is True
+    assert "velocity: the train split has a single velocity bin" in text_report(SimpleNamespace(
+        result={"nll": summary, "sets": {}, "features": {}}, sets={}))

@@ -136,7 +136,7 @@ def test_imports_point_one_way_along_the_data_flow():
     from pathlib import Path
 
     order = ["errors", "score", "_io", "_backend", "_progress", "midi", "codec", "data",
-             "modeldir", "training", "engine", "render", "generation", "eval", "web", "cli"]
+             "modeldir", "modelzoo", "training", "engine", "render", "generation", "eval", "web", "cli"]
     rank = {name: i for i, name in enumerate(order)}
     root = Path(musgen.__file__).parent
     bad = []

@@ -181,9 +181,9 @@ def run_benchmark(model=None, *, backends=None, threads=None, quick: bool = Fals
     ``largest_batch``, ``rtf`` {batch: real-time factor}.
     """
     from .engine import load
-    from .generation import default_model_dir
+    from .modelzoo import default_model_dir, resolve_model
 
-    path = Path(model) if model is not None else default_model_dir()
+    path = resolve_model(model) if model is not None else default_model_dir()
     seconds = 0.3 if quick else 2.0
     result = {"model": str(path), "device": device_description(), "quick": quick,
               "backends": {}}

@@ -21,12 +21,12 @@ import os
 import re
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
 from .errors import CodecError, GenerationWarning, ModelFormatError
+from .modelzoo import DEFAULT_ALIAS, default_model_dir
 from .score import DEFAULT_TEMPO, Score
 
 __all__ = ["generate", "generate_with_report", "Generation", "PieceReport", "parse_length",
@@ -45,11 +45,6 @@ ENDINGS = ("auto", "beat", "bar", "model", "none")
 
 _UNITS = {"token": "tokens", "tokens": "tokens", "note": "notes", "notes": "notes",
           "beat": "beats", "beats": "beats"}
-
-
-def default_model_dir() -> Path:
-    """Where the default model ships inside the package."""
-    return Path(__file__).resolve().parent / "models" / "default"
 
 
 def parse_length(length) -> tuple[int, str]:
@@ -531,9 +526,10 @@ def generate(model=None, *, n: int = 1, length=DEFAULT_LENGTH, temperature=1.0, 
 
     Parameters
     ----------
-    model : path, Engine or None
-        A model directory (kind ``lstm_lm``), a loaded Engine, or None for the default model
-        shipped in the package.
+    model : path, str, Engine or None
+        A model directory (kind ``lstm_lm``), the name of a model shipped in the package
+        (``musgen.modelzoo.shipped_models()``; an existing path of that name wins), a loaded
+        Engine, or None for the default model shipped in the package.
     n : int
         Number of independent pieces (streams of one batch).
     length : int or str
@@ -806,7 +802,7 @@ def _model_name(engine) -> str:
     if engine.path is None:
         return "engine"
     if engine.path.resolve() == default_model_dir():
-        return "default"
+        return DEFAULT_ALIAS
     return engine.path.name
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "existing_path",
     "existing_file",
     "existing_dir",
+    "model_ref",
     "output_dir",
     "output_file",
 ]
@@ -188,6 +189,24 @@ def existing_dir(text: str) -> str:
         _fail(text, "a folder, found a file")
     if not os.path.isdir(text):
         _fail(text, "an existing folder (not found)")
+    return text
+
+
+@_named("model")
+def model_ref(text: str) -> str:
+    """A model directory that exists, or the name of a model shipped with musgen."""
+    from ..errors import ModelFormatError
+    from ..modelzoo import is_name, resolve_model, shipped_names
+
+    if os.path.isfile(text):
+        _fail(text, "a model directory, found a file")
+    if not os.path.isdir(text) and not is_name(text):
+        _fail(text, f"an existing model folder or a shipped model's name (shipped: "
+                    f"{', '.join(shipped_names()) or 'none installed'})")
+    try:
+        resolve_model(text)
+    except ModelFormatError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return text
 
 

@@ -19,8 +19,9 @@ def _backends(text: str) -> list:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", nargs="?", default=None, type=_args.existing_dir,
-                   help="model directory (default: the model shipped with musgen)")
+    p.add_argument("model", nargs="?", default=None, type=_args.model_ref,
+                   help="model directory or shipped model name (default: the default model "
+                        "shipped with musgen)")
     p.add_argument("--backends", type=_backends, default=None, metavar="B,B",
                    help="backends to time (default: every one this install has)")
     p.add_argument("--threads", type=_args.positive_int, default=None,

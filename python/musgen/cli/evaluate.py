@@ -19,8 +19,8 @@ def _json_out(text: str) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", metavar="MODEL", type=_args.existing_dir,
-                   help="model directory (kind lstm_lm)")
+    p.add_argument("model", metavar="MODEL", type=_args.model_ref,
+                   help="model directory (kind lstm_lm) or shipped model name")
     p.add_argument("dataset", metavar="DATASET", type=_args.existing_dir,
                    help="dataset folder written by musgen prepare")
     p.add_argument("--split", default="test", choices=["train", "valid", "test"],
@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also write the full result as JSON to OUT ('-' for stdout only)")
     p.add_argument("--no-baselines", action="store_true",
                    help="skip the n-gram (and paper) baselines")
-    p.add_argument("--paper", metavar="PAPER_MODEL", default=None, type=_args.existing_dir,
+    p.add_argument("--paper", metavar="PAPER_MODEL", default=None, type=_args.model_ref,
                    help="a paper-preset model directory trained on the same dataset")
     p.add_argument("--max-order", type=_args.int_range(1, 8), default=5,
                    help="highest n-gram order tried, 1 to 8 (5)")

@@ -74,8 +74,11 @@ def _output(text: str) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", nargs="?", default=None, type=_args.existing_dir,
-                   help="model directory (default: the model shipped with musgen)")
+    p.add_argument("model", nargs="?", default=None, type=_args.model_ref,
+                   help="model directory or shipped model name (default: the default model "
+                        "shipped with musgen; `musgen info` lists the shipped ones)")
+    p.add_argument("--model", dest="model_option", metavar="MODEL", default=None,
+                   type=_args.model_ref, help="the same as the MODEL argument")
     p.add_argument("-o", "--output", required=True, type=_output,
                    help="OUT.mid (one piece; with --n > 1: OUT-000.mid, OUT-001.mid, ...) or a "
                         "folder (generated-000.mid, ...)")
@@ -240,8 +243,11 @@ def run(args: argparse.Namespace) -> int:
     length = args.length if args.length is not None else DEFAULT_LENGTH
     amount, unit = parse_length(length)
     paths = output_paths(args.output, args.n)
+    if args.model is not None and args.model_option is not None:
+        raise ValueError("give the model once, as MODEL or --model")
     # Loaded before the progress bar opens: a damaged model is one error line, no bar.
-    engine = _load_model(args.model, args.backend, args.precision)
+    engine = _load_model(args.model if args.model is not None else args.model_option,
+                         args.backend, args.precision)
     total = args.n * amount if unit == "tokens" else None
     with progress_bar(total, "generating", unit="tok", quiet=args.quiet) as bar, \
             warnings.catch_warnings():

@@ -1,4 +1,5 @@
-"""``musgen info``: version, backends available (and why not), threads and environment."""
+"""``musgen info``: version, backends available (and why not), threads, environment and the
+shipped models; ``musgen info --model NAME`` prints one model's card."""
 
 from __future__ import annotations
 
@@ -8,7 +9,44 @@ import platform
 
 
 def add_arguments(p) -> None:
+    from . import _args
+
     p.add_argument("--json", action="store_true", help="print as JSON")
+    p.add_argument("--model", metavar="MODEL", default=None, type=_args.model_ref,
+                   help="print this model's card (a shipped model's name or a model directory; "
+                        "with --json: its entry and card as JSON)")
+
+
+def _size(n: int) -> str:
+    return f"{n / 2 ** 20:.1f} MiB" if n >= 2 ** 20 else f"{n / 2 ** 10:.0f} KiB"
+
+
+def _model_lines(models: list) -> list:
+    """One line per shipped model: name, codec version, parameters, size and card title."""
+    if not models:
+        return ["shipped models: none installed"]
+    lines = ["shipped models (musgen generate --model NAME; musgen info --model NAME for the "
+             "card):"]
+    for m in models:
+        name = m["name"] + (" (default)" if m["default"] else "")
+        lines.append(f"  {name:<20} codec v{m['codec_version']}, vocabulary {m['vocab_size']}, "
+                     f"{m['parameters'] / 1e6:.2f} M parameters, {_size(m['size_bytes'])}: "
+                     f"{m['summary'] or '(no card)'}")
+    return lines
+
+
+def _run_card(args) -> int:
+    from ..modelzoo import model_card, resolve_model, shipped_models
+
+    path = resolve_model(args.model).resolve()
+    card = model_card(path)
+    if args.json:
+        entry = next((m.to_dict() for m in shipped_models() if m.path.resolve() == path),
+                     {"path": str(path)})
+        print(json.dumps({**entry, "card": card}, indent=2))
+    else:
+        print(card, end="" if card.endswith("\n") else "\n")
+    return 0
 
 
 def collect() -> dict:
@@ -51,10 +89,15 @@ def collect() -> dict:
 
     for key, (ok, why) in (("audio", audio_status()), ("web", web_status())):
         info[key] = {"available": ok, "why": why}
+    from ..modelzoo import shipped_models
+
+    info["models"] = [m.to_dict() for m in shipped_models()]
     return info
 
 
 def run(args) -> int:
+    if args.model is not None:
+        return _run_card(args)
     info = collect()
     if args.json:
         print(json.dumps(info, indent=2))
@@ -71,4 +114,5 @@ def run(args) -> int:
     print(f"tensorflow: {info['tensorflow']}")
     for key in ("audio", "web"):
         print(f"{key}: {'yes' if info[key]['available'] else 'no'}, {info[key]['why']}")
+    print("\n".join(_model_lines(info["models"])))
     return 0

@@ -41,18 +41,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=_args.positive_int, default=None,
                    help="most epochs (default 60; paper preset 30)")
     p.add_argument("--batch-size", type=_args.positive_int, default=None,
-                   help="windows per batch (64)")
+                   help="windows per batch (default: 64, smaller when the time budget affords "
+                        "too few steps; see 'model sized to the corpus' in the log)")
     p.add_argument("--window", type=_window, default=None,
                    help="tokens per window, at least 2 (128)")
     p.add_argument("--stride", type=_args.positive_int, default=None,
                    help="tokens between windows (64)")
     p.add_argument("--units", type=_args.positive_int, default=None,
-                   help="LSTM units per layer (256)")
+                   help="LSTM units per layer (default: 256, fewer on a very small corpus)")
     p.add_argument("--layers", type=_args.positive_int, default=None, help="LSTM layers (2)")
     p.add_argument("--embedding-dim", type=_args.positive_int, default=None,
-                   help="token embedding size (64)")
+                   help="token embedding size (default: 64, smaller on a very small corpus)")
     p.add_argument("--dropout", type=_args.unit_interval, default=None,
-                   help="dropout between layers, in [0, 1) (0.2)")
+                   help="dropout between layers, in [0, 1) (default: 0.2, up to 0.3 when the "
+                        "model has many parameters per training token and the budget lets "
+                        "it overfit)")
     p.add_argument("--learning-rate", type=_args.positive_float, default=None,
                    help="Adam learning rate, > 0 (4e-3)")
     p.add_argument("--weight-decay", type=_args.finite_non_negative_float, default=None,

@@ -10,6 +10,7 @@ import numpy as np
 from .. import _backend
 from ..errors import ModelFormatError
 from ..modeldir import CONFIG_NAME, load_model_dir
+from ..modelzoo import resolve_model
 from ._numpy import NumpyModel
 
 __all__ = ["Engine", "TokenStreams", "load"]
@@ -24,8 +25,10 @@ def load(model_dir: str | os.PathLike, *, backend: str | None = None,
 
     Parameters
     ----------
-    model_dir : path
-        Folder with ``config.json`` and ``weights.safetensors`` (see ``musgen.modeldir``).
+    model_dir : path or str
+        Folder with ``config.json`` and ``weights.safetensors`` (see ``musgen.modeldir``), or
+        the name of a model shipped with musgen (``musgen info`` lists them; an existing path
+        of the same name wins).
     backend : {"cpp", "python", "cuda", "auto"} or None
         None reads ``MUSGEN_BACKEND`` (default auto: C++ when built, else NumPy).
     precision : {"float32", "float16"}
@@ -56,6 +59,7 @@ def load(model_dir: str | os.PathLike, *, backend: str | None = None,
 
         if not has_cpp_engine():  # a core built without the engine: auto means "best available"
             name = "python"
+    model_dir = resolve_model(model_dir)
     try:
         config, tensors = load_model_dir(model_dir)
     except UnicodeDecodeError as exc:  # a config.json that is not UTF-8 text

@@ -254,13 +254,18 @@ def _as_list(sources) -> list:
 
 
 # ----------------------------------------------------------------------------- a model
+_NLL_KEYS = ("nll_per_token", "nll_per_note", "perplexity", "nll_per_token_type",
+             "targets_per_token_type", "nll_per_token_without_velocity")
+
+
 def _nll_summary(nll: dict) -> dict:
-    out = {"model": {k: nll["model"][k] for k in ("nll_per_token", "nll_per_note",
-                                                   "perplexity", "accuracy")}}
+    out = {"model": {k: nll["model"][k] for k in _NLL_KEYS + ("accuracy",)
+                     if k in nll["model"]}}
     if "ngram" in nll:
-        out["ngram"] = {k: nll["ngram"][k] for k in ("nll_per_token", "nll_per_note",
-                                                      "perplexity", "order")}
+        out["ngram"] = {k: nll["ngram"][k] for k in _NLL_KEYS + ("order",) if k in nll["ngram"]}
     out.update({"split": nll["split"], "n_pieces": nll["n_pieces"], "n_notes": nll["n_notes"]})
+    if "velocity" in nll:
+        out["velocity"] = nll["velocity"]
     return out
 
 

@@ -30,11 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..codec.vocab import TYPE_NAMES  # the token types of both codec versions, by name
+from ..codec.vocab import TYPE_NAMES, TYPE_VELOCITY  # the token types of both versions
 from ..data.format import piece_field
 
 __all__ = ["evaluate", "format_report", "ngram_baseline", "write_json", "split_pieces",
-           "count_notes"]
+           "count_notes", "velocity_bins"]
 
 
 def _open_dataset(dataset):
@@ -92,6 +92,12 @@ class _Tally:
                                       for t, (s, c) in sorted(self.by_type.items())},
                "targets_per_token_type": {TYPE_NAMES.get(t, str(t)): c
                                           for t, (s, c) in sorted(self.by_type.items())}}
+        vel_sum, vel_count = self.by_type.get(TYPE_VELOCITY, (0.0, 0))
+        if vel_count and self.count > vel_count:
+            # Where velocity is constant its tokens are free to predict and pull the plain
+            # mean down; this is the mean over every other target.
+            out["nll_per_token_without_velocity"] = ((self.nll - vel_sum)
+                                                     / (self.count - vel_count))
         if with_accuracy:
             out["accuracy"] = self.correct / max(self.count, 1)
         return out
@@ -117,6 +123,27 @@ def _lstm_scores(engine, pieces: list, pad: int, types: np.ndarray, batch: int =
             nll = -lp[np.arange(n), tgt]
             tally.add(tgt, nll, lp.argmax(axis=-1) == tgt)
     return tally
+
+
+def velocity_bins(dataset, split: str = "train") -> dict:
+    """How many distinct Velocity tokens ``split`` holds. With one (every note in the same
+    velocity bin, as in JSB Chorales) they carry no information and a model predicts them at
+    almost no cost, so NLL per token flatters it; reports then give the NLL per token without
+    velocity tokens beside the plain figure."""
+    types = np.asarray(dataset.codec.token_types)
+    seen: set = set()
+    count = 0
+    for i in split_pieces(dataset, split):
+        tokens = np.asarray(dataset.piece_tokens(i), np.int64)
+        vel = tokens[types[tokens] == TYPE_VELOCITY]
+        count += int(vel.size)
+        seen.update(int(t) for t in np.unique(vel))
+    single = count > 0 and len(seen) == 1
+    out = {"split": split, "bins": len(seen), "tokens": count, "single": single}
+    if single:
+        out["note"] = (f"the {split} split has a single velocity bin: velocity tokens cost "
+                       "almost nothing to predict, so compare NLL per token without them")
+    return out
 
 
 def count_notes(dataset, idx: list) -> int:
@@ -150,8 +177,10 @@ def evaluate(model_dir, dataset, *, split: str = "test", backend: str | None = N
     """Held-out metrics of a token model on ``split`` of ``dataset``.
 
     Returns a JSON-serializable dict: ``model`` (nll_per_token, nll_per_note, perplexity,
-    accuracy, nll_per_token_type, counts), and with ``baselines``: ``ngram`` (best order on the
-    valid split) and, when ``paper_model`` (a paper-preset model directory) is given, ``paper``.
+    accuracy, nll_per_token_type and targets_per_token_type over the types present,
+    nll_per_token_without_velocity, counts), ``velocity`` (``velocity_bins`` of the train
+    split), and with ``baselines``: ``ngram`` (best order on the valid split, the same
+    breakdown) and, when ``paper_model`` (a paper-preset model directory) is given, ``paper``.
     NLLs are in nats.
     """
     from .. import engine as _engine
@@ -181,6 +210,8 @@ def evaluate(model_dir, dataset, *, split: str = "test", backend: str | None = N
               "method": "whole pieces from BOS, teacher-forced, each target counted once",
               "model": _lstm_scores(eng, pieces, int(codec.pad_id), types)
               .result(n_notes, with_accuracy=True)}
+    if len(dataset.split_indices("train")):
+        result["velocity"] = velocity_bins(dataset, "train")
     if baselines:
         ng = ngram_baseline(dataset, split, max_order=max_order)
         result["ngram"] = ng
@@ -194,21 +225,33 @@ def evaluate(model_dir, dataset, *, split: str = "test", backend: str | None = N
 
 
 def format_report(result: dict) -> str:
-    """A plain-text table of an ``evaluate`` result."""
+    """A plain-text table of an ``evaluate`` result: NLL per token, per note and per token type
+    (types with targets in the split only), and, where the training split has one velocity
+    bin, NLL per token without the velocity tokens."""
     rows = [("model", result["model"])]
     if "ngram" in result:
         rows.append((f"{result['ngram']['order']}-gram KN", result["ngram"]))
+    velocity = result.get("velocity") or {}
+    apart = bool(velocity.get("single")) and all("nll_per_token_without_velocity" in r
+                                                 for _, r in rows)
     types = sorted({t for _, r in rows for t in r["nll_per_token_type"]})
-    head = (f"{'':14s} {'NLL/token':>10s} {'NLL/note':>10s} {'ppl':>8s} {'acc':>7s} "
+    head = (f"{'':14s} {'NLL/token':>10s} " + (f"{'w/o vel':>10s} " if apart else "")
+            + f"{'NLL/note':>10s} {'ppl':>8s} {'acc':>7s} "
             + " ".join(f"{t[:8]:>8s}" for t in types))
     lines = [f"split {result['split']}: {result['n_pieces']} pieces, {result['n_notes']} notes, "
-             f"{result['model']['n_targets']} target tokens (NLL in nats)", head]
+             f"{result['model']['n_targets']} target tokens (NLL in nats; per token type: the "
+             "mean over that type's targets)", head]
     for name, r in rows:
         acc = f"{r['accuracy']:7.3f}" if "accuracy" in r else f"{'-':>7s}"
-        lines.append(f"{name:14s} {r['nll_per_token']:10.4f} {r['nll_per_note']:10.4f} "
+        plain = (f"{r['nll_per_token_without_velocity']:10.4f} " if apart else "")
+        lines.append(f"{name:14s} {r['nll_per_token']:10.4f} {plain}{r['nll_per_note']:10.4f} "
                      f"{r['perplexity']:8.3f} {acc} "
-                     + " ".join(f"{r['nll_per_token_type'].get(t, float('nan')):8.4f}"
-                                for t in types))
+                     + " ".join(_type_cell(r, t) for t in types))
+    if apart:
+        share = result["model"]["targets_per_token_type"].get("velocity", 0)
+        lines.append(f"velocity: {velocity['note']} ({share} of "
+                     f"{result['model']['n_targets']} targets are velocity tokens; 'w/o vel' "
+                     "is the NLL per token over the others)")
     if "improvement_over_ngram" in result:
         lines.append(f"model vs best n-gram: {_comparison(result['improvement_over_ngram'])}")
     if "paper" in result:
@@ -217,6 +260,11 @@ def format_report(result: dict) -> str:
                      f"Gaussian NLL per note {p['nll_per_note']:.4f} "
                      f"(pitch+velocity+time only; see docs)")
     return "\n".join(lines)
+
+
+def _type_cell(row: dict, name: str) -> str:
+    value = row["nll_per_token_type"].get(name)
+    return f"{'-':>8s}" if value is None else f"{value:8.4f}"
 
 
 def _comparison(improvement: float) -> str:

@@ -121,17 +121,34 @@ def _pct(v) -> str:
 
 
 def _nll_rows(evaluation) -> tuple:
+    """NLL per token (and without velocity tokens where the training split has one velocity),
+    per note, perplexity and per token type (the types with targets in the split)."""
     nll = evaluation.result.get("nll")
     header = ["model", "NLL/token", "NLL/note", "perplexity"]
     if not nll:
         return header, []
-    rows = [[_label(evaluation, "generated"), _fmt(nll["model"]["nll_per_token"], 4),
-             _fmt(nll["model"]["nll_per_note"], 4), _fmt(nll["model"]["perplexity"], 4)]]
+    named = [(_label(evaluation, "generated"), nll["model"])]
     if "ngram" in nll:
-        rows.append([f"{nll['ngram']['order']}-gram (Kneser-Ney)",
-                     _fmt(nll["ngram"]["nll_per_token"], 4),
-                     _fmt(nll["ngram"]["nll_per_note"], 4), _fmt(nll["ngram"]["perplexity"], 4)])
+        named.append((f"{nll['ngram']['order']}-gram (Kneser-Ney)", nll["ngram"]))
+    apart = bool((nll.get("velocity") or {}).get("single")) and all(
+        "nll_per_token_without_velocity" in r for _, r in named)
+    types = sorted({t for _, r in named for t in r.get("nll_per_token_type", {})})
+    header = (["model", "NLL/token"] + (["NLL/token w/o velocity"] if apart else [])
+              + ["NLL/note", "perplexity"] + [f"{t} (per token)" for t in types])
+    rows = []
+    for label, r in named:
+        per_type = r.get("nll_per_token_type", {})
+        rows.append([label, _fmt(r["nll_per_token"], 4)]
+                    + ([_fmt(r["nll_per_token_without_velocity"], 4)] if apart else [])
+                    + [_fmt(r["nll_per_note"], 4), _fmt(r["perplexity"], 4)]
+                    + [_fmt(per_type.get(t), 4) for t in types])
     return header, rows
+
+
+def _nll_note(evaluation) -> str:
+    """Why the velocity-free column is there, or ''."""
+    velocity = (evaluation.result.get("nll") or {}).get("velocity") or {}
+    return velocity.get("note", "") if velocity.get("single") else ""
 
 
 def _settings_text(evaluation) -> str:
@@ -367,6 +384,8 @@ def markdown_report(evaluation, figures) -> str:
         nll = evaluation.result["nll"]
         parts += [f"## Held-out NLL ({nll['split']} split, nats)", "", _md_table(header, rows),
                   ""]
+        if _nll_note(evaluation):
+            parts += [f"Velocity: {_nll_note(evaluation)}.", ""]
     parts += ["## How this was run", "", "```", _settings_text(evaluation), "```", "",
               "## Features measured", ""]
     parts += [f"- `{n}`: {f.description}" + (f" ({f.unit})" if f.unit else "")
@@ -393,6 +412,8 @@ def text_report(evaluation) -> str:
     if rows:
         parts += ["", f"held-out NLL ({evaluation.result['nll']['split']} split, nats)",
                   _text_table(header, rows)]
+        if _nll_note(evaluation):
+            parts.append(f"velocity: {_nll_note(evaluation)}")
     return "\n".join(parts)
 
 
@@ -430,6 +451,8 @@ def html_report(evaluation, figures: dict) -> str:
     if rows:
         out += [f"<h2>Held-out NLL ({html.escape(evaluation.result['nll']['split'])} split, "
                 "nats)</h2>", _html_table(header, rows)]
+        if _nll_note(evaluation):
+            out.append(f"<p>Velocity: {html.escape(_nll_note(evaluation))}.</p>")
     out += ["<h2>How this was run</h2>", f"<pre>{html.escape(_settings_text(evaluation))}</pre>",
             "<h2>Features measured</h2><ul>"]
     out += [f"<li><code>{n}</code>: {html.escape(f.description)}"

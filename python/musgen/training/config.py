@@ -47,6 +47,9 @@ class TrainConfig:
     dense_units: list = field(default_factory=list)   # paper preset only
     clipnorm: float = 1.0
     validation_batch_size: int | None = 512  # None: batch_size
+    # How the default preset sized the model to the corpus (``sizing.size_model``) for the
+    # settings left unset, or None when every size was given (or for the paper preset).
+    sizing: dict | None = None
 
 
 PRESETS: dict = {

@@ -38,6 +38,7 @@ from .distributed import DistributedLoop, make_strategy
 from .export import export
 from .model import build_keras_model, model_section
 from .progress import epoch_bar_callback, losses_text
+from .sizing import size_model
 from .windows import epoch_windows, paper_normalization, paper_windows
 
 __all__ = ["train"]
@@ -110,6 +111,45 @@ def _check_config(cfg: TrainConfig) -> None:
     if vbs is not None and (not isinstance(vbs, (int, np.integer)) or isinstance(vbs, bool)
                             or vbs <= 0):
         raise ValueError(f"validation_batch_size={vbs!r}: expected a positive integer or None")
+
+
+#: The settings ``_fit_to_corpus`` chooses when they are left unset.
+SIZED = ("layers", "units", "embedding_dim", "batch_size", "dropout")
+
+
+def _train_tokens(dataset) -> int:
+    return int(sum(len(dataset.piece_tokens(int(i))) for i in dataset.split_indices("train")))
+
+
+def _fit_to_corpus(cfg: TrainConfig, dataset, overrides: dict) -> None:
+    """Size a default-preset model to the corpus and the time budget (``sizing``) for the
+    settings the caller left unset; explicit settings always win, and the others follow from
+    them (dropout from the parameters per token of the architecture actually trained)."""
+    unset = [k for k in SIZED if overrides.get(k) is None]
+    if cfg.preset != "default" or not unset:
+        return
+    tokens = _train_tokens(dataset)
+    given = {k: getattr(cfg, k) for k in SIZED if k not in unset and k != "dropout"}
+    sized = size_model(tokens, int(dataset.codec.vocab_size), cfg.max_minutes,
+                       window=cfg.window, stride=cfg.stride, **given)
+    for key in unset:
+        setattr(cfg, key, sized[key])
+    cfg.sizing = {"sized": unset, "train_tokens": tokens, "parameters": sized["parameters"],
+                  "budget_steps": sized["budget_steps"], "budget_epochs": sized["budget_epochs"],
+                  "rule": sized["reason"], "chosen": {k: getattr(cfg, k) for k in SIZED}}
+
+
+def sizing_line(cfg: TrainConfig) -> str | None:
+    """The training log's line on how the model was sized, or None."""
+    s = cfg.sizing
+    if not s:
+        return None
+    chosen = ", ".join(f"{k} {s['chosen'][k]:g}" for k in SIZED if k in s["sized"])
+    return (f"model sized to the corpus: {chosen} ({s['train_tokens']} training tokens, "
+            f"{s['parameters'] / 1e6:.2f} M parameters; "
+            + ("no time budget" if s["budget_steps"] is None else
+               f"the budget affords ~{s['budget_steps']} steps") + "; set "
+            + "/".join(f"--{k.replace('_', '-')}" for k in s["sized"]) + " to choose)")
 
 
 def _check_splits(dataset) -> None:
@@ -365,8 +405,11 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
     weight_decay : float or None
         Decoupled weight decay (AdamW) per step, scaled by the learning rate (default 0).
 
-    Other settings left as None take the preset's value (``TrainConfig``: batch 64, learning
-    rate 4e-3, ...; chosen by measurement, see ``bench/bench_train.py``).
+    Other settings left as None take the preset's value (``TrainConfig``: learning rate 4e-3,
+    ...; chosen by measurement, see ``bench/bench_train.py``), except that the default preset
+    sizes ``units``, ``layers``, ``embedding_dim``, ``batch_size`` and ``dropout``, when left
+    unset, to the training tokens and the time budget (``musgen.training.sizing``; the choice
+    is printed and recorded as ``sizing`` in the exported config's hyper-parameters).
     strategy : None, "default", "mirrored", "multiworker" or a tf.distribute.Strategy
         ``multiworker`` reads ``TF_CONFIG``; only the chief writes checkpoints and exports.
     quiet : bool
@@ -391,6 +434,9 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
     cfg, state = _run_config(ckpt_dir, resume=resume, preset=preset, overrides=overrides,
                              seed=seed, max_minutes=max_minutes, epochs=epochs)
     _check_splits(dataset)
+    if state is None:
+        _fit_to_corpus(cfg, dataset, overrides)
+        _check_config(cfg)
     _check_tensorboard(tensorboard)
     # TensorFlow's C++ log lines (oneDNN notices; a harmless tf.data "unknown attribute" error
     # logged every epoch by TF 2.21) would drown the progress bar. Python exceptions still
@@ -403,6 +449,8 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
     tf.config.experimental.enable_op_determinism()
     run = _Run(dataset, cfg, state, ckpt_dir, strategy=strategy, quiet=quiet,
                tensorboard=tensorboard)
+    if state is None and sizing_line(cfg):
+        run.say(sizing_line(cfg))
     run.fit()
     if not run.chief:
         shutil.rmtree(run.ckpt_dir, ignore_errors=True)
