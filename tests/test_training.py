@@ -480,3 +480,32 @@ def test_train_codec_version_2_model_directory(tmp_path, backend):
     for p in pieces:
         assert p.format == 1 and len(p.track_names) >= 1
         assert p.track_names[0] in {mcodec.names.program_name(q) for q in range(129)}
+
+
+@pytest.mark.tf
+def test_train_warm_start_begins_from_the_given_model(trained, dataset, tmp_path):
+    """init_from: a fresh run starts from another model's weights (learning rate 0 keeps them,
+    so the export is those very weights), records where it started, and refuses a model of
+    another architecture or codec before any training."""
+    from musgen import training
+    from musgen.errors import MusgenError
+    from musgen.modeldir import load_model_dir
+
+    out = training.train(dataset, tmp_path / "warm", init_from=trained,
+                         **dict(TINY, epochs=1, learning_rate=0.0, seed=9))
+    config, got = load_model_dir(out)
+    source_config, want = load_model_dir(trained)
+    assert set(got) == set(want)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    start = config["training"]["init_from"]
+    assert start["weights_sha256"] == source_config["weights_sha256"]
+    assert start["epochs_run"] == source_config["training"]["epochs_run"]
+    # a cold start with the same seed is another model
+    cold = training.train(dataset, tmp_path / "cold", **dict(TINY, epochs=1, learning_rate=0.0,
+                                                             seed=9))
+    assert not np.array_equal(load_model_dir(cold)[1]["head/kernel"], want["head/kernel"])
+    with pytest.raises(MusgenError, match="architecture .* is not this run's"):
+        training.train(dataset, tmp_path / "wider", init_from=trained,
+                       **dict(TINY, units=TINY["units"] * 2, epochs=1))
+    assert not (tmp_path / "wider").exists()

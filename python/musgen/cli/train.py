@@ -72,6 +72,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="stop after this many epochs without validation improvement (6)")
     p.add_argument("--max-minutes", type=_minutes, default="preset",
                    help="time budget: start no epoch that would end past it (25; 'none')")
+    p.add_argument("--init-from", metavar="MODEL", type=_args.model_ref, default=None,
+                   help="start from this model's weights (same codec and architecture; a new "
+                        "optimizer): continue a model with other settings")
     p.add_argument("--seed", type=_args.seed, default=0,
                    help="seed of weights, dropout and data order")
     p.add_argument("--resume", action="store_true",
@@ -95,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
                 strategy=args.strategy, quiet=args.quiet, max_minutes=args.max_minutes,
                 transpose=args.transpose, tempo_shift=args.tempo_shift,
                 validation_batch_size=args.validation_batch_size,
-                weight_decay=args.weight_decay)
+                weight_decay=args.weight_decay, init_from=args.init_from)
     if not args.quiet:
         print(f"model directory: {out}")
     return 0

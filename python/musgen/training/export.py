@@ -56,6 +56,7 @@ def _provenance(state: dict, npz: Path) -> dict:
     training = {
         "dataset": state["run"]["dataset"], "preset": state["run"]["preset"],
         "seed": state["run"]["seed"], "hyperparameters": state["train_config"],
+        **({"init_from": state["run"]["init_from"]} if state["run"].get("init_from") else {}),
         "epochs_run": len(hist), "best_epoch": best + 1,
         "exported_epoch": best_row.get("epoch"),
         "train_loss": best_row.get("loss"), "valid_loss": best_row.get("val_loss"),

@@ -36,7 +36,7 @@ from .checkpoints import (
 from .config import PRESETS, TrainConfig
 from .distributed import DistributedLoop, make_strategy
 from .export import export
-from .model import build_keras_model, model_section
+from .model import build_keras_model, model_section, tensor_name
 from .progress import epoch_bar_callback, losses_text
 from .sizing import size_model
 from .windows import epoch_windows, paper_normalization, paper_windows
@@ -152,6 +152,31 @@ def sizing_line(cfg: TrainConfig) -> str | None:
             + "/".join(f"--{k.replace('_', '-')}" for k in s["sized"]) + " to choose)")
 
 
+def _start_weights(init_from, cfg: TrainConfig, codec) -> tuple:
+    """The tensors of the model a warm start begins from, and its provenance; checked against
+    this run (same codec, same architecture) before TensorFlow is imported."""
+    from ..modeldir import load_model_dir
+    from ..modelzoo import resolve_model
+
+    path = resolve_model(init_from)
+    config, tensors = load_model_dir(path)
+    model = config["model"]
+    if config.get("codec") != codec.to_dict():
+        raise MusgenError(f"init_from {path}: its codec is not the dataset's; a warm start "
+                          "needs the same vocabulary")
+    want = {"kind": "lstm_lm", "embedding_dim": cfg.embedding_dim,
+            "lstm_units": [cfg.units] * cfg.layers}
+    got = {k: model.get(k) for k in want}
+    if cfg.preset == "paper" or got != want:
+        raise MusgenError(f"init_from {path}: its architecture {got} is not this run's {want}; "
+                          "give --units/--layers/--embedding-dim of that model")
+    training = config.get("training") or {}
+    source = {"weights_sha256": config.get("weights_sha256"),
+              "epochs_run": training.get("epochs_run"), "valid_loss": training.get("valid_loss"),
+              "hyperparameters": training.get("hyperparameters")}
+    return tensors, source
+
+
 def _check_splits(dataset) -> None:
     """Training needs pieces in train and valid; say so before TensorFlow is even imported."""
     split_indices = getattr(dataset, "split_indices", None)
@@ -230,6 +255,19 @@ class _Run:
                                        from_logits=True, ignore_class=int(self.codec.pad_id)),
                                    jit_compile=jit)
             self.optimizer.build(self.model.trainable_variables)
+
+    def warm_start(self, tensors: dict, source: dict) -> None:
+        """Begin a fresh run from the weights of another model (``train(init_from=...)``)."""
+        for var in self.model.weights:
+            name = tensor_name(var.path)
+            if name is None:
+                continue
+            value = tensors.get(name)
+            if value is None or tuple(value.shape) != tuple(var.shape):
+                raise MusgenError(f"init_from: tensor {name} is missing or has another shape "
+                                  f"than this run's {tuple(var.shape)}")
+            var.assign(value)
+        self.run_info["init_from"] = source
 
     def _start(self, state: dict | None) -> None:
         """Fresh counters, or the ones saved after the last complete epoch (weights too)."""
@@ -380,7 +418,7 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
           max_minutes: float | None | str = "preset", transpose: int | None = None,
           dense_units: list | None = None, tempo_shift: int | None = None,
           validation_batch_size: int | None = None,
-          weight_decay: float | None = None) -> Path:
+          weight_decay: float | None = None, init_from=None) -> Path:
     """Train a model on ``dataset`` and export the best epoch to the model directory ``output``.
 
     Parameters
@@ -404,6 +442,11 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
         Windows per validation batch (default 512; validation is a forward pass only).
     weight_decay : float or None
         Decoupled weight decay (AdamW) per step, scaled by the learning rate (default 0).
+    init_from : model directory (or shipped name) or None
+        Warm start: a fresh run starts from this model's weights instead of random ones (same
+        codec and architecture; a new optimizer). Used to continue a model with other
+        settings, e.g. smaller batches once the large ones stop paying. A resumed run ignores
+        it (its checkpoint holds the weights).
 
     Other settings left as None take the preset's value (``TrainConfig``: learning rate 4e-3,
     ...; chosen by measurement, see ``bench/bench_train.py``), except that the default preset
@@ -434,9 +477,12 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
     cfg, state = _run_config(ckpt_dir, resume=resume, preset=preset, overrides=overrides,
                              seed=seed, max_minutes=max_minutes, epochs=epochs)
     _check_splits(dataset)
+    start_weights = None
     if state is None:
         _fit_to_corpus(cfg, dataset, overrides)
         _check_config(cfg)
+        if init_from is not None:
+            start_weights = _start_weights(init_from, cfg, dataset.codec)
     _check_tensorboard(tensorboard)
     # TensorFlow's C++ log lines (oneDNN notices; a harmless tf.data "unknown attribute" error
     # logged every epoch by TF 2.21) would drown the progress bar. Python exceptions still
@@ -449,6 +495,8 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
     tf.config.experimental.enable_op_determinism()
     run = _Run(dataset, cfg, state, ckpt_dir, strategy=strategy, quiet=quiet,
                tensorboard=tensorboard)
+    if start_weights is not None:
+        run.warm_start(*start_weights)
     if state is None and sizing_line(cfg):
         run.say(sizing_line(cfg))
     run.fit()

@@ -11,9 +11,9 @@ tunes, about 10^5 training tokens, 3 minutes on a shared 2-core CPU):
   steps of the same tokens in the same time (Keskar et al. 2017 also find that they generalize
   better); measured: batch 16 reached 1.15 in 3 epochs. The rule takes the largest batch of
   ``BATCHES`` whose steps within the budget reach ``TARGET_STEPS`` (the runs that beat the
-  n-gram on JSB Chorales and Nottingham, ``training.md``, made 1 600-2 000 steps), estimating a step's time from
-  a fixed overhead plus multiply-adds at the throughput measured on a 2-core CPU. A budget of
-  25 minutes keeps batch 64 for any model of the ladder; on faster machines the estimate is
+  n-gram on JSB Chorales and Nottingham, ``training.md``, made 1 600-2 000 steps), estimating
+  a step's time from a fixed overhead plus multiply-adds at the throughput measured on a 2-core
+  CPU. A budget of 25 minutes keeps batch 64 for any model of the ladder; on faster machines the estimate is
   pessimistic (a smaller batch than needed, never a broken run).
 * Capacity against data. Character-level LSTM practice (Karpathy's char-rnn notes) keeps the
   parameters within a small multiple of the training tokens, and larger models on small data
