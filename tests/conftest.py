@@ -15,6 +15,9 @@ from musgen import _backend
 
 TESTS = Path(__file__).resolve().parent
 DATA = TESTS / "data"
+#: The shipped default model, a codec-version-1 model (JSB Chorales on a quarter-note grid): the
+#: regression sample was made with it, and tests on version-1 datasets use it.
+V1_MODEL = TESTS.parent / "python" / "musgen" / "models" / "default"
 
 
 def available_backends() -> list[str]:

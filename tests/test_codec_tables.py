@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from musgen import CodecError, codec
-from musgen.generation import default_model_dir
+
+from conftest import V1_MODEL
 
 V1 = codec.default_config()
 V2 = codec.default_config(version=2, styles=("chorale", "pop"))
@@ -110,8 +111,8 @@ def test_v2_vocabulary_blocks_are_contiguous_and_in_order():
         _ = V1.bar_id
 
 
-def test_v1_dict_is_exactly_the_shipped_one():
-    shipped = json.loads((default_model_dir() / "config.json").read_text())["codec"]
+def test_v1_dict_is_exactly_the_v1_models():
+    shipped = json.loads((V1_MODEL / "config.json").read_text())["codec"]
     assert V1.to_dict() == shipped
     assert codec.CodecConfig.from_dict(shipped) == V1
     # a version-1 config with a non-default new field writes it, and still reads back

@@ -15,7 +15,8 @@ from musgen.cli import main
 from musgen.eval.baselines import NgramSampler, fit_ngram, ngram_pieces
 from musgen.eval.music import score_files
 from musgen.eval.ngram import KneserNey
-from musgen.generation import default_model_dir
+
+from conftest import V1_MODEL
 
 REQUIRED = ("mean", "reference_mean", "overlap_area", "kl")
 MEMORIZATION = ("copy_rate_8", "copy_rate_12", "copy_rate_16", "longest_run_median",
@@ -32,7 +33,7 @@ def dataset(corpus, tmp_path_factory):
     from musgen.data import Dataset, prepare
 
     out = tmp_path_factory.mktemp("eval") / "jsb"
-    prepare([corpus], out, seed=0, quiet=True, codec_version=1)  # the shipped model's codec
+    prepare([corpus], out, seed=0, quiet=True, codec_version=1)  # the v1 model's codec
     return Dataset.open(out)
 
 
@@ -141,7 +142,7 @@ def test_metrics_cli_reads_lists_and_reports_bad_input_in_one_line(corpus, tmp_p
 
 def test_evaluate_music_cli_with_baselines(dataset, tmp_path, capsys):
     out = tmp_path / "music.json"
-    rc = main(["evaluate", str(default_model_dir()), str(dataset.path), "--music", "--n", "4",
+    rc = main(["evaluate", str(V1_MODEL), str(dataset.path), "--music", "--n", "4",
                "--length", "8 beats", "--seed", "2", "--json", str(out), "-q"])
     assert rc == 0
     r = json.loads(out.read_text())
@@ -160,29 +161,29 @@ def test_evaluate_music_cli_with_baselines(dataset, tmp_path, capsys):
     assert r["settings"]["command"].startswith("musgen evaluate ")
     assert 0.0 <= r["ended_early"]["mean"] <= 1.0
     # the same command gives the same figures (seeded generation and sampling)
-    main(["evaluate", str(default_model_dir()), str(dataset.path), "--music", "--n", "4",
+    main(["evaluate", str(V1_MODEL), str(dataset.path), "--music", "--n", "4",
           "--length", "8 beats", "--seed", "2", "--json", str(tmp_path / "again.json"), "-q"])
     again = json.loads((tmp_path / "again.json").read_text())
     assert again["chord_fit"] == r["chord_fit"] and again["memorization"] == r["memorization"]
     with pytest.raises(SystemExit, match=r"^musgen evaluate: error: temperature"):
-        main(["evaluate", str(default_model_dir()), str(dataset.path), "--music", "--n", "2",
+        main(["evaluate", str(V1_MODEL), str(dataset.path), "--music", "--n", "2",
               "--temperature", "-1", "-q"])
     with pytest.raises(SystemExit, match="--report needs --music"):
-        main(["evaluate", str(default_model_dir()), str(dataset.path), "--report",
+        main(["evaluate", str(V1_MODEL), str(dataset.path), "--report",
               str(tmp_path / "r")])
 
 
 def test_evaluate_music_without_baselines(dataset):
     from musgen.eval.music import evaluate_music
 
-    ev = evaluate_music(default_model_dir(), dataset, split="valid", n=2, length="4 beats",
+    ev = evaluate_music(V1_MODEL, dataset, split="valid", n=2, length="4 beats",
                         seed=1, baselines=False)
     r = ev.result
     assert r["baselines"] == {} and "ngram" not in r["nll"] and r["nll"]["split"] == "valid"
     assert set(ev.sets) == {"generated", "reference", "training"}
     assert r["sets"]["reference"]["n_pieces"] == 5
     with pytest.raises(ValueError, match="n=1"):
-        evaluate_music(default_model_dir(), dataset, n=1)
+        evaluate_music(V1_MODEL, dataset, n=1)
 
 
 def test_report_of_pieces_without_pitched_notes(corpus, data_dir, tmp_path):

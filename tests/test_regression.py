@@ -1,4 +1,4 @@
-"""The shipped version-1 model keeps generating exactly the tokens it generated when the stored
+"""The version-1 model (the previous default, kept in tests/data) keeps generating exactly the tokens it generated when the stored
 sample was made (``tools/make_regression_sample.py``), on every backend: later codec versions
 must not change what a version-1 model makes for the same seed. Generation rules added since
 (a piece runs to the asked length, closes at a beat) change what is sampled, so the sample is
@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 
 from musgen import codec, engine, generate
-from musgen.generation import default_model_dir
 
-from conftest import DATA
+from conftest import DATA, V1_MODEL
 
 SAMPLE = json.loads((DATA / "regression" / "default_v1_tokens.json").read_text())
 
@@ -27,20 +26,20 @@ def _primer(spec: str, config) -> np.ndarray:
 
 
 def test_regression_sample_is_version_1():
-    config = engine.load(default_model_dir(), backend="python").codec
+    config = engine.load(V1_MODEL, backend="python").codec
     assert SAMPLE["codec_version"] == 1 and getattr(config, "version", 1) == 1
     assert config.to_dict()["format_version"] == 1
 
 
 @pytest.mark.parametrize("case", SAMPLE["cases"], ids=lambda c: str(c["generate"]["seed"]))
 def test_regression_default_model_same_tokens(case, backend):
-    config = engine.load(default_model_dir(), backend="python").codec
+    config = engine.load(V1_MODEL, backend="python").codec
     kwargs = dict(case["generate"])
     if "primer" in kwargs:
         kwargs["primer"] = _primer(kwargs["primer"], config)
         # the primer the sample was made with: the file still encodes to the same tokens
         assert kwargs["primer"].tolist() == case["tokens"][0][:len(kwargs["primer"])]
-    scores = generate(backend=backend, allow_early_end=True, ending="none", **kwargs)
+    scores = generate(V1_MODEL, backend=backend, allow_early_end=True, ending="none", **kwargs)
     assert len(scores) == len(case["tokens"])
     for score, tokens in zip(scores, case["tokens"]):
         want = codec.decode(np.array(tokens, np.int32), config, backend="python")
@@ -54,7 +53,7 @@ def test_regression_default_model_engine_tokens(case, backend):
     version-1 model (grammar, EOS, clock steps per TimeShift, notes)."""
     from musgen.generation import parse_length
 
-    eng = engine.load(default_model_dir(), backend=backend)
+    eng = engine.load(V1_MODEL, backend=backend)
     config = eng.codec
     kwargs = dict(case["generate"])
     prime = (_primer(kwargs["primer"], config) if "primer" in kwargs

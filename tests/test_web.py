@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from musgen import midi  # noqa: E402
 from musgen.engine._random import random_model_dir  # noqa: E402
 from musgen.generation import default_model_dir  # noqa: E402
+from musgen.modelzoo import DEFAULT_MODEL  # noqa: E402
 from musgen.web import CONTROLS, Limits, create_app, offered_controls  # noqa: E402
 
 SMALL = {"n": "2", "length": "8", "length_unit": "beats", "seed": "3"}
@@ -90,7 +91,7 @@ def test_options_offer_exactly_the_parameters_of_generate(client):
     assert {c["name"]: c.get("needs") for c in body["controls"] if c.get("needs")} == {
         "style": "styles", "bpm": "tempo", "instruments": "instruments"}
     assert body["controls"][names.index("ending")]["choices"] == list(musgen.generation.ENDINGS)
-    assert body["models"][0]["name"] == "default" and body["default_model"] == "default"
+    assert body["models"][0]["name"] == DEFAULT_MODEL and body["default_model"] == DEFAULT_MODEL
     assert "jsb_chorales" in body["models"][0]["description"]
     length = body["controls"][1]
     assert length["max"] == {"beats": 256, "notes": 1024, "tokens": 4096}
@@ -121,7 +122,7 @@ def test_every_control_reaches_generate():
     primer = _primer_file()
     with TestClient(create_app(generate=rec)) as c:
         r = c.post("/api/generate",
-                   data={"model": "default", "n": "3", "length": "12", "length_unit": "notes",
+                   data={"model": DEFAULT_MODEL, "n": "3", "length": "12", "length_unit": "notes",
                          "temperature": "0.5", "top_k": "10", "top_p": "0.9", "seed": "42"},
                    files={"primer": ("mine.mid", primer, "audio/midi")})
     assert r.status_code == 200, r.text
@@ -180,12 +181,15 @@ def test_version_2_controls_for_a_version_2_model(tmp_path):
     config = musgen.codec.default_config(version=2, styles=("chorale", "folk"))
     random_model_dir(tmp_path / "models" / "v2", vocab_size=config.vocab_size,
                      embedding_dim=8, lstm_units=[16], seed=4, codec=config.to_dict())
+    v1 = musgen.codec.default_config()
+    random_model_dir(tmp_path / "models" / "v1", vocab_size=v1.vocab_size,
+                     embedding_dim=8, lstm_units=[16], seed=5, codec=v1.to_dict())
     rec = Recorder()
     with TestClient(create_app(tmp_path / "models", generate=rec)) as c:
         models = {m["name"]: m for m in c.get("/api/options").json()["models"]}
         assert models["v2"]["features"] == ["styles", "tempo", "instruments"]
         assert models["v2"]["styles"] == ["chorale", "folk"]
-        assert models["default"]["features"] == [] and models["default"]["styles"] == []
+        assert models["v1"]["features"] == [] and models["v1"]["styles"] == []
         r = c.post("/api/generate", data={"model": "v2", "n": "1", "length": "8", "seed": "2",
                                           "bpm": "90", "style": "folk",
                                           "instruments": "piano, 33 ,drums"})
@@ -196,7 +200,7 @@ def test_version_2_controls_for_a_version_2_model(tmp_path):
             90.0, "folk", ["piano", 33, "drums"])
         assert 60e6 / score.tempos["tempo"][0] == pytest.approx(90, rel=0.04)
         assert set(score.programs["program"].tolist()) <= {0, 33}
-        r = c.post("/api/generate", data={**SMALL, "bpm": "90"})
+        r = c.post("/api/generate", data={**SMALL, "model": "v1", "bpm": "90"})
         assert r.status_code == 400
         assert r.json()["error"].startswith("bpm: this model's codec has no tempo tokens")
 
@@ -212,7 +216,7 @@ def test_pieces_are_those_generate_makes_and_repeat_with_their_seed(client):
         assert got.content == client.get(b["midi_url"]).content == _midi_bytes(score)
         assert a["notes"] == score.n_notes
         assert a["seconds"] == pytest.approx(score.duration_seconds, abs=0.01)
-        assert 'filename="musgen-default-seed3-' in got.headers["content-disposition"]
+        assert f'filename="musgen-{DEFAULT_MODEL}-seed3-' in got.headers["content-disposition"]
 
 
 def test_primer_is_continued(client):
@@ -246,7 +250,7 @@ def test_primer_is_continued(client):
     ({"top_p": "1.5"}, "top_p: 1.5 is outside the allowed range [0.0, 1.0]"),
     ({"seed": "-1"}, "seed: -1 is outside the allowed range [0, 9007199254740991]"),
     ({"seed": str(2**60)}, f"seed: {2**60} is outside the allowed range [0, 9007199254740991]"),
-    ({"model": "nope"}, "model: unknown model 'nope'; choose one of default"),
+    ({"model": "nope"}, f"model: unknown model 'nope'; choose one of {DEFAULT_MODEL}"),
     ({"colour": "blue"}, "colour: not an option of this server's generate(); the options are "
                          "allow_early_end, bpm, density, ending, instruments, key, length, "
                          "length_unit, max_voices, model, n, pitch_range, primer, "
@@ -432,13 +436,13 @@ def test_models_folder_adds_models_by_name(tmp_path):
     config = musgen.codec.default_config()
     random_model_dir(tmp_path / "models" / "tiny", vocab_size=config.vocab_size,
                      embedding_dim=8, lstm_units=[16], seed=1, codec=config.to_dict())
-    random_model_dir(tmp_path / "models" / "default", vocab_size=config.vocab_size,
+    random_model_dir(tmp_path / "models" / DEFAULT_MODEL, vocab_size=config.vocab_size,
                      embedding_dim=8, lstm_units=[16], seed=2, codec=config.to_dict())
     (tmp_path / "models" / "not-a-model").mkdir()
     with TestClient(create_app(tmp_path / "models")) as c:
         models = c.get("/api/options").json()["models"]
         assert [(m["name"], m["shipped"]) for m in models] == [
-            ("default", True), ("default-1", False), ("tiny", False)]
+            (DEFAULT_MODEL, True), (f"{DEFAULT_MODEL}-1", False), ("tiny", False)]
         r = c.post("/api/generate", data={**SMALL, "model": "tiny"})
         assert r.status_code == 200, r.text
         expected = musgen.generate(tmp_path / "models" / "tiny", n=2, length="8 beats", seed=3)

@@ -57,7 +57,10 @@ def test_page_generates_two_pieces_with_rolls_and_audio(browser, live_server, au
     browser.get(base + "/")
     wait = WebDriverWait(browser, 120)
     wait.until(lambda b: b.find_element(By.TAG_NAME, "body").get_attribute("data-ready"))
-    assert Select(browser.find_element(By.ID, "model")).first_selected_option.text == "default"
+    from musgen.modelzoo import DEFAULT_MODEL
+
+    assert Select(browser.find_element(By.ID, "model")).first_selected_option.text == \
+        DEFAULT_MODEL
     for field, value in (("ctl-n", "2"), ("ctl-length", "12"), ("ctl-seed", "21"),
                          ("ctl-temperature", "0.9")):
         box = browser.find_element(By.ID, field)
@@ -101,8 +104,8 @@ def test_page_generates_two_pieces_with_rolls_and_audio(browser, live_server, au
 
 
 def test_page_fits_its_controls_to_the_model(browser, live_server, tmp_path):
-    """The shipped (codec version 1) model hides style, tempo and instruments; a version-2 model
-    shows them with its own styles, and the pieces follow the musical controls filled in."""
+    """A codec-version-1 model hides style, tempo and instruments; a version-2 model shows them
+    with its own styles, and the pieces follow the musical controls filled in."""
     import musgen
     from musgen.engine._random import random_model_dir
     from musgen.web import create_app
@@ -112,6 +115,9 @@ def test_page_fits_its_controls_to_the_model(browser, live_server, tmp_path):
     config = musgen.codec.default_config(version=2, styles=("chorale", "folk"))
     random_model_dir(tmp_path / "models" / "v2", vocab_size=config.vocab_size, embedding_dim=8,
                      lstm_units=[16], seed=4, codec=config.to_dict())
+    v1 = musgen.codec.default_config()
+    random_model_dir(tmp_path / "models" / "v1", vocab_size=v1.vocab_size, embedding_dim=8,
+                     lstm_units=[16], seed=5, codec=v1.to_dict())
     browser.get(live_server(create_app(tmp_path / "models")) + "/")
     wait = WebDriverWait(browser, 120)
     wait.until(lambda b: b.find_element(By.TAG_NAME, "body").get_attribute("data-ready"))
@@ -119,6 +125,7 @@ def test_page_fits_its_controls_to_the_model(browser, live_server, tmp_path):
     def shown(name):
         return browser.find_element(By.ID, f"ctl-{name}").is_displayed()
 
+    Select(browser.find_element(By.ID, "model")).select_by_value("v1")
     assert shown("key") and shown("max_voices") and shown("ending")
     assert not any(shown(n) for n in ("style", "bpm", "instruments"))
     Select(browser.find_element(By.ID, "model")).select_by_value("v2")

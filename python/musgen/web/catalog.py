@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ModelFormatError
-from ..generation import default_model_dir
+from ..modelzoo import DEFAULT_MODEL, models_root
 from ..modeldir import load_config
 from .controls import model_features
 from .errors import RequestError
@@ -57,7 +57,7 @@ def _entry(name: str, path: Path, shipped: bool) -> ModelEntry | None:
 
 
 def _shipped() -> list:
-    root = default_model_dir().parent
+    root = models_root()
     found = []
     for path in sorted(root.iterdir()) if root.is_dir() else []:
         entry = _entry(path.name, path, True)
@@ -101,8 +101,9 @@ class ModelCatalog:
         return list(self.entries)
 
     def default_name(self) -> str | None:
-        if "default" in self.entries:
-            return "default"
+        """The shipped default model (``generate()``'s), else the first model listed."""
+        if DEFAULT_MODEL in self.entries and self.entries[DEFAULT_MODEL].shipped:
+            return DEFAULT_MODEL
         return next(iter(self.entries), None)
 
     def get(self, name: str) -> ModelEntry:
