@@ -43,7 +43,7 @@ def main(out: Path) -> None:
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium")
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--mute-audio",
-                "--window-size=1200,1080", "--hide-scrollbars"):
+                "--window-size=1200,1700", "--hide-scrollbars"):
         options.add_argument(arg)
     browser = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
     try:
