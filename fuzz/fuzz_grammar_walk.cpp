@@ -3,12 +3,12 @@
 // Walk mode (first byte < 0x80): the first byte picks a codec configuration (fuzz/configs.py);
 // each next byte picks one of the tokens the grammar allows in the current state, as masked
 // generation does. Every such sequence must pass the engine's request check as a primer
-// (engine::check_request walks it), decode without error, and, once it ends with EOS, be a
+// (engine::prepare_request walks it), decode without error, and, once it ends with EOS, be a
 // fixed point of decode/encode after one round (the first may end re-struck notes, cap long
 // ones and shorten long silences: note hygiene).
 //
 // Table mode (first byte >= 0x80): the grammar table itself comes from the input (a damaged or
-// hostile table), with token ids; check_request and decode_tokens must refuse or accept it
+// hostile table), with token ids; prepare_request and decode_tokens must refuse or accept it
 // without touching memory outside what they were given.
 #include <cstddef>
 #include <cstdint>
@@ -34,6 +34,9 @@ musgen::engine::GenerateRequest primer_request(const std::vector<std::int32_t>& 
   r.start_state = start;
   r.can_end = can_end;
   r.eos_id = eos;
+  // The request check wants somewhere to put a stream's tokens; nothing is generated here.
+  static std::vector<std::int32_t> sink;
+  r.out_tokens = &sink;
   return r;
 }
 
@@ -56,8 +59,9 @@ void walk_mode(const std::uint8_t* data, std::size_t size) {
   if (tokens.empty()) return;
   const bool complete = tokens.back() == v.eos_id;
   // The engine accepts every grammar-valid prefix as a primer (EOS only last).
-  const auto state0 = musgen::engine::check_request(
-      primer_request(tokens, c.table, c.n_states, c.start_state, c.can_end, v.eos_id), c.vocab);
+  const auto state0 = musgen::engine::prepare_request(
+      primer_request(tokens, c.table, c.n_states, c.start_state, c.can_end, v.eos_id), c.vocab)
+                          .state;
   FUZZ_CHECK(state0.size() == 1 && state0[0] == state);
   const fuzz::RoundTrip rt = fuzz::round_trip(c);
   const auto notes = musgen::codec::decode_tokens(tokens.data(), tokens.size(), fuzz::grammar(c),
@@ -102,7 +106,7 @@ void table_mode(const std::uint8_t* data, std::size_t size) {
   }
   if (tokens.empty()) return;
   try {
-    musgen::engine::check_request(
+    musgen::engine::prepare_request(
         primer_request(tokens, table.data(), n_states, start, can_end.data(), v.eos_id), V);
   } catch (const std::invalid_argument&) {  // CodecError is one too
   }
