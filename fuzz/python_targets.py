@@ -145,7 +145,9 @@ def check_model_dir(folder: Path, backend: str) -> None:
 
 def check_dataset(folder: Path) -> None:
     """A dataset folder opens and every piece and split can be read, or ``Dataset.open`` raises
-    DatasetError naming the folder (the codec section, read on first use, may raise it too)."""
+    DatasetError naming the folder (the codec section, read on first use, may raise it too, and
+    so may the paper features, computed on first use from the source files the dataset
+    names)."""
     from musgen.data import Dataset, DatasetError
 
     try:
@@ -158,7 +160,11 @@ def check_dataset(folder: Path) -> None:
         ds.split_indices(split)
     for i in range(len(ds)):
         ds.piece_tokens(i)
-        ds.piece_paper_features(i)
+    try:
+        for i in range(len(ds)):
+            ds.piece_paper_features(i)
+    except DatasetError as exc:
+        assert str(folder) in str(exc), exc
 
 
 #: Values each ``musgen generate`` option is tried with: valid ones and hostile text.

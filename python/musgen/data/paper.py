@@ -17,14 +17,28 @@ __all__ = ["source_paper_features"]
 _CHUNK = 256  # files read per round: bounds memory on big corpora
 
 
-def _source_file(dataset, piece) -> Path:
-    roots = {s["name"]: Path(s["path"]) for s in dataset.info.get("sources", [])}
-    name = piece_field(piece, "source")
+def _source_roots(dataset) -> dict:
+    """Source name -> the folder (or file) ``prepare`` read, from dataset.json's ``sources``."""
+    sources = dataset.info.get("sources")
+    if not isinstance(sources, list) or not all(
+            isinstance(s, dict) and isinstance(s.get("name"), str)
+            and isinstance(s.get("path"), str) and s["path"] for s in sources):
+        raise DatasetError(f"{dataset.path}: dataset.json 'sources' is damaged (expected a list "
+                           "of {name, path}); the paper features are computed from the source "
+                           "files, so they cannot be found")
+    return {s["name"]: Path(s["path"]) for s in sources}
+
+
+def _source_file(dataset, roots: dict, piece) -> Path:
+    name, rel = piece_field(piece, "source"), piece_field(piece, "path")
     if name not in roots:
         raise DatasetError(f"{dataset.path}: piece {piece_field(piece, 'index')} names source "
                            f"{name!r}, which dataset.json does not list")
+    if not isinstance(rel, str):
+        raise DatasetError(f"{dataset.path}: piece {piece_field(piece, 'index')} has no source "
+                           f"path (got {rel!r})")
     root = roots[name]
-    return root if root.is_file() else root / piece_field(piece, "path")
+    return root if root.is_file() else root / rel
 
 
 def _check_bytes(dataset, path: Path, sha1: str) -> None:
@@ -46,12 +60,17 @@ def source_paper_features(dataset) -> np.ndarray:
     file when a source is missing or its bytes changed, or its notes no longer match."""
     from .. import codec, midi
 
-    keep_drums = bool(dataset.info.get("options", {}).get("keep_drums", False))
+    options = dataset.info.get("options", {})
+    if not isinstance(options, dict):
+        raise DatasetError(f"{dataset.path}: dataset.json 'options' is damaged (expected a "
+                           "mapping); the paper features depend on its keep_drums")
+    keep_drums = bool(options.get("keep_drums", False))
     pieces = list(dataset.pieces)
+    roots = _source_roots(dataset) if pieces else {}
     out = []
     for lo in range(0, len(pieces), _CHUNK):
         chunk = pieces[lo:lo + _CHUNK]
-        paths = [_source_file(dataset, p) for p in chunk]
+        paths = [_source_file(dataset, roots, p) for p in chunk]
         for path, piece in zip(paths, chunk):
             _check_bytes(dataset, path, piece_field(piece, "sha1"))
         with warnings.catch_warnings():  # damage was recorded in recovered.tsv at prepare time
