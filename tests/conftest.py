@@ -5,6 +5,7 @@ Opt-in corpus tests read MUSGEN_DATA (the folder holding ``corpora/`` and ``tort
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -18,6 +19,10 @@ DATA = TESTS / "data"
 #: The shipped default model, a codec-version-1 model (JSB Chorales on a quarter-note grid): the
 #: regression sample was made with it, and tests on version-1 datasets use it.
 V1_MODEL = TESTS.parent / "python" / "musgen" / "models" / "default"
+#: The wheels are tested with musgen's run-time dependencies only; matplotlib is the plot extra.
+HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+needs_matplotlib = pytest.mark.skipif(not HAS_MATPLOTLIB,
+                                      reason="matplotlib is not installed (the plot extra)")
 
 
 def available_backends() -> list[str]:

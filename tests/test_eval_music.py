@@ -16,7 +16,7 @@ from musgen.eval.baselines import NgramSampler, fit_ngram, ngram_pieces
 from musgen.eval.music import score_files
 from musgen.eval.ngram import KneserNey
 
-from conftest import V1_MODEL
+from conftest import V1_MODEL, needs_matplotlib
 
 REQUIRED = ("mean", "reference_mean", "overlap_area", "kl")
 MEMORIZATION = ("copy_rate_8", "copy_rate_12", "copy_rate_16", "longest_run_median",
@@ -92,6 +92,7 @@ def test_score_files_json_contract(corpus):
     json.dumps(r, allow_nan=False)  # strict JSON: no NaN anywhere
 
 
+@needs_matplotlib
 def test_metrics_cli_report_and_json(corpus, tmp_path, capsys):
     out_json, report = tmp_path / "m.json", tmp_path / "report"
     rc = main(["metrics", str(corpus / "test"), "--reference", str(corpus / "valid"),
@@ -115,6 +116,7 @@ def test_metrics_cli_report_and_json(corpus, tmp_path, capsys):
     assert "| chord_fit |" in md
 
 
+@needs_matplotlib
 def test_metrics_cli_reads_lists_and_reports_bad_input_in_one_line(corpus, tmp_path, capsys):
     listing = tmp_path / "pieces.txt"
     files = sorted((corpus / "test").glob("*.mid"))
@@ -186,6 +188,7 @@ def test_evaluate_music_without_baselines(dataset):
         evaluate_music(V1_MODEL, dataset, n=1)
 
 
+@needs_matplotlib
 def test_report_of_pieces_without_pitched_notes(corpus, data_dir, tmp_path):
     """Drum-only pieces have no pitched features: the report still comes, marked undefined."""
     import shutil

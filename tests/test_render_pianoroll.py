@@ -4,7 +4,6 @@ when matplotlib is missing."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import sys
 
@@ -25,12 +24,10 @@ from musgen.render import (
 from musgen.render.pianoroll import grid_lines, meter_text, part_colors, tempo_text
 from musgen.score import Score
 
+from conftest import needs_matplotlib
+
 TPB = 480
 
-# The wheels are tested with musgen's run-time dependencies only; matplotlib is the plot extra.
-HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
-needs_matplotlib = pytest.mark.skipif(not HAS_MATPLOTLIB,
-                                      reason="matplotlib is not installed (the plot extra)")
 
 
 def test_gm_names_and_pitch_names():

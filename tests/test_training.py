@@ -414,6 +414,7 @@ def test_train_cli_defaults_parse(tmp_path, monkeypatch):
                                      ).max_minutes == 2.5
 
 
+@pytest.mark.tf
 def test_train_defaults_and_the_validation_batch_setting(dataset, tmp_path, monkeypatch):
     """The measured defaults (bench/bench_train.py); validation_batch_size reaches Keras's
     validation pass; the step is compiled without XLA."""

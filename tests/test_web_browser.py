@@ -27,10 +27,10 @@ def _browser_parts() -> tuple:
 
 @pytest.fixture
 def browser():
+    chromium, driver = _browser_parts()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    chromium, driver = _browser_parts()
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--mute-audio",
