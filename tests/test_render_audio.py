@@ -4,6 +4,7 @@ pitch, instruments, level, duration), ``generate(render=...)`` and ``musgen rend
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 import wave
@@ -97,7 +98,9 @@ def test_missing_pyfluidsynth_says_what_to_install(monkeypatch):
 def test_cli_render_without_soundfont_is_one_line(tmp_path):
     src = tmp_path / "a.mid"
     midi.write(make_score([(0, 480, 60, 100, 0)]), src)
-    env = {"MUSGEN_SOUNDFONT": str(tmp_path / "missing.sf2"), "PATH": "/usr/bin:/bin"}
+    # The rest of the environment stays (PYTHONPATH is how an unpacked wheel is tested).
+    env = {**os.environ, "MUSGEN_SOUNDFONT": str(tmp_path / "missing.sf2"),
+           "PATH": "/usr/bin:/bin"}
     r = subprocess.run([sys.executable, "-m", "musgen", "render", str(src), "-o",
                         str(tmp_path / "a.wav")], capture_output=True, text=True, env=env)
     assert r.returncode == 1
