@@ -84,15 +84,17 @@ def test_find_soundfont_explicit_env_and_missing(tmp_path, monkeypatch):
         find_soundfont()
 
 
-def test_missing_pyfluidsynth_says_what_to_install(monkeypatch):
+def test_missing_pyfluidsynth_says_what_to_install(monkeypatch, tmp_path):
     from musgen.render import fluidsynth_status
 
     monkeypatch.setitem(sys.modules, "fluidsynth", None)  # import fails as if not installed
     ok, why = fluidsynth_status()
     assert not ok
     assert "pip install 'musgen[audio]'" in why and "apt-get install libfluidsynth3" in why
+    sf2 = tmp_path / "some.sf2"  # a SoundFont is found (machines without one fail earlier)
+    sf2.write_bytes(b"RIFF")
     with pytest.raises(SynthesizerUnavailableError, match="pyfluidsynth is not installed"):
-        render(make_score([(0, 480, 60, 100, 0)]))
+        render(make_score([(0, 480, 60, 100, 0)]), soundfont=sf2)
 
 
 def test_cli_render_without_soundfont_is_one_line(tmp_path):
