@@ -136,6 +136,11 @@ def test_v2_known_tokens(backend):
     header = read_header(toks, cfg)
     assert header == {"programs": [0, 33, 128], "key": 16, "style": "pop", "density": 0,
                       "tempo": 19, "time_signature": "4/4"}
+    assert read_header(toks, cfg, check=False) == header  # prepare's path: encoder output
+    bad = toks.copy()
+    bad[4] = cfg.pitch_base  # a note where the Key token belongs
+    with pytest.raises(CodecError, match="position 4"):
+        read_header(bad, cfg)
 
 
 def test_v2_parts_sharing_a_program_stay_apart(backend):

@@ -211,6 +211,22 @@ def test_cli_prepare_writes_dataset_and_summary(tmp_path, small, capsys):
     assert rc == 2 and "argument CORPUS: " in capsys.readouterr().err
 
 
+def test_prepare_flushes_to_disk_only_when_asked(tmp_path, small, monkeypatch):
+    import musgen.data.writer as writer
+
+    flushed = []
+    real = writer.os.fsync
+    monkeypatch.setattr(writer.os, "fsync", lambda fd: (flushed.append(fd), real(fd)))
+    prepare(small, tmp_path / "a", quiet=True, paper_features=True)
+    assert flushed == []
+    prepare(small, tmp_path / "b", quiet=True, paper_features=True, fsync=True)
+    assert len(flushed) == 2  # the tokens and the paper features
+    assert main(["prepare", str(small), "-o", str(tmp_path / "c"), "--quiet", "--fsync"]) == 0
+    assert len(flushed) == 3
+    a, b = Dataset.open(tmp_path / "a"), Dataset.open(tmp_path / "b")
+    assert np.array_equal(a.tokens, b.tokens) and a.pieces == b.pieces
+
+
 @pytest.mark.corpus
 def test_prepare_jsb_chorales_keeps_the_standard_split(tmp_path, corpus_root):
     summary = prepare(corpus_root / "corpora" / "jsb_chorales" / "quarter", tmp_path / "ds",

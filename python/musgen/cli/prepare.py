@@ -61,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "them, the paper preset computes them from the source files")
     parser.add_argument("--backend", default=None, choices=["auto", "cpp", "cuda", "python"],
                         help="reader/codec implementation (default: $MUSGEN_BACKEND or auto)")
+    parser.add_argument("--fsync", action="store_true",
+                        help="flush the dataset to the disk before it replaces the output (it "
+                             "then survives a power cut)")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="no progress bar and no summary")
 
@@ -79,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
                       threads=args.threads, max_tokens=args.max_tokens,
                       min_notes=args.min_notes, quiet=args.quiet,
                       backend=args.backend, labels=args.label,
-                      paper_features=args.paper_features)
+                      paper_features=args.paper_features, fsync=args.fsync)
     if not args.quiet:
         print(format_summary(summary))
     return 0

@@ -412,14 +412,19 @@ def decode(tokens, config: CodecConfig | None = None, *, backend: str | None = N
                  format=0)
 
 
-def read_header(tokens, config: CodecConfig) -> dict:
+def read_header(tokens, config: CodecConfig, *, check: bool = True) -> dict:
     """Version 2: the header conditions of a token sequence, by name: ``programs`` (list of
     ints, 128 = drums), ``key`` (index 0..23), ``style`` (label), ``density`` (bin), ``tempo``
-    (bin) and ``time_signature`` ("N/D"); a condition the tokens do not reach is None."""
+    (bin) and ``time_signature`` ("N/D"); a condition the tokens do not reach is None.
+
+    ``check=False`` skips the grammar check of the header tokens: for streams ``encode`` has
+    just made (``prepare`` reads one back per file)."""
     if config.version != 2:
         raise CodecError("read_header: version-1 tokens have no header")
-    head = _checked_tokens(np.asarray(tokens)[:config.max_parts + 7], config)
-    grammar(config).walk(head)
+    head = np.asarray(tokens)[:config.max_parts + 7]
+    if check:
+        head = _checked_tokens(head, config)
+        grammar(config).walk(head)
     c = config
     program, key, style, density = c.program_base, c.key_base, c.style_base, c.density_base
     tempo, timesig, bar = c.tempo_base, c.timesig_base, c.bar_id

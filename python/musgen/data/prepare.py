@@ -201,11 +201,13 @@ class _Preparation:
 
     def run(self, quiet: bool) -> None:
         entries = self.corpora.entries
-        with ThreadPoolExecutor(max_workers=self.threads or os.cpu_count() or 1) as pool, \
+        workers = self.threads or os.cpu_count() or 1
+        with ThreadPoolExecutor(max_workers=workers) as pool, \
                 progress_bar(len(entries), "prepare", unit="files", quiet=quiet) as bar:
+            hash_map = pool.map if workers > 1 else map  # one thread: no hand-over per file
             for lo in range(0, len(entries), _CHUNK_FILES):
                 chunk = entries[lo:lo + _CHUNK_FILES]
-                todo = self.new_files(chunk, list(pool.map(_sha1_file, [e[1] for e in chunk])))
+                todo = self.new_files(chunk, list(hash_map(_sha1_file, [e[1] for e in chunk])))
                 self.keep(self.read(todo))
                 bar.update(len(chunk))
 
@@ -286,7 +288,7 @@ class _Preparation:
             split_name = folder_split(rel, self.corpora.root_names[name])
             meta = {"source": name, "path": rel, "sha1": sha1, "split": split_name,
                     "split_by": "folder" if split_name else "seed", "style": style,
-                    **piece_attributes(tokens, config)}
+                    **piece_attributes(tokens, config, check=False)}
             # drums were removed in read() unless the codec keeps them
             paper = (codec.paper_features(score, keep_drums=config.keep_drums)
                      if self.paper_features else None)
@@ -322,16 +324,17 @@ def _has_notes(tokens: np.ndarray, config) -> bool:
     return bool(((tokens >= config.pitch_base) & (tokens < config.velocity_base)).any())
 
 
-def piece_attributes(tokens: np.ndarray, config) -> dict:
+def piece_attributes(tokens: np.ndarray, config, *, check: bool = True) -> dict:
     """A version-2 piece's conditions as ``pieces.jsonl`` stores them: ``key`` (e.g. "Dm"),
     ``density`` (bin), ``programs`` (one per part, 128 = drums), ``tempo_bpm`` (the initial
-    tempo's bin centre) and ``time_signature`` ("N/D"); version 1: none of them."""
+    tempo's bin centre) and ``time_signature`` ("N/D"); version 1: none of them.
+    ``check=False``: the tokens come straight from ``encode`` (no grammar check)."""
     if config.version != 2:
         return {}
     from ..codec import read_header
     from ..codec.names import KEY_NAMES
 
-    h = read_header(tokens, config)
+    h = read_header(tokens, config, check=check)
     return {"key": KEY_NAMES[h["key"]], "density": h["density"], "programs": h["programs"],
             "tempo_bpm": round(float(config.tempo_centres_bpm[h["tempo"]]), 2),
             "time_signature": h["time_signature"]}
@@ -380,6 +383,7 @@ def prepare(
     paper_features: bool = False,
     codec_version: int | None = None,
     labels: str | Sequence[str] | None = None,
+    fsync: bool = False,
 ) -> dict:
     """Read every MIDI file under ``corpora``, encode it and write a dataset folder at ``output``.
 
@@ -418,6 +422,9 @@ def prepare(
     labels : str or list of str, optional
         Style label of every corpus (one for all, or one per corpus); default: each corpus
         folder's name (its parent's for a folder named train/valid/test).
+    fsync : bool
+        Flush the dataset's files to the disk before it takes the output's place (survives a
+        power cut; the exchange is atomic either way).
 
     Returns
     -------
@@ -431,7 +438,7 @@ def prepare(
     corpus = _Corpora(corpora, labels)
     config, ratios = _check_options(config, split, threads, max_tokens, keep_drums,
                                     codec_version, list(corpus.labels.values()))
-    writer = DatasetWriter(output, paper_features=paper_features)
+    writer = DatasetWriter(output, paper_features=paper_features, fsync=fsync)
     try:
         run = _Preparation(corpus, writer, config, threads=threads, max_tokens=max_tokens,
                            min_notes=min_notes, backend=backend, paper_features=paper_features)
