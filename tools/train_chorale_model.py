@@ -29,6 +29,9 @@ import sys
 import time
 from pathlib import Path
 
+import model_card
+from model_card import cell, music_command
+
 
 REPO = Path(__file__).resolve().parent.parent
 NAME = "chorale"
@@ -57,8 +60,6 @@ PHASE2_SEED = 1
 PHASE3_EPOCHS = 8
 PHASE3 = {**PHASE2, "transpose": 0}
 PHASE3_SEED = 2
-#: The musical evaluation of the card: ``musgen evaluate --music`` with these settings.
-MUSIC = {"n": 200, "length": "64 beats", "temperature": 1.0, "top_p": None, "seed": 0}
 #: Features quoted in the card's table (all are in metrics.json).
 CARD_FEATURES = ("key_normalized_pitch_class_histogram", "scale_consistency",
                  "pitch_class_entropy", "pitch_range", "polyphony", "note_length_histogram",
@@ -96,21 +97,6 @@ one velocity, so velocity tokens cost almost nothing and flatter the per-token f
 and per pitch token are the honest ones."""
 
 
-def music_command(split: str = "test") -> str:
-    top_p = f" --top-p {MUSIC['top_p']}" if MUSIC["top_p"] else ""
-    return (f"musgen evaluate MODEL DATASET --split {split} --music --n {MUSIC['n']} --length "
-            f"\"{MUSIC['length']}\" --temperature {MUSIC['temperature']:g}{top_p} "
-            f"--seed {MUSIC['seed']}")
-
-
-def _cell(value, fmt: str = ".3f") -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, list):
-        return "(hist.)"
-    return format(value, fmt)
-
-
 def _music_rows(music: dict, previous: dict | None) -> list:
     f, b = music["features"], music["baselines"]
     columns = [f, b["ngram"]["features"], b["markov"]["features"], b["train"]["features"]]
@@ -119,7 +105,7 @@ def _music_rows(music: dict, previous: dict | None) -> list:
             + f"{music['sets']['ngram']['label']} (OA) | order-3 Markov (OA) | train pieces (OA) |",
             "|---|---:|---:|" + ("---:|" if previous else "") + "---:|---:|---:|"]
     for name in CARD_FEATURES:
-        cells = [_cell(f[name]["reference_mean"])]
+        cells = [cell(f[name]["reference_mean"])]
         cols = list(columns)
         if previous:
             cols.insert(1, previous["features"].get(name))
@@ -128,7 +114,7 @@ def _music_rows(music: dict, previous: dict | None) -> list:
                 cells.append("-")
                 continue
             r = row if "mean" in row else row[name]
-            cells.append(f"{_cell(r['mean'])} ({_cell(r['overlap_area'], '.2f')})")
+            cells.append(f"{cell(r['mean'])} ({cell(r['overlap_area'], '.2f')})")
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     return rows
 
@@ -141,10 +127,11 @@ def _music_section(music: dict, previous: dict | None) -> str:
     early = f["ended_early"]["mean"]
     worst = min((f[n]["overlap_area"], n) for n in CARD_FEATURES
                 if f[n].get("overlap_area") is not None)
-    return f"""## Music (`{music_command()}`)
+    split = music["settings"]["split"]
+    return f"""## Music (`{music_command(split)}`)
 
 {music['sets']['generated']['n_pieces']} generated pieces against the
-{music['sets']['reference']['n_pieces']} test pieces: mean per piece and overlap area (OA, 1 is
+{music['sets']['reference']['n_pieces']} {split} pieces: mean per piece and overlap area (OA, 1 is
 best) of the Yang & Lerch (2018) set comparison; the n-gram and the order-3 Markov chain are
 Kneser-Ney baselines sampled through the same grammar, rules and settings, "train pieces" are
 training pieces (the ceiling).
@@ -198,20 +185,10 @@ def write_card(model_dir: Path, config: dict, result: dict) -> None:
 
 
 def measure_music(model_dir: Path, ds_dir: Path, report, split: str = "valid") -> dict:
-    """``musgen evaluate --music`` with the card's settings on ``split`` -> the summary for
-    metrics.json (and the full report in ``report`` when given)."""
-    from musgen.eval.music import evaluate_music, summary
-    from musgen.eval.report import write_report
-
-    ev = evaluate_music(model_dir, ds_dir, split=split, n=MUSIC["n"], length=MUSIC["length"],
-                        temperature=MUSIC["temperature"], top_p=MUSIC["top_p"],
-                        seed=MUSIC["seed"], quiet=False,
-                        settings={"command": music_command(split),
-                                  "model": f"the {NAME} candidate",
-                                  "dataset": f"{SOURCE}, codec version 2, seed {SEED}"})
-    if report:
-        write_report(ev, report)
-    return summary(ev.result)
+    """The card's music on ``split`` (see ``model_card.measure_music``)."""
+    return model_card.measure_music(model_dir, ds_dir, report, split=split,
+                                    model=f"the {NAME} candidate",
+                                    dataset=f"{SOURCE}, codec version 2, seed {SEED}")
 
 
 def _train(ds_dir: Path, work: Path) -> Path:

@@ -32,6 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
+import model_card
+from model_card import cell, music_command
+
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE_MODEL = REPO / "python" / "musgen" / "models" / "default"
 SOURCE = "corpora/jsb_chorales/quarter"
@@ -42,8 +45,6 @@ EPOCHS = 28  # where the validation loss stopped improving meaningfully in a 60-
 TRAIN = {"units": 256, "layers": 2, "embedding_dim": 64, "dropout": 0.2, "batch_size": 32,
          "learning_rate": 2e-3, "window": 128, "stride": 64}
 SEED = 0
-#: The musical evaluation of the card: ``musgen evaluate --music`` with these settings.
-MUSIC = {"n": 200, "length": "64 beats", "temperature": 1.0, "top_p": None, "seed": 0}
 #: Features quoted in the card's table (all are in metrics.json).
 CARD_FEATURES = ("pitch_class_entropy", "scale_consistency", "chord_fit",
                  "parallel_fifths_octaves", "restrikes", "polyphony", "empty_beat_rate",
@@ -70,37 +71,23 @@ of that type): {types}. The chorales have one velocity, so velocity tokens cost 
 and flatter the per-token figure: per note and per pitch token are the honest ones."""
 
 
-def music_command() -> str:
-    top_p = f" --top-p {MUSIC['top_p']}" if MUSIC["top_p"] else ""
-    return (f"musgen evaluate MODEL DATASET --split test --music --n {MUSIC['n']} --length "
-            f"\"{MUSIC['length']}\" --temperature {MUSIC['temperature']:g}{top_p} "
-            f"--seed {MUSIC['seed']}")
-
-
-def _cell(value, fmt: str = ".3f") -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, list):
-        return "(hist.)"
-    return format(value, fmt)
-
-
 def _music_section(music: dict) -> str:
     f, b = music["features"], music["baselines"]
     rows = ["| feature | test split | this model (OA) | 5-gram (OA) | order-3 Markov (OA) | "
             "train pieces (OA) |", "|---|---:|---:|---:|---:|---:|"]
     for name in CARD_FEATURES:
-        cells = [_cell(f[name]["reference_mean"])]
+        cells = [cell(f[name]["reference_mean"])]
         for row in (f, b["ngram"]["features"], b["markov"]["features"], b["train"]["features"]):
-            cells.append(f"{_cell(row[name]['mean'])} ({_cell(row[name]['overlap_area'], '.2f')})")
+            cells.append(f"{cell(row[name]['mean'])} ({cell(row[name]['overlap_area'], '.2f')})")
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     mem, ref = music["memorization"], music["memorization"]["reference"]
     ngram_mem = b["ngram"]["memorization"]
     early = f["ended_early"]["mean"]
-    return f"""## Music (`{music_command()}`)
+    split = music["settings"]["split"]
+    return f"""## Music (`{music_command(split)}`)
 
 {music['sets']['generated']['n_pieces']} generated pieces against the
-{music['sets']['reference']['n_pieces']} test pieces: mean per piece and overlap area (OA, 1 is
+{music['sets']['reference']['n_pieces']} {split} pieces: mean per piece and overlap area (OA, 1 is
 best) of the Yang & Lerch (2018) set comparison; "5-gram" and "order-3 Markov" are Kneser-Ney
 baselines sampled through the same grammar, rules and settings, "train pieces" are training
 pieces (the ceiling). Every piece runs to the asked length and closes on a beat with every
@@ -170,20 +157,10 @@ writes this folder. `--check` retrains and compares with the shipped weights ins
 
 
 def measure_music(model_dir: Path, ds_dir: Path, report) -> dict:
-    """``musgen evaluate --music`` with the card's settings -> the summary for metrics.json
-    (and the full report in ``report`` when given)."""
-    from musgen.eval.music import evaluate_music, summary
-    from musgen.eval.report import write_report
-
-    command = music_command()
-    ev = evaluate_music(model_dir, ds_dir, split="test", n=MUSIC["n"], length=MUSIC["length"],
-                        temperature=MUSIC["temperature"], top_p=MUSIC["top_p"],
-                        seed=MUSIC["seed"], quiet=False,
-                        settings={"command": command, "model": "musgen's default model",
-                                  "dataset": f"{SOURCE}, prepared with seed {SEED}"})
-    if report:
-        write_report(ev, report)
-    return summary(ev.result)
+    """The card's music on the test split (see ``model_card.measure_music``)."""
+    return model_card.measure_music(model_dir, ds_dir, report, split="test",
+                                    model="musgen's default model",
+                                    dataset=f"{SOURCE}, prepared with seed {SEED}")
 
 
 def main(argv=None) -> int:
