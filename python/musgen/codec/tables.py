@@ -62,6 +62,48 @@ class TokenTables:
     eos_id: int
     bos_id: int
 
+    _DTYPES = {"clock_steps": np.int32, "is_note": np.uint8, "pitch": np.int16,
+               "duration": np.int32, "is_bar": np.uint8, "bar_steps": np.int32,
+               "part": np.int16, "program": np.int16, "tempo_bpm": np.float32}
+
+    @classmethod
+    def of(cls, source) -> "TokenTables":
+        """Tables from a mapping or an object with these names (tables of a codec are returned
+        as they are), checked: equal lengths, the right dtypes, no negative steps."""
+        if isinstance(source, cls):
+            return source  # built by token_tables: typed, read-only, checked by construction
+
+        def get(name):
+            return source[name] if isinstance(source, dict) else getattr(source, name)
+
+        arrays = {}
+        for name, dtype in cls._DTYPES.items():
+            arr = np.ascontiguousarray(get(name), dtype=dtype)
+            arr.setflags(write=False)
+            arrays[name] = arr
+        V = arrays["clock_steps"].shape[0]
+        for name, arr in arrays.items():
+            if arr.shape != (V,):
+                raise ValueError(f"token tables: {name} has shape {list(arr.shape)}, expected "
+                                 f"[{V}]")
+        for name in ("clock_steps", "duration", "bar_steps"):
+            if arrays[name].size and int(arrays[name].min()) < 0:
+                raise ValueError(f"token tables: {name} holds a negative number of steps")
+        scalars = {k: int(get(k)) for k in ("steps_per_beat", "default_bar_steps", "eos_id",
+                                            "bos_id")}
+        if scalars["steps_per_beat"] < 1 or scalars["default_bar_steps"] < 0:
+            raise ValueError("token tables: steps_per_beat must be >= 1 and default_bar_steps "
+                             ">= 0")
+        return cls(**arrays, **scalars)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.clock_steps.shape[0])
+
+    @property
+    def has_bars(self) -> bool:
+        return self.default_bar_steps > 0
+
 
 _TABLES: dict = {}
 

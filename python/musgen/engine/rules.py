@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..codec.tables import TokenTables  # what the rules read: the codec's per-token tables
+
 __all__ = ["TokenTables", "Rules", "RuleState", "ENDINGS", "REASONS", "MAX_VOICES",
            "derive_state_flags", "step_mask_bias", "record", "stop_reason", "start_state"]
 
@@ -42,76 +44,6 @@ ENDINGS = ("none", "beat", "bar", "model")
 #: Why a stream stopped, in the engine's numbering (rules.hpp ``Reason``).
 REASONS = ("running", "closed", "eos", "eos early", "cut", "budget")
 CLOSED, EOS_AFTER, EOS_EARLY, CUT, BUDGET = 1, 2, 3, 4, 5
-
-
-@dataclass(frozen=True, eq=False)
-class TokenTables:
-    """The per-token tables a codec gives the engine (all ``[V]``, read-only) and its scalars.
-
-    clock_steps : int32, grid steps a TimeShift advances the clock (else 0)
-    is_note : uint8, the token starts a note (Pitch or DrumPitch)
-    pitch : int16, MIDI pitch of a Pitch token (pitched notes only), else -1
-    duration : int32, grid steps a Duration token adds to its note, else 0
-    is_bar : uint8, the Bar token
-    bar_steps : int32, a TimeSig token's bar length in grid steps, else 0
-    part : int16, ``Part_i`` -> i, else -1
-    program : int16, a header Program token -> 0..127 (128: drums), else -1
-    tempo_bpm : float32, a Tempo token's BPM, else 0
-    steps_per_beat, default_bar_steps (0: no bars), eos_id, bos_id : int
-    """
-
-    clock_steps: np.ndarray
-    is_note: np.ndarray
-    pitch: np.ndarray
-    duration: np.ndarray
-    is_bar: np.ndarray
-    bar_steps: np.ndarray
-    part: np.ndarray
-    program: np.ndarray
-    tempo_bpm: np.ndarray
-    steps_per_beat: int
-    default_bar_steps: int
-    eos_id: int
-    bos_id: int
-
-    _DTYPES = {"clock_steps": np.int32, "is_note": np.uint8, "pitch": np.int16,
-               "duration": np.int32, "is_bar": np.uint8, "bar_steps": np.int32,
-               "part": np.int16, "program": np.int16, "tempo_bpm": np.float32}
-
-    @classmethod
-    def of(cls, source) -> "TokenTables":
-        """Tables from a codec's ``token_tables`` result (a mapping or an object with these
-        names), checked: equal lengths, the right dtypes, no negative steps."""
-        def get(name):
-            return source[name] if isinstance(source, dict) else getattr(source, name)
-
-        arrays = {}
-        for name, dtype in cls._DTYPES.items():
-            arr = np.ascontiguousarray(get(name), dtype=dtype)
-            arr.setflags(write=False)
-            arrays[name] = arr
-        V = arrays["clock_steps"].shape[0]
-        for name, arr in arrays.items():
-            if arr.shape != (V,):
-                raise ValueError(f"token tables: {name} has shape {list(arr.shape)}, expected "
-                                 f"[{V}]")
-        for name in ("clock_steps", "duration", "bar_steps"):
-            if arrays[name].size and int(arrays[name].min()) < 0:
-                raise ValueError(f"token tables: {name} holds a negative number of steps")
-        scalars = {k: int(get(k)) for k in ("steps_per_beat", "default_bar_steps", "eos_id",
-                                            "bos_id")}
-        if scalars["steps_per_beat"] < 1 or scalars["default_bar_steps"] < 0:
-            raise ValueError("token tables: steps_per_beat must be >= 1 and default_bar_steps "
-                             ">= 0")
-        return cls(**arrays, **scalars)
-
-    @property
-    def vocab_size(self) -> int:
-        return int(self.clock_steps.shape[0])
-
-    @property
-    def has_bars(self) -> bool:
-        return self.default_bar_steps > 0
 
 
 @dataclass(frozen=True, eq=False)
