@@ -253,6 +253,23 @@ def test_rules_dead_end_names_the_stream_and_step(tmp_path, impl, v1):
         _gen(model, impl, v1, n=2, length=10, rules=Rules(v1.tables, allowed=allowed))
 
 
+@pytest.mark.parametrize("n,threads", [(6, 1), (6, 2), (6, 3), (6, 6), (2, 2), (3, 8)])
+def test_rules_dead_end_report_does_not_depend_on_threads(tmp_path, impl, v1, n, threads):
+    """Every stream dies at step 0: whichever chunk or team member gets there first, the error
+    names stream 0, as one thread and the NumPy engine do (repeated, as a race would not show
+    every time)."""
+    from musgen.engine.constraints import StaticArrays
+
+    model = _v1_model(tmp_path / "m", v1.config, -40.0)
+    static = StaticArrays(v1.tables, v1.config.token_names)
+    allowed = np.asarray(static.allowed, np.uint8)
+    allowed[v1.config.time_base:v1.config.velocity_base] = 0
+    rules = Rules(v1.tables, allowed=allowed)
+    for _ in range(25):
+        with pytest.raises(CodecError, match=r"allows no token \(stream 0, step 0\)"):
+            _gen(model, impl, v1, n=n, length=10, rules=rules, threads=threads)
+
+
 # ---------------------------------------------------------------------------- version 2
 # A small REMI-like vocabulary: header (Program, Key, Tempo, TimeSig), then bars of onsets
 # with parts; 4 steps per beat, 4/4 bars of 16 steps by default, TimeShifts of 1..8 steps.

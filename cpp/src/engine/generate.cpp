@@ -132,6 +132,7 @@ void LstmEngine::generate(const GenerateRequest& r) const {
     generate_team(r, start, team);
     return;
   }
+  detail::FirstFailure failure;
   detail::parallel_chunks(r.n, threads, [&](std::int64_t b0, std::int64_t b1) {
     const int nb = static_cast<int>(b1 - b0);
     Impl::Work w;
@@ -145,13 +146,20 @@ void LstmEngine::generate(const GenerateRequest& r) const {
     int active = nb;
     while (active > 0) {
       std::int64_t sampled = 0;
+      bool failed = false;
       for (int m = 0; m < active; ++m) {
         if (streams[m].done) continue;
-        next[m] = streams[m].advance(r, start.rules, V, sampler,
-                                     w.out.data() + static_cast<size_t>(m) * I.max_out);
-        ++sampled;
+        try {
+          next[m] = streams[m].advance(r, start.rules, V, sampler,
+                                       w.out.data() + static_cast<size_t>(m) * I.max_out);
+          ++sampled;
+        } catch (...) {
+          failure.record(streams[m].len(), streams[m].s);
+          failed = true;
+        }
       }
       if (r.progress != nullptr) r.progress->fetch_add(sampled, std::memory_order_relaxed);
+      if (failed) return;
       active = detail::drop_finished(streams, next, active, r,
                                      [&](int from, int to) { I.move_row(w, from, to); });
       if (active == 0) break;
@@ -160,6 +168,7 @@ void LstmEngine::generate(const GenerateRequest& r) const {
       I.step_tokens(w, next.data(), 1);
     }
   });
+  failure.rethrow();
 }
 
 }  // namespace musgen::engine

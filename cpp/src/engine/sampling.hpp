@@ -6,8 +6,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <exception>
 #include <limits>
+#include <mutex>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -199,6 +202,31 @@ struct Stream {
     r.out_tokens[s] = std::move(tokens);
     tokens = {};
   }
+};
+
+// The error a generate call reports when streams fail: the one of the earliest step and, at
+// that step, of the lowest stream, as the NumPy engine and one thread find it. Chunks and team
+// members record what they catch and finish the step they are in, so the report does not
+// depend on the number of threads or on which of them got there first.
+class FirstFailure {
+ public:
+  // Call inside a catch block.
+  void record(std::int64_t step, std::int64_t stream) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!error_ || std::tie(step, stream) < std::tie(step_, stream_)) {
+      error_ = std::current_exception();
+      step_ = step;
+      stream_ = stream;
+    }
+  }
+  void rethrow() const {
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::exception_ptr error_;
+  std::int64_t step_ = 0, stream_ = 0;
 };
 
 // Finished streams leave the batch: the last active row takes the place of each one (moved by

@@ -1,8 +1,6 @@
 // LstmEngine::generate_team: fewer streams than threads, so a team of threads shares every
 // step's matrix work (Impl::team_step), meeting at a spin barrier between layers.
 #include <atomic>
-#include <exception>
-#include <mutex>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -79,13 +77,7 @@ void LstmEngine::generate_team(const GenerateRequest& r, const Prepared& start, 
   std::vector<std::int32_t> next(nb, 0);
   SpinBarrier barrier(team);
   std::atomic<bool> failed{false};
-  std::exception_ptr error;
-  std::mutex error_mutex;
-  auto fail = [&] {
-    std::lock_guard<std::mutex> lock(error_mutex);
-    if (!error) error = std::current_exception();
-    failed.store(true, std::memory_order_relaxed);
-  };
+  detail::FirstFailure failure;
   // Everything a member needs is allocated here, so nothing inside the loop can throw except
   // sampling, whose errors are recorded and end the run for the whole team at one barrier.
   std::vector<std::vector<const float*>> inits(team, std::vector<const float*>(nb, nullptr));
@@ -116,14 +108,15 @@ void LstmEngine::generate_team(const GenerateRequest& r, const Prepared& start, 
     for (std::int64_t step = 0;; ++step, parity ^= 1) {
       std::int64_t sampled = 0;
       for (int m = tid; m < active; m += team) {
-        if (streams[m].done || failed.load(std::memory_order_relaxed)) continue;
+        if (streams[m].done) continue;  // the others sample this step even after a failure
         try {
           next[m] = streams[m].advance(r, start.rules, V, samplers[tid],
                                        w.out.data() + static_cast<size_t>(m) * I.max_out);
           ++sampled;
           if (streams[m].done) finished[step & 1].store(true, std::memory_order_relaxed);
         } catch (...) {
-          fail();
+          failure.record(streams[m].len(), streams[m].s);
+          failed.store(true, std::memory_order_relaxed);
         }
       }
       if (sampled > 0 && r.progress != nullptr)
@@ -153,7 +146,7 @@ void LstmEngine::generate_team(const GenerateRequest& r, const Prepared& start, 
   go.store(1, std::memory_order_release);
   member(0);
   for (auto& th : pool) th.join();
-  if (error) std::rethrow_exception(error);
+  failure.rethrow();
 }
 
 }  // namespace musgen::engine
