@@ -93,11 +93,16 @@ def _check_lengths_and_endings(scores, beats):
         assert (notes["end"][last] == end).all()  # ... held there by the last onset's notes
 
 
-@pytest.mark.parametrize("backend,n,beats", [("cpp", 200, 64), ("python", 4, 16)])
+@pytest.mark.parametrize("backend,n,beats", [
+    pytest.param("cpp", 200, 64, marks=pytest.mark.slow),  # minutes under emulation
+    ("cpp", 8, 32),
+    ("python", 4, 16),
+])
 def test_default_model_pieces_have_the_length_asked_and_end_on_a_beat(backend, n, beats):
-    """200 pieces of 64 beats at T=1 (the C++ engine; a few short ones with NumPy): none is
-    shorter than asked, each ends on a beat with every note released there; with a key asked,
-    the notes are in its scale (hard mask by default; >= 0.95 at strictness 0.8)."""
+    """200 pieces of 64 beats at T=1 (the C++ engine; a few short ones too, and with NumPy):
+    none is shorter than asked, each ends on a beat with every note released there; with a key
+    asked, the notes are in its scale (hard mask by default; on the 200, >= 0.95 at strictness
+    0.8)."""
     if backend == "cpp" and not hasattr(musgen_core(), "LstmEngine"):
         pytest.skip("needs the C++ engine")
     scores = generate(n=n, length=f"{beats} beats", seed=0, backend=backend)
@@ -106,7 +111,7 @@ def test_default_model_pieces_have_the_length_asked_and_end_on_a_beat(backend, n
     keyed = generate(n=n, length=f"{beats} beats", seed=0, backend=backend, key="D minor")
     _check_lengths_and_endings(keyed, beats)
     assert scale_consistency(keyed, "D minor") == 1.0
-    if backend == "cpp":
+    if n >= 100:  # a share that needs many pieces to be steady
         loose = generate(n=n, length=f"{beats} beats", seed=0, backend=backend, key="D minor",
                          scale_strictness=0.8)
         assert 0.95 <= scale_consistency(loose, "D minor") < 1.0

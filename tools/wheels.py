@@ -40,7 +40,9 @@ What it does, in order:
    release, unpacked into ``build/wheels/pyarm64``) runs under ``qemu-aarch64 -L`` with the wheel,
    aarch64 NumPy and pure-Python pytest/hypothesis/mido installed by
    ``pip install --target --platform manylinux2014_aarch64 --only-binary=:all:``. The driver first
-   checks that ``musgen._core`` really is the aarch64 module, then runs the same pytest selection.
+   checks that ``musgen._core`` really is the aarch64 module, then runs the same pytest selection
+   on the test files of the compiled core (``QEMU_TESTS``: reader, writer, codecs, engine,
+   shipped model tokens, fuzz regressions; ``--qemu-tests all``: every file).
 5. CUDA wheels (``--cuda``, or automatically when ``nvcc`` is found), in ``wheelhouse/cuda/``:
    x86_64 with ``MUSGEN_ENABLE_CUDA=ON`` (nvcc's host compiler is the old GCC with the same
    root), and aarch64 for Jetson Orin (``MUSGEN_CUDA_ARCHITECTURES=87``), cross-compiled by this
@@ -65,6 +67,7 @@ What it does, in order:
 Options: ``--out DIR`` (wheelhouse), ``--work DIR`` (build/wheels), ``--fresh`` (discard the
 unpacked roots and build folders first), ``--no-test``, ``--only x86_64|aarch64``, ``--cuda`` /
 ``--no-cuda``, ``--qemu-jobs N`` (pytest-xdist workers under qemu, default min(2, cores)),
+``--qemu-tests core|all``,
 ``--cuda-archs-aarch64 87``, ``--max-glibc 2.31`` (fail if a wheel's policy is
 newer).
 """
@@ -91,6 +94,14 @@ TOOLCHAINS = ROOT / "cmake" / "toolchains"
 OLD_SUITE = "bullseye"  # Debian 11: glibc 2.31 (= JetPack 5), GCC 10
 GCC_SUFFIX = "-10"
 PYTEST_SELECTION = "not tf and not slow and not corpus"
+#: The test files run under qemu by default: those whose outcome rests on the compiled core (the
+#: MIDI reader and writer, the codecs, the engine's kernels, threads and float16 widening, the
+#: shipped model's tokens, the fuzz regression corpus). The rest (evaluation, rendering, the web
+#: page, the command line's wording) is the same Python on both architectures, runs in the
+#: x86_64 wheel's test run, and under emulation would take most of the stage's time.
+QEMU_TESTS = ("test_codec*.py", "test_cuda.py", "test_data_*.py", "test_default_model.py",
+              "test_engine*.py", "test_fuzz.py", "test_generate*.py", "test_io.py", "test_midi*.py",
+              "test_modeldir.py", "test_package.py", "test_regression.py")
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
 X86_64_TOOLCHAIN_DEBS = [
@@ -484,9 +495,10 @@ def pytest_counts(output: str) -> str:
     return lines[-1] if lines else "no pytest summary line"
 
 
-def run_tests(python: list[str], site: Path, env: dict[str, str], arch: str, jobs: int = 1) -> str:
-    """Check the installed module is the wheel's, then run the suite against it; with jobs > 1 in
-    that many pytest-xdist workers."""
+def run_tests(python: list[str], site: Path, env: dict[str, str], arch: str, jobs: int = 1,
+              files: tuple[str, ...] = ()) -> str:
+    """Check the installed module is the wheel's, then run the suite (or the test files matching
+    the patterns `files`) against it; with jobs > 1 in that many pytest-xdist workers."""
     check = (
         "import platform, musgen, musgen._core as c; "
         "print(platform.machine(), c.__file__, musgen.__version__)"
@@ -509,7 +521,7 @@ def run_tests(python: list[str], site: Path, env: dict[str, str], arch: str, job
             "-m",
             PYTEST_SELECTION,
             *(["-n", str(jobs)] if jobs > 1 else []),
-            "tests",
+            *(test_files(files) if files else ["tests"]),
         ],
         env=env,
         cwd=ROOT,
@@ -520,6 +532,15 @@ def run_tests(python: list[str], site: Path, env: dict[str, str], arch: str, job
     if " failed" in counts or " error" in counts or "passed" not in counts:
         raise Failure(f"{arch} test run did not pass: {counts}\n{out[-4000:]}")
     return counts
+
+
+def test_files(patterns: tuple[str, ...]) -> list[str]:
+    """The test files (relative to the repository) matching any of the patterns."""
+    found = sorted({p.relative_to(ROOT).as_posix() for pat in patterns
+                    for p in (ROOT / "tests").glob(pat)})
+    if not found:
+        raise Failure(f"no test file matches {patterns}")
+    return found
 
 
 def build_x86_64(args, roots, work: Path, cuda: bool = False) -> WheelResult:
@@ -636,12 +657,14 @@ def install_aarch64(result: WheelResult, site: Path, *, xdist: bool = False) -> 
     )
 
 
-def test_aarch64(result: WheelResult, roots, work: Path, jobs: int) -> str:
-    """The suite under qemu; emulation is single-threaded, so `jobs` workers use the cores."""
+def test_aarch64(result: WheelResult, roots, work: Path, jobs: int, everything: bool) -> str:
+    """The tests of the compiled core (QEMU_TESTS; `everything`: the whole suite) under qemu;
+    emulation is single-threaded, so `jobs` workers use the cores."""
     site = work / "site-aarch64"
     install_aarch64(result, site, xdist=jobs > 1)
     python, env = qemu_python(roots, work)
-    return run_tests(python, site, {**env, "PYTHONPATH": str(site)}, "aarch64", jobs)
+    return run_tests(python, site, {**env, "PYTHONPATH": str(site)}, "aarch64", jobs,
+                     () if everything else QEMU_TESTS)
 
 
 def find_nvcc() -> str | None:
@@ -758,6 +781,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="pytest-xdist workers for the tests under qemu (1: no xdist)",
     )
     p.add_argument(
+        "--qemu-tests",
+        choices=["core", "all"],
+        default="core",
+        help="under qemu, the tests of the compiled core (default) or the whole suite",
+    )
+    p.add_argument(
         "--cuda-archs-aarch64",
         default="87",
         help="CUDA architectures of the aarch64 CUDA wheel (87: Jetson Orin)",
@@ -807,7 +836,8 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(build_aarch64(args, roots, args.work))
             if not args.no_test:
                 with stage("aarch64 wheel: tests under qemu"):
-                    results[-1].tests = test_aarch64(results[-1], roots, args.work, args.qemu_jobs)
+                    results[-1].tests = test_aarch64(results[-1], roots, args.work, args.qemu_jobs,
+                                                   args.qemu_tests == "all")
         if args.cuda and "x86_64" in archs:
             with stage("x86_64 CUDA wheel: build + repair + import"):
                 res = build_x86_64(args, roots, args.work, cuda=True)
