@@ -42,7 +42,9 @@ What it does, in order:
    ``pip install --target --platform manylinux2014_aarch64 --only-binary=:all:``. The driver first
    checks that ``musgen._core`` really is the aarch64 module, then runs the same pytest selection
    on the test files of the compiled core (``QEMU_TESTS``: reader, writer, codecs, engine,
-   shipped model tokens, fuzz regressions; ``--qemu-tests all``: every file).
+   shipped model tokens, fuzz regressions), each on the C++ backend (``MUSGEN_TEST_BACKENDS=cpp``;
+   the tests comparing it with the Python backend still run both); ``--qemu-tests all``: every
+   file on both backends.
 5. CUDA wheels (``--cuda``, or automatically when ``nvcc`` is found), in ``wheelhouse/cuda/``:
    x86_64 with ``MUSGEN_ENABLE_CUDA=ON`` (nvcc's host compiler is the old GCC with the same
    root), and aarch64 for Jetson Orin (``MUSGEN_CUDA_ARCHITECTURES=87``), cross-compiled by this
@@ -658,13 +660,16 @@ def install_aarch64(result: WheelResult, site: Path, *, xdist: bool = False) -> 
 
 
 def test_aarch64(result: WheelResult, roots, work: Path, jobs: int, everything: bool) -> str:
-    """The tests of the compiled core (QEMU_TESTS; `everything`: the whole suite) under qemu;
+    """The tests of the compiled core (QEMU_TESTS, each on the C++ backend; tests comparing it
+    with the Python one still do) under qemu, or with `everything` the whole suite on both;
     emulation is single-threaded, so `jobs` workers use the cores."""
     site = work / "site-aarch64"
     install_aarch64(result, site, xdist=jobs > 1)
     python, env = qemu_python(roots, work)
-    return run_tests(python, site, {**env, "PYTHONPATH": str(site)}, "aarch64", jobs,
-                     () if everything else QEMU_TESTS)
+    env = {**env, "PYTHONPATH": str(site)}
+    if not everything:  # per-backend tests on the compiled backend; comparisons keep both
+        env["MUSGEN_TEST_BACKENDS"] = "cpp"
+    return run_tests(python, site, env, "aarch64", jobs, () if everything else QEMU_TESTS)
 
 
 def find_nvcc() -> str | None:
