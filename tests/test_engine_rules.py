@@ -239,18 +239,24 @@ def test_rules_cap_cuts_and_is_reported(plain_model, impl, v1):
     assert [len(t) for t in out] == [37] * 6 and (out.reasons == CUT).all()
 
 
-def test_rules_dead_end_names_the_stream_and_step(tmp_path, impl, v1):
-    """A static mask that forbids every note and time step: after BOS only EOS is left, and
-    the min_length rule forbids it too, so nothing is left: CodecError naming the stream and
-    the step (a mask that leaves notes but no way on is refused the same way)."""
+def _dead_end(tmp_path, v1):
+    """A model and rules whose static mask forbids every note and time step: after BOS only EOS
+    is left, and the min_length rule forbids it too, so every stream dies at step 0."""
     from musgen.engine.constraints import StaticArrays
 
     model = _v1_model(tmp_path / "m", v1.config, -40.0)
     static = StaticArrays(v1.tables, v1.config.token_names)
     allowed = np.asarray(static.allowed, np.uint8)
     allowed[v1.config.time_base:v1.config.velocity_base] = 0
+    return model, Rules(v1.tables, allowed=allowed)
+
+
+def test_rules_dead_end_names_the_stream_and_step(tmp_path, impl, v1):
+    """Nothing is left after BOS (_dead_end): CodecError naming the stream and the step (a mask
+    that leaves notes but no way on is refused the same way)."""
+    model, rules = _dead_end(tmp_path, v1)
     with pytest.raises(CodecError, match=r"allows no token \(stream 0, step 0\)"):
-        _gen(model, impl, v1, n=2, length=10, rules=Rules(v1.tables, allowed=allowed))
+        _gen(model, impl, v1, n=2, length=10, rules=rules)
 
 
 @pytest.mark.parametrize("n,threads", [(6, 1), (6, 2), (6, 3), (6, 6), (2, 2), (3, 8)])
@@ -258,13 +264,7 @@ def test_rules_dead_end_report_does_not_depend_on_threads(tmp_path, impl, v1, n,
     """Every stream dies at step 0: whichever chunk or team member gets there first, the error
     names stream 0, as one thread and the NumPy engine do (repeated, as a race would not show
     every time)."""
-    from musgen.engine.constraints import StaticArrays
-
-    model = _v1_model(tmp_path / "m", v1.config, -40.0)
-    static = StaticArrays(v1.tables, v1.config.token_names)
-    allowed = np.asarray(static.allowed, np.uint8)
-    allowed[v1.config.time_base:v1.config.velocity_base] = 0
-    rules = Rules(v1.tables, allowed=allowed)
+    model, rules = _dead_end(tmp_path, v1)
     for _ in range(25):
         with pytest.raises(CodecError, match=r"allows no token \(stream 0, step 0\)"):
             _gen(model, impl, v1, n=n, length=10, rules=rules, threads=threads)
