@@ -286,3 +286,95 @@ def test_numpy_batches_tempo_shift(tmp_path, backend):
         next(pipeline.numpy_batches(v1, window=8, tempo_shift=1))
     with pytest.raises(ValueError, match="tempo_shift=-1"):
         pipeline.plan_epoch(ds, "train", window=8, tempo_shift=-1)
+
+
+# --------------------------------------------------------------------------- header prefix
+def _v2_pieces(codec):
+    """Two hand-made version-2 streams: a header (BOS, Program, Key, Style, Density, Tempo,
+    TimeSig) and a body of time shifts and notes."""
+    c = codec
+    head = [c.bos_id, c.program_base + 0, c.key_base + 2, c.style_base, c.density_base + 1,
+            c.tempo_base + 10, c.timesig_base + c.meter_index(4, 4)]
+    body = []
+    for k in range(12):
+        body += [c.bar_id if k % 4 == 0 else c.time_base, c.pitch_base + k,
+                 c.velocity_base + 3, c.duration_base + 1]
+    return [head + body + [c.eos_id], head[:1] + [c.program_base + 40, c.program_base + 42]
+            + head[2:] + body[:10] + [c.eos_id]]
+
+
+def test_window_starts_with_headers_cover_every_target():
+    lengths = np.array([3, 20, 21, 50, 51, 200])
+    headers = np.array([2, 5, 5, 7, 0, 9])
+    for window, stride in ((16, 8), (16, 16), (16, 5), (10, 10)):
+        piece, start = pipeline.window_starts(lengths, window, stride, headers)
+        assert np.all(np.diff(piece) >= 0)
+        for i, n in enumerate(lengths):
+            covered = np.zeros(n, dtype=bool)
+            for s in start[piece == i]:
+                span = window if s == 0 or headers[i] == 0 else window - headers[i]
+                covered[s + 1:s + 1 + span] = True
+            assert covered[1:].all(), (window, stride, i)
+    with pytest.raises(ValueError, match="header of 9"):
+        pipeline.window_starts(lengths, 9, 4, headers)
+
+
+def test_header_prefix_windows_start_with_the_piece_header_and_score_no_header(tmp_path):
+    from musgen import codec as mcodec
+
+    c = mcodec.default_config(version=2)
+    a, b = _v2_pieces(c)
+    ds = Dataset.open(write_tiny(tmp_path / "ds", [a, b], codec=c.to_dict()))
+    assert ds.header_lengths.tolist() == [7, 8]
+    window, stride = 16, 8
+    kw = dict(window=window, stride=stride, batch_size=64, shuffle=False)
+    (x0, y0), = pipeline.numpy_batches(ds, "train", **kw)
+    (x, y), = pipeline.numpy_batches(ds, "train", header_prefix=True, **kw)
+    assert len(x) == pipeline.count_windows(ds, "train", window=window, stride=stride,
+                                            header_prefix=True)
+    piece, start = pipeline.window_starts(ds.lengths, window, stride, ds.header_lengths)
+    scored = 0
+    for row, (i, s) in enumerate(zip(piece, start)):
+        toks, h = [a, b][i], int(ds.header_lengths[i])
+        if s == 0:  # a piece's first window is the plain one, header and all
+            span = (toks + [0] * (window + 1))[:window + 1]
+            assert x[row].tolist() == span[:-1] and y[row].tolist() == span[1:]
+            scored += int((y[row] != 0).sum())
+            continue
+        span = (toks[:h] + toks[s:] + [0] * (window + 1))[:window + 1]
+        assert x[row].tolist() == span[:-1]
+        assert y[row, :h].tolist() == [0] * h  # header and junction: context only
+        assert y[row, h:].tolist() == span[h + 1:]
+        scored += int((y[row] != 0).sum())
+    # every target at least once, none of a later window's header targets
+    assert scored >= (len(a) - 1) + (len(b) - 1)
+    # the first windows are the same with or without the prefix
+    assert x[0].tolist() == x0[0].tolist() and y[0].tolist() == y0[0].tolist()
+
+
+def test_header_prefix_moves_the_key_with_the_transposition(tmp_path):
+    from musgen import codec as mcodec
+
+    c = mcodec.default_config(version=2)
+    a, _ = _v2_pieces(c)
+    ds = Dataset.open(write_tiny(tmp_path / "ds", [a], codec=c.to_dict()))
+    kw = dict(window=16, stride=8, batch_size=64, shuffle=True, seed=3, header_prefix=True)
+    x, _ = next(pipeline.numpy_batches(ds, "train", transpose=5, **kw))
+    x0, _ = next(pipeline.numpy_batches(ds, "train", **kw))  # same order, not transposed
+    keys = (x >= c.key_base) & (x < c.key_base + 24)
+    pitches = (x >= c.pitch_base) & (x < c.pitch_base + c.n_pitches)
+    assert keys.sum(axis=1).tolist() == [1] * len(x)  # every window knows its key
+    moved = set()
+    for row in range(len(x)):
+        shift = set((x[row][pitches[row]] - x0[row][pitches[row]]).tolist())
+        assert len(shift) == 1 and shift <= set(range(-5, 6))
+        moved |= shift
+        key = int(x[row][keys[row]][0]) - c.key_base
+        assert key == (2 + shift.pop()) % 12  # D major moved with the notes
+    assert len(moved) > 1
+
+
+def test_header_prefix_needs_codec_version_2(tmp_path):
+    ds = Dataset.open(write_tiny(tmp_path / "ds", [[1, 5, 6, 2]]))
+    with pytest.raises(DatasetError, match="needs codec version 2"):
+        next(pipeline.numpy_batches(ds, "train", window=2, header_prefix=True))

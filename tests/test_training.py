@@ -475,6 +475,8 @@ def test_train_codec_version_2_model_directory(tmp_path, backend):
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["codec"]["format_version"] == 2 and cfg["codec"]["version"] == 2
     assert cfg["codec"]["styles"] == ["tunes"]
+    # windows inside a piece start with its conditions unless told otherwise
+    assert cfg["training"]["hyperparameters"]["header_prefix"] is True
     eng = engine.load(out, backend=backend)
     assert eng.codec == config
     pieces = generate(eng, n=2, length="60 tokens", seed=3)
@@ -510,3 +512,17 @@ def test_train_warm_start_begins_from_the_given_model(trained, dataset, tmp_path
         training.train(dataset, tmp_path / "wider", init_from=trained,
                        **dict(TINY, units=TINY["units"] * 2, epochs=1))
     assert not (tmp_path / "wider").exists()
+
+
+@pytest.mark.tf
+def test_train_header_prefix_needs_a_version_2_dataset(dataset, tmp_path):
+    """Version-1 pieces have no header of conditions: asking for the prefix is an error before
+    any training, and the default leaves it off (and records it)."""
+    from musgen import training
+
+    with pytest.raises(ValueError, match="header_prefix=True: the dataset is codec version 1"):
+        training.train(dataset, tmp_path / "m", epochs=1, header_prefix=True, **TINY)
+    assert not (tmp_path / "m").exists()
+    out = training.train(dataset, tmp_path / "m2", epochs=1, **TINY)
+    hp = json.loads((out / "config.json").read_text())["training"]["hyperparameters"]
+    assert hp["header_prefix"] is False

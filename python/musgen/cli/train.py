@@ -68,6 +68,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tempo-shift", type=_args.int_range(0, 255), default=None,
                    help="codec version 2: random tempo change by up to +-N tempo bins of about "
                         "6%% each (0)")
+    p.add_argument("--header-prefix", action=argparse.BooleanOptionalAction, default=None,
+                   help="codec version 2: windows inside a piece start with its header of "
+                        "conditions, so the model learns to follow key, style and instruments "
+                        "past the first window (default: on for version-2 datasets)")
     p.add_argument("--patience", type=_args.positive_int, default=None,
                    help="stop after this many epochs without validation improvement (6)")
     p.add_argument("--max-minutes", type=_minutes, default="preset",
@@ -98,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
                 strategy=args.strategy, quiet=args.quiet, max_minutes=args.max_minutes,
                 transpose=args.transpose, tempo_shift=args.tempo_shift,
                 validation_batch_size=args.validation_batch_size,
-                weight_decay=args.weight_decay, init_from=args.init_from)
+                weight_decay=args.weight_decay, init_from=args.init_from,
+                header_prefix=args.header_prefix)
     if not args.quiet:
         print(f"model directory: {out}")
     return 0

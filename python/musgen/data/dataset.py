@@ -85,6 +85,27 @@ def _piece(line: str, where: str) -> Piece:
     return Piece(**values)
 
 
+#: The most header tokens a version-2 piece can have: BOS, a Program token per part (at most
+#: the 129 programs of the vocabulary, drums included), Key, Style, Density, Tempo, TimeSig.
+MAX_HEADER = 1 + 129 + 5
+
+
+def _header_lengths(ds) -> np.ndarray:
+    """``Dataset.header_lengths``: the position after each piece's first TimeSig token."""
+    out = np.zeros(len(ds.pieces), dtype=np.int64)
+    codec = ds.codec
+    if codec.version != 2:
+        return out
+    from ..codec.vocab import TYPE_TIMESIG
+
+    is_meter = codec.token_types == TYPE_TIMESIG
+    for i, (off, n) in enumerate(zip(ds.offsets.tolist(), ds.lengths.tolist())):
+        head = np.asarray(ds.tokens[off:off + min(n, MAX_HEADER)])
+        hit = np.flatnonzero(is_meter[head])
+        out[i] = int(hit[0]) + 1 if hit.size else 0
+    return out
+
+
 class Dataset:
     """A prepared dataset, tokens memory-mapped (opening is cheap whatever the size).
 
@@ -119,6 +140,7 @@ class Dataset:
         self.piece_note_offsets = np.concatenate([[0], np.cumsum(notes)]).astype(np.int64)
         self._split_of = np.array([p.split for p in pieces], dtype=object)
         self._codec = None
+        self._headers = None
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> "Dataset":
@@ -210,6 +232,15 @@ class Dataset:
                 raise DatasetError(f"{self.path / INFO_NAME}: the codec section is damaged: "
                                    f"{' '.join(str(exc).split())[:300]}") from None
         return self._codec
+
+    @property
+    def header_lengths(self) -> np.ndarray:
+        """Per piece, int64: the tokens of its header (BOS and the conditions up to and including
+        the TimeSig token; codec version 2), or 0 when it has none (version 1). Training
+        windows that start inside a piece are prefixed with these (``pipeline``)."""
+        if self._headers is None:
+            self._headers = _header_lengths(self)
+        return self._headers
 
     def __len__(self) -> int:
         return len(self.pieces)

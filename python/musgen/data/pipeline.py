@@ -26,6 +26,15 @@ per bin with the default bins), so the tempo condition follows; a window that wo
 bins keeps its tempo. The draws come after the transpositions', so a plan without tempo
 shifts is the plan it always was.
 
+Header prefix. With ``header_prefix=True`` (codec version 2) a window that starts inside a piece
+is prefixed with the piece's header: BOS and its conditions (Program, Key, Style, Density, Tempo,
+TimeSig; ``Dataset.header_lengths``), then the piece from the window's start. Without it, only a
+piece's first window sees the conditions, and a model trained on windows never learns to keep a
+key or the instruments of its parts past them. The prefix and the junction to the window's first
+token are context only: their targets are PAD, so no loss repeats the header in every window.
+Such a window of ``T`` tokens has ``T - h`` targets for a header of ``h``, so a piece's later
+windows step by ``min(stride, T - h)``, keeping every target in a window.
+
 ``tf_dataset`` runs the very same batch function inside ``tf.data`` (``tf.numpy_function``, in
 parallel, order kept, prefetched), so the two produce identical batches by construction; a test
 checks it. TensorFlow is imported only inside ``tf_dataset``.
@@ -74,30 +83,67 @@ def _check(window: int, stride: int | None, batch_size: int) -> int:
     return stride
 
 
-def window_starts(lengths: np.ndarray, window: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+def _window_counts(lengths: np.ndarray, window: int, stride: int,
+                   headers: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Windows per piece, and the step between a piece's windows after its first."""
+    if headers is None:
+        return 1 + -(-np.maximum(lengths - 1 - window, 0) // stride), np.full_like(lengths, stride)
+    headers = np.asarray(headers, dtype=np.int64)
+    if headers.shape != lengths.shape:
+        raise ValueError(f"headers: {headers.shape[0]} lengths for {lengths.shape[0]} pieces")
+    if np.any(headers >= window):
+        raise ValueError(f"window={window}: a prefixed window needs more tokens than its "
+                         f"header, and a piece has a header of {int(headers.max())}")
+    body = window - headers  # targets of a prefixed window
+    step = np.where(headers > 0, np.minimum(stride, body), stride)
+    later = np.where(headers > 0, 1 + -(-np.maximum(lengths - 1 - body - stride, 0) // step),
+                     -(-np.maximum(lengths - 1 - window, 0) // stride))
+    return 1 + np.where(lengths - 1 > window, later, 0), step
+
+
+def window_starts(lengths: np.ndarray, window: int, stride: int,
+                  headers: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """For pieces of ``lengths`` tokens: (piece position, start in piece) of every window, int64.
 
-    A piece of length L gets ``1 + ceil(max(0, L - 1 - window) / stride)`` windows.
+    A piece of length L gets ``1 + ceil(max(0, L - 1 - window) / stride)`` windows. With
+    ``headers`` (header prefix; 0 for a piece without one) a piece's first window starts at 0
+    and covers targets ``1..window``; its later windows start at ``stride``, then every
+    ``min(stride, window - h)``, each covering ``window - h`` targets, up to the last target.
     """
     lengths = np.asarray(lengths, dtype=np.int64)
-    n = 1 + -(-np.maximum(lengths - 1 - window, 0) // stride)
+    n, step = _window_counts(lengths, int(window), int(stride), headers)
     piece = np.repeat(np.arange(lengths.shape[0], dtype=np.int64), n)
     first = np.cumsum(n) - n
     k = np.arange(piece.shape[0], dtype=np.int64) - np.repeat(first, n)
-    return piece, k * stride
+    start = np.where(k > 0, int(stride) + (k - 1) * step[piece], 0)
+    return piece, start
 
 
-def count_windows(dataset, split: str, *, window: int, stride: int | None = None) -> int:
+def _headers(ds: Dataset, idx: np.ndarray, header_prefix: bool) -> np.ndarray | None:
+    """Header lengths of the pieces ``idx`` when windows are prefixed, else None."""
+    if not header_prefix:
+        return None
+    if ds.codec.version != 2:
+        raise DatasetError(f"{ds.path}: header_prefix needs codec version 2 (a header of "
+                           f"conditions); this dataset is version {ds.codec.version}")
+    return ds.header_lengths[idx]
+
+
+def count_windows(dataset, split: str, *, window: int, stride: int | None = None,
+                  header_prefix: bool = False) -> int:
     """How many windows one epoch of ``split`` has."""
     ds = _as_dataset(dataset)
     stride = _check(window, stride, 1)
-    lengths = ds.lengths[ds.split_indices(split)]
-    return int((1 + -(-np.maximum(lengths - 1 - window, 0) // stride)).sum())
+    idx = ds.split_indices(split)
+    n, _ = _window_counts(ds.lengths[idx], int(window), stride,
+                          _headers(ds, idx, header_prefix))
+    return int(n.sum())
 
 
 def batches_per_epoch(dataset, split: str, *, window: int, stride: int | None = None,
-                      batch_size: int, drop_remainder: bool = False) -> int:
-    n = count_windows(dataset, split, window=window, stride=stride)
+                      batch_size: int, drop_remainder: bool = False,
+                      header_prefix: bool = False) -> int:
+    n = count_windows(dataset, split, window=window, stride=stride, header_prefix=header_prefix)
     return n // batch_size if drop_remainder else -(-n // batch_size)
 
 
@@ -135,7 +181,9 @@ _TransposeTables = _TokenMaps  # the earlier name
 @dataclass
 class EpochPlan:
     """Every window of one epoch in batch order: absolute token offset, real tokens in the
-    ``window + 1`` span, and transposition (index into the shift table; 0 shift when off)."""
+    ``window + 1`` span (its header prefix included), and transposition (index into the shift
+    table; 0 shift when off); with a header prefix, each window's prefix length (0: none) and
+    its piece's absolute offset (where the header is)."""
 
     starts: np.ndarray  # int64 [n_windows], offset into dataset.tokens
     valid: np.ndarray  # int64 [n_windows], real tokens in the span (<= window + 1)
@@ -144,6 +192,8 @@ class EpochPlan:
     batch_size: int
     drop_remainder: bool
     tempo_rows: np.ndarray | None = None  # int64 [n_windows] into the tempo-shift table
+    prefix: np.ndarray | None = None  # int64 [n_windows]: header tokens put before the window
+    piece_starts: np.ndarray | None = None  # int64 [n_windows]: offset of the window's piece
 
     @property
     def n_batches(self) -> int:
@@ -154,7 +204,7 @@ class EpochPlan:
 def plan_epoch(dataset, split: str, *, window: int = 256, stride: int | None = None,
                batch_size: int = 32, shuffle: bool = True, seed: int = 0, epoch: int = 0,
                transpose: int = 0, drop_remainder: bool = False,
-               tempo_shift: int = 0) -> EpochPlan:
+               tempo_shift: int = 0, header_prefix: bool = False) -> EpochPlan:
     """The order and augmentation of one epoch (a pure function of its arguments)."""
     ds = _as_dataset(dataset)
     stride = _check(window, stride, batch_size)
@@ -164,13 +214,22 @@ def plan_epoch(dataset, split: str, *, window: int = 256, stride: int | None = N
         raise ValueError(f"tempo_shift={tempo_shift!r}: expected a non-negative bin count")
     idx = ds.split_indices(split)
     lengths = ds.lengths[idx]
-    piece, start = window_starts(lengths, int(window), stride)
+    headers = _headers(ds, idx, header_prefix)
+    piece, start = window_starts(lengths, int(window), stride, headers)
     starts = ds.offsets[idx][piece] + start
-    valid = np.minimum(lengths[piece] - start, int(window) + 1)
+    prefix = piece_starts = None
+    if headers is None:
+        valid = np.minimum(lengths[piece] - start, int(window) + 1)
+    else:
+        prefix = np.where(start > 0, headers[piece], 0)
+        piece_starts = ds.offsets[idx][piece]
+        valid = prefix + np.minimum(lengths[piece] - start, int(window) + 1 - prefix)
     rng = np.random.default_rng([int(seed), int(epoch)])
     if shuffle:
         order = rng.permutation(starts.shape[0])
         starts, valid = starts[order], valid[order]
+        if prefix is not None:
+            prefix, piece_starts = prefix[order], piece_starts[order]
     if transpose:
         shift_rows = rng.integers(0, 2 * int(transpose) + 1, size=starts.shape[0])
     else:
@@ -179,7 +238,7 @@ def plan_epoch(dataset, split: str, *, window: int = 256, stride: int | None = N
                   .astype(np.int64) if tempo_shift else None)
     return EpochPlan(starts.astype(np.int64), valid.astype(np.int64),
                      shift_rows.astype(np.int64), int(window), int(batch_size),
-                     bool(drop_remainder), tempo_rows)
+                     bool(drop_remainder), tempo_rows, prefix, piece_starts)
 
 
 class _BatchMaker:
@@ -199,7 +258,12 @@ class _BatchMaker:
         hi = min(lo + plan.batch_size, plan.starts.shape[0])
         cols = np.arange(plan.window + 1, dtype=np.int64)
         real = cols[None, :] < plan.valid[lo:hi, None]
-        index = np.where(real, plan.starts[lo:hi, None] + cols[None, :], 0)
+        source = plan.starts[lo:hi, None] + cols[None, :]
+        prefix = None if plan.prefix is None else plan.prefix[lo:hi, None]
+        if prefix is not None:  # the header, then the window from its start
+            source = np.where(cols[None, :] < prefix, plan.piece_starts[lo:hi, None] + cols,
+                              source - prefix)
+        index = np.where(real, source, 0)
         spans = np.asarray(self.tokens[index.ravel()]).reshape(index.shape)
         spans[~real] = PAD_ID
         if self.tables is not None:
@@ -207,7 +271,10 @@ class _BatchMaker:
         if self.tempo is not None and plan.tempo_rows is not None:
             spans = self.tempo.apply(spans, plan.tempo_rows[lo:hi])
         spans = spans.astype(np.int32, copy=False)
-        return np.ascontiguousarray(spans[:, :-1]), np.ascontiguousarray(spans[:, 1:])
+        inputs, targets = np.ascontiguousarray(spans[:, :-1]), np.ascontiguousarray(spans[:, 1:])
+        if prefix is not None:  # the header and the junction after it are context only
+            targets[cols[None, :-1] < prefix] = PAD_ID
+        return inputs, targets
 
 
 def _no_windows(ds, split: str, batch_size: int, drop_remainder: bool) -> DatasetError:
@@ -222,7 +289,7 @@ def numpy_batches(dataset, split: str = "train", *, window: int = 256, stride: i
                   batch_size: int = 32, shuffle: bool = True, seed: int = 0, epoch: int = 0,
                   transpose: int = 0, drop_remainder: bool = False, epochs: int | None = 1,
                   start_batch: int = 0, weights: bool = False,
-                  tempo_shift: int = 0) -> Iterator[tuple]:
+                  tempo_shift: int = 0, header_prefix: bool = False) -> Iterator[tuple]:
     """Batches ``(inputs int32 [B, window], targets int32 [B, window])`` of ``split``
     (``weights=True`` adds ``target_weights(targets)``, float32 [B, window], for Keras).
 
@@ -240,6 +307,9 @@ def numpy_batches(dataset, split: str = "train", *, window: int = 256, stride: i
     tempo_shift : int
         Codec version 2: random tempo change within ``-tempo_shift..tempo_shift`` Tempo bins
         (0: none).
+    header_prefix : bool
+        Codec version 2: windows that start inside a piece begin with its header (the
+        conditions), as context without loss (see the module's notes).
     epochs : int or None
         Epochs ``epoch, epoch + 1, ...`` in a row (None: forever).
     start_batch : int
@@ -254,7 +324,8 @@ def numpy_batches(dataset, split: str = "train", *, window: int = 256, stride: i
     while epochs is None or e < int(epoch) + int(epochs):
         plan = plan_epoch(ds, split, window=window, stride=stride, batch_size=batch_size,
                           shuffle=shuffle, seed=seed, epoch=e, transpose=transpose,
-                          drop_remainder=drop_remainder, tempo_shift=tempo_shift)
+                          drop_remainder=drop_remainder, tempo_shift=tempo_shift,
+                          header_prefix=header_prefix)
         if plan.n_batches == 0:
             raise _no_windows(ds, split, batch_size, drop_remainder)
         for b in range(first, plan.n_batches):
@@ -268,7 +339,7 @@ def tf_dataset(dataset, split: str = "train", *, window: int = 256, stride: int 
                batch_size: int = 32, shuffle: bool = True, seed: int = 0, epoch: int = 0,
                transpose: int = 0, drop_remainder: bool = False, epochs: int | None = 1,
                start_batch: int = 0, weights: bool = False, parallel: int | None = None,
-               tempo_shift: int = 0):
+               tempo_shift: int = 0, header_prefix: bool = False):
     """The batches of ``numpy_batches`` (same arguments, identical values) as a ``tf.data.Dataset``
     of ``(inputs, targets)`` int32 tensors (``weights=True``: and float32 loss weights), built in
     parallel and prefetched; ``model.fit`` takes it as is.
@@ -291,7 +362,7 @@ def tf_dataset(dataset, split: str = "train", *, window: int = 256, stride: int 
                 plans[e] = plan_epoch(ds, split, window=window, stride=stride,
                                       batch_size=batch_size, shuffle=shuffle, seed=seed, epoch=e,
                                       transpose=transpose, drop_remainder=drop_remainder,
-                                      tempo_shift=tempo_shift)
+                                      tempo_shift=tempo_shift, header_prefix=header_prefix)
             return plans[e]
 
     # Batch numbers are laid out epoch after epoch; epochs are enumerated here, in Python, so

@@ -44,6 +44,10 @@ class TrainConfig:
     max_minutes: float | None = 25.0
     transpose: int = 0         # random transposition of each piece by up to +-N semitones
     tempo_shift: int = 0       # codec v2: random tempo change by up to +-N Tempo bins
+    # codec v2: windows inside a piece start with its header of conditions (context, no loss);
+    # ``train`` turns it on for version-2 datasets unless told otherwise. False here, so a run
+    # saved before the option existed resumes with the windows it had.
+    header_prefix: bool = False
     dense_units: list = field(default_factory=list)   # paper preset only
     clipnorm: float = 1.0
     validation_batch_size: int | None = 512  # None: batch_size
@@ -59,5 +63,6 @@ PRESETS: dict = {
     "paper": {"epochs": 30, "units": 128, "layers": 2, "dense_units": [64], "window": 32,
               "stride": 16, "batch_size": 32, "dropout": 0.2, "learning_rate": 1e-3,
               "weight_decay": 0.0,
-              "embedding_dim": 0, "transpose": 0, "tempo_shift": 0, "validation_batch_size": None},
+              "embedding_dim": 0, "transpose": 0, "tempo_shift": 0, "validation_batch_size": None,
+              "header_prefix": False},
 }

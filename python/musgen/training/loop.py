@@ -309,7 +309,8 @@ class _Run:
         x, y = epoch_windows(self.dataset, split, window=cfg.window, stride=cfg.stride,
                              seed=cfg.seed, epoch=epoch, shuffle=shuffle,
                              transpose=cfg.transpose if split == "train" else 0,
-                             tempo_shift=cfg.tempo_shift if split == "train" else 0)
+                             tempo_shift=cfg.tempo_shift if split == "train" else 0,
+                             header_prefix=cfg.header_prefix)
         return x, y, None
 
     # ------------------------------------------------------------------ the epoch loop
@@ -418,7 +419,8 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
           max_minutes: float | None | str = "preset", transpose: int | None = None,
           dense_units: list | None = None, tempo_shift: int | None = None,
           validation_batch_size: int | None = None,
-          weight_decay: float | None = None, init_from=None) -> Path:
+          weight_decay: float | None = None, init_from=None,
+          header_prefix: bool | None = None) -> Path:
     """Train a model on ``dataset`` and export the best epoch to the model directory ``output``.
 
     Parameters
@@ -447,6 +449,11 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
         codec and architecture; a new optimizer). Used to continue a model with other
         settings, e.g. smaller batches once the large ones stop paying. A resumed run ignores
         it (its checkpoint holds the weights).
+    header_prefix : bool or None
+        Windows that start inside a piece begin with the piece's header of conditions (key,
+        style, density, instruments, tempo, meter) as context without loss, so the model learns
+        to follow them past a piece's first window. Default: on for a codec-version-2 dataset
+        with the default preset (``musgen.data.pipeline``); version 1 has no header.
 
     Other settings left as None take the preset's value (``TrainConfig``: learning rate 4e-3,
     ...; chosen by measurement, see ``bench/bench_train.py``), except that the default preset
@@ -473,12 +480,19 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
                  "layers": layers, "embedding_dim": embedding_dim, "dropout": dropout,
                  "learning_rate": learning_rate, "patience": patience, "transpose": transpose,
                  "dense_units": dense_units, "tempo_shift": tempo_shift,
-                 "validation_batch_size": validation_batch_size, "weight_decay": weight_decay}
+                 "validation_batch_size": validation_batch_size, "weight_decay": weight_decay,
+                 "header_prefix": header_prefix}
     cfg, state = _run_config(ckpt_dir, resume=resume, preset=preset, overrides=overrides,
                              seed=seed, max_minutes=max_minutes, epochs=epochs)
     _check_splits(dataset)
     start_weights = None
     if state is None:
+        if header_prefix is None:
+            cfg.header_prefix = cfg.preset != "paper" and dataset.codec.version == 2
+        elif header_prefix and dataset.codec.version != 2:
+            raise ValueError(f"header_prefix=True: the dataset is codec version "
+                             f"{dataset.codec.version}, whose pieces have no header of "
+                             "conditions (version 2 has)")
         _fit_to_corpus(cfg, dataset, overrides)
         _check_config(cfg)
         if init_from is not None:

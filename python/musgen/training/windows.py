@@ -12,22 +12,23 @@ __all__ = ["epoch_windows", "paper_windows", "paper_normalization"]
 
 
 def epoch_windows(dataset, split: str, *, window: int, stride: int, seed: int, epoch: int,
-                  shuffle: bool = True, transpose: int = 0,
-                  tempo_shift: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                  shuffle: bool = True, transpose: int = 0, tempo_shift: int = 0,
+                  header_prefix: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """All windows of one epoch, in training order -> ``(inputs, targets)`` int32 ``[N, window]``.
 
     The batches of ``musgen.pipeline.numpy_batches`` concatenated (PAD-filled tails; the loss
     ignores PAD targets). Their order and transpositions depend only on ``(seed, epoch)``, so a
     resumed epoch sees exactly the data the uninterrupted run saw. ``transpose`` moves notes
     (and a version-2 Key token) by up to that many semitones, ``tempo_shift`` a version-2
-    piece's Tempo tokens by up to that many bins.
+    piece's Tempo tokens by up to that many bins; ``header_prefix`` starts a version-2 window
+    inside a piece with the piece's header of conditions (context without loss).
     """
     from ..data.pipeline import numpy_batches
 
     xs, ys = [], []
     for x, y in numpy_batches(dataset, split, window=window, stride=stride, batch_size=4096,
                               shuffle=shuffle, seed=seed, epoch=epoch, transpose=transpose,
-                              tempo_shift=tempo_shift):
+                              tempo_shift=tempo_shift, header_prefix=header_prefix):
         xs.append(x)
         ys.append(y)
     return np.concatenate(xs), np.concatenate(ys)
