@@ -82,7 +82,10 @@ def run(args) -> dict:
     seconds = json.loads((model / "config.json").read_text())["training"].get("train_seconds")
     train_minutes = seconds / 60 if seconds else (time.perf_counter() - t0) / 60
     length = f"{args.beats} beats"
-    out: dict = {"corpus": args.corpus, "pieces": len(ds), "train_minutes": round(train_minutes, 1),
+    prefix = json.loads((model / "config.json").read_text())["training"]["hyperparameters"].get(
+        "header_prefix", False)
+    out: dict = {"corpus": args.corpus, "pieces": len(ds), "header_prefix": prefix,
+                 "train_minutes": round(train_minutes, 1),
                  "units": args.units, "n": args.n, "length": length, "instruments": [],
                  "keys": []}
     free = generate(model, n=args.n, length=length, seed=1)
@@ -126,13 +129,21 @@ def _programs(score) -> list:
             for t in range(len(score.track_names))]
 
 
-def write(result: dict) -> None:
+def key_gain(rows: list) -> float:
+    """Mean over the keys of (conditioned - unconditioned) share of notes in the asked scale."""
+    return float(np.mean([r["conditioned"] - r["unconditioned"] for r in rows]))
+
+
+def write(result: dict, stem: str = "v2_conditions") -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "v2_conditions.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = ["# Codec version 2: conditions followed (`bench/v2_conditions.py`)", "",
              f"{result['corpus']}, {result['pieces']} pieces; 2x{result['units']} LSTM trained "
-             f"{result['train_minutes']} min; {result['n']} pieces of {result['length']} per "
-             "condition.", "", "| instruments (GM programs) | asked parts with notes | "
+             f"{result['train_minutes']} min"
+             + (", training windows prefixed with the piece's conditions"
+                if result.get("header_prefix") else "")
+             + f"; {result['n']} pieces of {result['length']} per condition.", "",
+             "| instruments (GM programs) | asked parts with notes | "
              "unconditioned pieces with these instruments |", "|---|---:|---:|"]
     for r in result["instruments"]:
         lines.append(f"| {r['programs']} | {r['parts_with_notes']:.2f} | "
@@ -148,12 +159,14 @@ def write(result: dict) -> None:
                   "unconditioned |", "|---|---:|---:|"]
         for r in result["keys_of_keys_model"]:
             lines.append(f"| {r['key']} | {r['conditioned']:.3f} | {r['unconditioned']:.3f} |")
+    gain = key_gain(result["keys"])
     lines += ["", "Instruments: the parts asked for are the piece's parts and hold notes, and "
               "the model never picks these sets by itself. Key: the Key token alone moves the "
-              "share of notes in the asked scale by at most 2 points here, within noise: these "
-              "models do not follow it yet. `key=` with the default scale_strictness (1: "
-              "out-of-scale pitches masked) puts every note in the scale."]
-    (RESULTS / "v2_conditions.md").write_text("\n".join(lines) + "\n")
+              f"share of notes in the asked scale by {gain:+.3f} on average over the keys "
+              f"({'it follows the key' if gain >= 0.05 else 'it does not follow the key'}). "
+              "`key=` with the default scale_strictness (1: out-of-scale pitches masked) "
+              "puts every note in the scale."]
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
 
 
 def main(argv=None) -> int:
@@ -164,6 +177,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=50, help="pieces per condition")
     ap.add_argument("--beats", type=int, default=32, help="length of each piece")
     ap.add_argument("--work", default=str(ROOT / "build" / "v2_conditions"))
+    ap.add_argument("--results", default="v2_conditions",
+                    help="name of the results files in bench/results (.json, .md)")
     ap.add_argument("--keys-model", default=None, metavar="MODEL",
                     help="also measure the key condition of this model (a folder or a shipped "
                          "name, e.g. chorale)")
@@ -177,7 +192,7 @@ def main(argv=None) -> int:
         return 1
     warnings.simplefilter("ignore")
     result = run(args)
-    write(result)
+    write(result, args.results)
     print(json.dumps(result, indent=2))
     return 0
 
