@@ -286,6 +286,7 @@ def test_prepare_version_1_on_request(tmp_path, small, backend):
         score = midi.read(root / piece.path, backend=backend)
         assert np.array_equal(ds.piece_tokens(i), codec.encode(score, backend=backend))
         assert piece.style == "flat" and piece.key is None and piece.programs is None
+    assert ds.key_counts() == {}
     with pytest.raises(DatasetError, match="codec_version=3"):
         prepare(root, tmp_path / "ds", codec_version=3, quiet=True)
     with pytest.raises(DatasetError, match="codec_version=1 but the config given is version 2"):
@@ -305,6 +306,9 @@ def test_prepare_style_labels(tmp_path, small, backend):
     assert sorted({p.style for p in ds.pieces}) == ["flat", "more-songs"]
     for i, p in enumerate(ds.pieces):
         assert codec.read_header(ds.piece_tokens(i), ds.codec)["style"] == p.style
+    keys = [p.key for p in ds.pieces if p.split == "train"]
+    assert keys and ds.key_counts() == {k: keys.count(k) for k in set(keys)}
+    assert list(ds.key_counts().values()) == sorted(ds.key_counts().values(), reverse=True)
     prepare([a, b], tmp_path / "ds", backend=backend, quiet=True, labels="chorale")
     ds = Dataset.open(tmp_path / "ds")
     assert ds.codec.styles == ("chorale",) and {p.style for p in ds.pieces} == {"chorale"}

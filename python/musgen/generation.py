@@ -355,6 +355,17 @@ def _static_arrays(codec, tables, *, key, scale_strictness, pitch_range, style, 
     return static.arrays(), prefix
 
 
+def _shifted_range(pitch_range, semitones: int):
+    """A pitch range request moved by ``semitones`` into the key the engine generates in
+    (``keyplan``), clipped to MIDI's 0..127; None stays None."""
+    if pitch_range is None or not semitones:
+        return pitch_range
+    from .engine.constraints import parse_pitch_range
+
+    low, high = parse_pitch_range(pitch_range)
+    return (min(max(low + semitones, 0), 127), min(max(high + semitones, 0), 127))
+
+
 def _key_token(static, scale) -> int:
     """The header Key token of a major or minor key (a codec with key conditions)."""
     from .engine.constraints import parse_key
@@ -634,6 +645,7 @@ def generate_with_report(model=None, **kwargs) -> Generation:
     from . import codec as codec_mod
     from .engine.constraints import SCALE_STRICTNESS
     from .engine.rules import Rules
+    from .keyplan import key_plan, transpose_notes
 
     opts = _options(**kwargs)
     engine = _load_model(model, opts["backend"], opts["precision"])
@@ -659,10 +671,12 @@ def generate_with_report(model=None, **kwargs) -> Generation:
     if opts["instruments"] is not None and opts["allowed_instruments"] is not None:
         raise ValueError("instruments and allowed_instruments: give one (an exact list, or the "
                          "set the model chooses from)")
+    plan = key_plan(engine.config, opts["key"], primer=opts["primer"] is not None)
     (allowed, bias), prefix = _static_arrays(
-        codec, tables, key=opts["key"], scale_strictness=strictness,
-        pitch_range=opts["pitch_range"], style=opts["style"], density=density, bpm=bpm,
-        instruments=opts["instruments"], allowed_instruments=opts["allowed_instruments"])
+        codec, tables, key=plan.frame, scale_strictness=strictness,
+        pitch_range=_shifted_range(opts["pitch_range"], -plan.shift), style=opts["style"],
+        density=density, bpm=bpm, instruments=opts["instruments"],
+        allowed_instruments=opts["allowed_instruments"])
     primer = _load_primer(opts["primer"])
     prime, primer_note, skipped = _prepared_primer(primer, codec, tables, grammar, prefix,
                                                    opts["max_primer_tokens"])
@@ -681,9 +695,13 @@ def generate_with_report(model=None, **kwargs) -> Generation:
     scores, pieces = decode_pieces(streams, prime, codec, backend=opts["backend"],
                                    primer_score=primer if isinstance(primer, Score) else None,
                                    primer_skipped=skipped)
+    scores = [transpose_notes(score, plan.shift) for score in scores]
+    settings = _settings_text(opts, ending, strictness)
+    if plan.describe():
+        settings["key_plan"] = f'"{plan.describe()}"'
     return Generation(scores=scores, pieces=pieces,
                       seed=[int(s) for s in seed] if np.ndim(seed) else int(seed),
-                      settings=_settings_text(opts, ending, strictness), model=_model_name(engine),
+                      settings=settings, model=_model_name(engine),
                       asked=f"{amount} {unit}", seed_drawn=opts["seed"] is None,
                       primer_note=primer_note)
 

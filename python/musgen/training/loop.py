@@ -47,11 +47,16 @@ __all__ = ["train"]
 def _dataset_provenance(dataset) -> dict:
     info = dict(getattr(dataset, "info", {}) or {})
     path = getattr(dataset, "path", None)
-    return {"path": str(path) if path is not None else None,
-            "name": Path(path).name if path is not None else None,
-            "seed": info.get("seed"),
-            "splits": info.get("splits"),
-            "format_version": info.get("format_version")}
+    out = {"path": str(path) if path is not None else None,
+           "name": Path(path).name if path is not None else None,
+           "seed": info.get("seed"),
+           "splits": info.get("splits"),
+           "format_version": info.get("format_version")}
+    counts = getattr(dataset, "key_counts", None)
+    keys = counts("train") if counts is not None else {}
+    if keys:  # codec version 2: the Key conditions the model learns from (generation's key plan)
+        out["keys"] = keys
+    return out
 
 
 def _run_config(ckpt_dir: Path, *, resume: bool, preset: str, overrides: dict, seed: int,
