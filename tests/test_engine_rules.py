@@ -88,6 +88,12 @@ class Walk:
             elif tables.duration[v]:
                 self.notes[-1][1] += int(tables.duration[v])
 
+    def longest_rest(self, until=None) -> int:
+        """The longest span, in steps, with no note sounding between the first note and
+        ``until`` (default: the final clock)."""
+        return _longest_rest([(s, e) for s, e, _ in self.notes],
+                             self.clock if until is None else until)
+
     def most_voices(self) -> int:
         events = sorted([(s, 1) for s, e, _ in self.notes if e > s]
                         + [(e, -1) for s, e, _ in self.notes if e > s])
@@ -192,6 +198,64 @@ def test_rules_max_voices_never_exceeded(plain_model, impl, v1, voices):
     assert max(Walk(v1.config, np.concatenate([[1], t])).most_voices() for t in free) > voices
 
 
+def _longest_rest(spans, until) -> int:
+    """Longest gap in steps within the union of (start, end) spans, after the first start and
+    up to ``until``."""
+    if not spans:
+        return 0
+    spans = sorted(spans)
+    reach, gap = spans[0][1], 0
+    for start, end in spans[1:]:
+        gap = max(gap, start - reach)
+        reach = max(reach, end)
+    return max(gap, until - reach)
+
+
+@pytest.mark.parametrize("rest", [0, 6, 24])
+def test_rules_max_rest_never_exceeded(plain_model, impl, v1, rest):
+    """No clock advance leaves a longer silence than max_rest_steps after the first note (the
+    closing point included); without the rule this model rests much longer."""
+    kw = dict(n=8, length=16 * 12, unit="steps", seed=4)
+    out = _gen(plain_model, impl, v1, rules=Rules(v1.tables, max_rest_steps=rest), **kw)
+    free = _gen(plain_model, impl, v1, rules=Rules(v1.tables), **kw)
+    rests = [Walk(v1.config, np.concatenate([[1], t])).longest_rest() for t in out]
+    assert max(rests) <= rest and (out.reasons == CLOSED).all()
+    assert max(Walk(v1.config, np.concatenate([[1], t])).longest_rest() for t in free) > 24
+    if rest == 24:
+        assert max(rests) > 6  # the rule stops at its limit, not before
+
+
+def _thin_share(walks, voices: int) -> float:
+    """Share of the grid steps, from each piece's first note to its end, where fewer than
+    ``voices`` notes sound."""
+    thin = total = 0
+    for w in walks:
+        spans = [(s, e) for s, e, _ in w.notes]
+        first = min(s for s, _ in spans)
+        for k in range(first, w.clock):
+            thin += sum(1 for s, e in spans if s <= k < e) < voices
+            total += 1
+    return thin / total
+
+
+@pytest.mark.parametrize("voices", [1, 3])
+def test_rules_min_voices_keeps_that_many_notes_sounding(plain_model, impl, v1, voices):
+    """Time waits for the notes: fewer than ``min_voices`` notes sound only where no note could
+    come (a chord at the top of the range: the grammar orders a chord low to high), so the
+    streams never dead-end; with max_voices of the same value, never more."""
+    kw = dict(n=12, length=8 * 12, unit="steps", seed=9)
+    out = _gen(plain_model, impl, v1, rules=Rules(v1.tables, min_voices=voices,
+                                                  max_voices=voices), **kw)
+    free = _gen(plain_model, impl, v1, rules=Rules(v1.tables), **kw)
+    walks = [Walk(v1.config, np.concatenate([[1], t])) for t in out]
+    assert (out.reasons == CLOSED).all() and max(w.most_voices() for w in walks) == voices
+    held = _thin_share(walks, voices)
+    loose = _thin_share([Walk(v1.config, np.concatenate([[1], t])) for t in free], voices)
+    assert loose > 0.15 and held < 0.2 * loose
+    if voices == 1:  # one note can always come after a time step: the rule holds throughout
+        assert held == 0.0
+
+
 def test_rules_density_moves_notes_per_beat_toward_the_target(plain_model, impl, v1):
     def per_beat(out):
         walks = [Walk(v1.config, np.concatenate([[1], t])) for t in out]
@@ -221,7 +285,10 @@ def test_rules_same_tokens_on_every_implementation(plain_model, eager_model, v1)
                     seed=[int(s) for s in rng.integers(0, 2**63, n)])
     cases = [Rules(v1.tables, allowed=allowed, bias=bias, max_voices=3, density=2.5),
              Rules(v1.tables, ending="model", grace_steps=30, allow_early_end=True),
-             Rules(v1.tables, ending="none", max_voices=2)]
+             Rules(v1.tables, ending="none", max_voices=2, max_rest_steps=3),
+             Rules(v1.tables, max_rest_steps=0, density=1.5),
+             Rules(v1.tables, max_voices=4, min_voices=4),
+             Rules(v1.tables, min_voices=2, ending="model", grace_steps=12)]
     for model in (plain_model, eager_model):
         for rules in cases:
             runs = [_gen(model, b, v1, n=n, length=12 * 12, unit="steps", rules=rules,
@@ -474,6 +541,44 @@ def test_rules_v2_voices_and_beat_ending_with_bars(v2_model, impl):
         assert walk.clock == 24  # the beat at the budget exactly (6 beats of 4 steps)
 
 
+def _v2_spans(tokens, tables):
+    """(start, end) of every note of version-2 tokens, and the final clock (an independent
+    walk: the bar clock as BarWalk, durations added to the note they follow)."""
+    walk = BarWalk(tokens, tables)
+    spans, clock, pos, bar_len, in_bar = [], 0, 0, 16, False
+    for v in np.asarray(tokens).tolist():
+        kind, _, arg = V2_NAMES[v].partition("_")
+        if kind == "TimeSig":
+            bar_len = int(arg.split("_")[0]) * 4
+        elif kind == "Bar":
+            clock += bar_len - pos if in_bar else 0
+            in_bar, pos = True, 0
+        elif kind == "TimeShift":
+            clock, pos = clock + int(arg), pos + int(arg)
+        elif kind in ("Pitch", "DrumPitch"):
+            spans.append([clock, clock])
+        elif kind == "Duration":
+            spans[-1][1] += int(arg)
+    assert clock == walk.clock
+    return [tuple(x) for x in spans], clock
+
+
+@pytest.mark.parametrize("rest", [0, 4])
+def test_rules_v2_max_rest_holds_across_bar_lines(v2_model, impl, rest):
+    """A Bar token jumps to the bar line: the rest rule refuses it where it would leave a
+    longer silence, as it refuses TimeShifts."""
+    tables = v2_tables()
+    kw = dict(n=12, length=8 * 16, unit="steps", seed=6)
+    out = _gen_v2(v2_model, impl, rules=Rules(tables, ending="bar", max_rest_steps=rest), **kw)
+    free = _gen_v2(v2_model, impl, rules=Rules(tables, ending="bar"), **kw)
+    for toks, reason in zip(out, out.reasons):
+        assert reason == CLOSED
+        spans, clock = _v2_spans(np.concatenate([[ID["BOS"]], toks]), tables)
+        assert _longest_rest(spans, clock) <= rest
+    assert max(_longest_rest(*_v2_spans(np.concatenate([[ID["BOS"]], t]), tables))
+               for t in free) > 8
+
+
 def test_rules_v2_no_dead_end_behind_tokens_that_need_a_note(v2_model, impl):
     """A body Tempo token leads to a state where only a Part or a note may come: with every
     voice taken, the rules must refuse the Tempo token itself (the state behind it needs a
@@ -494,7 +599,9 @@ def test_rules_v2_same_tokens_on_every_implementation(v2_model):
     kw = dict(temperature=rng.choice([0.0, 0.8, 1.2], n).astype(np.float32),
               seed=[int(s) for s in rng.integers(0, 2**63, n)], length=40, unit="notes")
     for rules in (Rules(tables, ending="bar", max_voices=3, density=2.0),
-                  Rules(tables, ending="model", grace_steps=8, allow_early_end=True)):
+                  Rules(tables, ending="model", grace_steps=8, allow_early_end=True),
+                  Rules(tables, ending="bar", max_rest_steps=0, max_voices=2),
+                  Rules(tables, ending="bar", min_voices=2, max_voices=2)):
         runs = [_gen_v2(v2_model, b, n=n, rules=rules, **kw) for b in BACKENDS]
         for other in runs[1:]:
             for a, b in zip(runs[0], other):
@@ -509,5 +616,9 @@ def test_rules_reject_bad_settings(v1):
         Rules(v1.tables, max_voices=40)
     with pytest.raises(ValueError, match="density"):
         Rules(v1.tables, density=-1.0)
+    with pytest.raises(ValueError, match="min_voices: 3 is more than max_voices=2"):
+        Rules(v1.tables, max_voices=2, min_voices=3)
+    with pytest.raises(ValueError, match="max_rest_steps: -2"):
+        Rules(v1.tables, max_rest_steps=-2)
     with pytest.raises(ValueError, match=r"allowed: shape \[3\]"):
         Rules(v1.tables, allowed=np.ones(3))

@@ -103,7 +103,9 @@ struct RuleArrays {
     c.allowed = table(d, "allowed", allowed, V, true);
     c.bias = table(d, "bias", bias, V, true);
     c.max_voices = py::cast<int>(d["max_voices"]);
+    c.min_voices = py::cast<int>(d["min_voices"]);
     c.density_milli = py::cast<long long>(d["density_milli"]);
+    c.max_rest_steps = py::cast<long long>(d["max_rest_steps"]);
     c.density_strength = py::cast<double>(d["density_strength"]);
   }
 };

@@ -605,7 +605,10 @@ __global__ void __launch_bounds__(kSampleThreads) sample_kernel(SampleArgs a, in
     tv.a = &a;
     tv.rs = a.rules.on ? a.rstate + s : nullptr;
     if (a.rules.on) {
-      if (tid == 0) s_view = rules::view(a.rstate[s], a.tables, a.rules);
+      if (tid == 0) {
+        s_view = rules::view(a.rstate[s], a.tables, a.rules);
+        rules::settle_view(s_view, a.rstate[s], a.tables, a.rules, tv.row, tv.ce, a.eos);
+      }
       __syncthreads();
       tv.w = s_view;
     }
@@ -1427,7 +1430,10 @@ std::int32_t sample_slot(const SampleArgs& a, int s, std::vector<std::int32_t>& 
   tv.eos = a.eos;
   tv.a = &a;
   tv.rs = a.rules.on ? a.rstate + s : nullptr;
-  if (a.rules.on) tv.w = rules::view(a.rstate[s], a.tables, a.rules);
+  if (a.rules.on) {
+    tv.w = rules::view(a.rstate[s], a.tables, a.rules);
+    rules::settle_view(tv.w, a.rstate[s], a.tables, a.rules, tv.row, tv.ce, a.eos);
+  }
   for (int v = 0; v < a.V; ++v) {
     row[v] = tv.ok(v) ? 0 : -1;
     lg[v] = tv.logit(v);

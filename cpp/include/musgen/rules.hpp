@@ -1,6 +1,6 @@
 // musgen::rules: the generation rules of the engine loop (length budget and min_length, endings,
-// the bar clock and parts of codecs with bars, most voices, static masks and logit biases, note
-// density), as plain functions on plain structs. The CPU engine calls them, the CUDA kernels
+// the bar clock and parts of codecs with bars, most and fewest voices, the longest rest, static
+// masks and logit biases, note density), as plain functions on plain structs. The CPU engine calls them, the CUDA kernels
 // call them as __host__ __device__ code, and the host emulation of the kernels calls them too,
 // so every backend runs the very same rule code. python/musgen/engine/rules.py states the same
 // rules in NumPy (the reference the tests compare with).
@@ -8,11 +8,11 @@
 // The rules read per-token tables of the codec (clock steps, notes, pitches, durations, bars,
 // time signatures, parts, programs; see Tables) and track per stream, from the primer on: the
 // clock in grid steps, the position in the bar and the bar length, the current part and the
-// number of declared parts, the notes sounding (for the voice rule), and the counts of the
-// length budget and of the density rule (State).
+// number of declared parts, the notes sounding (for the voice rule), when the last note sounding
+// ends (for the rest rule), and the counts of the length budget and of the density rule (State).
 //
 // Order of one sampling step (every backend):
-//   v = view(state)                      once per stream and step
+//   v = view(state); settle_view(v, ...)  once per stream and step
 //   allowed(v) = grammar row[v] >= 0 and allows(view, state, v, can_end)
 //   logit'(v)  = logit(v) + token_bias(view, state, v)          (float32 addition)
 //   sample on (logit', allowed) as without rules; then record(state, v), stop_reason(...).
@@ -83,6 +83,10 @@ struct Settings {
   const std::uint8_t* allowed = nullptr;  // [V] static mask (key, range, conditions), or null
   const float* bias = nullptr;            // [V] static logit bias (key strictness), or null
   int max_voices = 0;           // 0: off; else most notes sounding at once (1..kMaxVoices)
+  int min_voices = 0;           // 0: off; else no time advance, after the first note, past
+                                // the point where fewer notes would sound (1..kMaxVoices)
+  long long max_rest_steps = -1;  // -1: off; else the longest silence (no note sounding) a time
+                                  // advance may leave after the first note, in grid steps
   long long density_milli = 0;  // 0: off; else target notes per beat x 1000
   double density_strength = 1.0;  // logits per note of imbalance
   // Per grammar state, derived once per call (derive_state_flags): no way on without a note
@@ -108,6 +112,8 @@ struct State {
   int cur_part, n_parts, onset_notes;  // current part, header Program tokens, notes at this onset
   int open_voice, n_voices, ended;
   unsigned drum_parts;   // bit i: part i is a drum part (Program_Drums)
+  long long note_end;    // end clock of the note being written (its Duration tokens add to it)
+  long long sound_end;   // the latest end clock of any note so far; -1 before the first note
   long long voice_end[kMaxVoices];  // end clock of each tracked note
   int voice_key[kMaxVoices];        // part * 65536 + token id
 };
@@ -117,6 +123,7 @@ struct View {
   int eos_ok;           // the rules allow EOS (the grammar's can_end still applies)
   long long max_adv;    // largest clock advance a token may take (kNoLimit: none)
   long long free_at;    // notes may start at clocks >= free_at (the voice rule)
+  long long held_until;  // min_voices: min_voices notes sound up to this clock (kNoLimit: off)
   long long deficit;    // density: target x steps - notes, in notes x 1000 x steps_per_beat
 };
 
@@ -130,6 +137,7 @@ MUSGEN_HD void init(State& s, const Tables& t) {
   s.open_voice = -1;
   s.n_voices = s.ended = 0;
   s.drum_parts = 0u;
+  s.note_end = s.sound_end = -1;
 }
 
 // Grid steps token v moves the clock: a TimeShift its steps, a Bar the rest of the bar (the
@@ -198,9 +206,16 @@ MUSGEN_HD void record(State& s, const Tables& t, const Settings& c, int v, bool 
   if (t.is_note[v]) {
     s.onset_notes += 1;
     if (generated) s.notes_gen += 1;
-    if (c.max_voices > 0) start_voice(s, s.cur_part * 65536 + v);
-  } else if (t.duration[v] > 0 && s.open_voice >= 0 && c.max_voices > 0) {
-    s.voice_end[s.open_voice] += t.duration[v];
+    if (c.max_voices > 0 || c.min_voices > 0) start_voice(s, s.cur_part * 65536 + v);
+    s.note_end = s.clock;
+    if (s.sound_end < s.clock) s.sound_end = s.clock;
+  } else if (t.duration[v] > 0) {
+    if (s.open_voice >= 0 && (c.max_voices > 0 || c.min_voices > 0))
+      s.voice_end[s.open_voice] += t.duration[v];
+    if (s.note_end >= 0) {
+      s.note_end += t.duration[v];
+      if (s.sound_end < s.note_end) s.sound_end = s.note_end;
+    }
   }
   if (adv > 0) {
     s.clock += adv;
@@ -243,31 +258,36 @@ MUSGEN_HD void start(State& s, const Tables& t, const Settings& c) {
   }
 }
 
+// The k-th largest end clock of the tracked notes (k <= n_voices): fewer than k notes sound at
+// a clock iff the clock is >= it.
+MUSGEN_HD long long kth_end(const State& s, int k) {
+  long long taken_above = kNoLimit;
+  int taken_index = -1;
+  long long kth = 0;
+  for (int r = 0; r < k; ++r) {
+    int best = -1;
+    for (int i = 0; i < s.n_voices; ++i) {
+      const long long e = s.voice_end[i];
+      const bool below = e < taken_above || (e == taken_above && i > taken_index);
+      if (below && (best < 0 || e > s.voice_end[best])) best = i;
+    }
+    kth = s.voice_end[best];
+    taken_above = kth;
+    taken_index = best;
+  }
+  return kth;
+}
+
 MUSGEN_HD View view(const State& s, const Tables& t, const Settings& c) {
   View w;
   const bool met = s.met_clock >= 0;
   w.eos_ok = c.allow_early_end || (met && (c.ending == kEndNone || c.ending == kEndModel));
   w.max_adv = s.end_clock >= 0 ? s.end_clock - s.clock : kNoLimit;
   w.free_at = -kNoLimit;
-  if (c.max_voices > 0 && s.n_voices >= c.max_voices) {
-    // The max_voices-th largest end: fewer than max_voices notes sound at a clock iff the
-    // clock is >= it.
-    long long taken_above = kNoLimit;
-    int taken_index = -1;
-    long long kth = 0;
-    for (int r = 0; r < c.max_voices; ++r) {
-      int best = -1;
-      for (int i = 0; i < s.n_voices; ++i) {
-        const long long e = s.voice_end[i];
-        const bool below = e < taken_above || (e == taken_above && i > taken_index);
-        if (below && (best < 0 || e > s.voice_end[best])) best = i;
-      }
-      kth = s.voice_end[best];
-      taken_above = kth;
-      taken_index = best;
-    }
-    w.free_at = kth;
-  }
+  if (c.max_voices > 0 && s.n_voices >= c.max_voices) w.free_at = kth_end(s, c.max_voices);
+  w.held_until = kNoLimit;
+  if (c.min_voices > 0 && s.sound_end >= 0)
+    w.held_until = s.n_voices >= c.min_voices ? kth_end(s, c.min_voices) : s.clock;
   w.deficit = 0;
   if (c.density_milli > 0)
     w.deficit = c.density_milli * s.gen_steps - 1000LL * t.steps_per_beat * s.notes_gen;
@@ -286,8 +306,9 @@ MUSGEN_HD bool kind_ok(const State& s, const Tables& t, int part, std::uint8_t k
 
 // The rules' verdict on token v, whose grammar row entry is next_state (>= 0): EOS where the
 // rules allow it (and the grammar can end), the static mask, no time advance past the closing
-// point, the bar clock, parts, voices, the part's kind of note, and no token into a state that
-// needs a note where no note could start.
+// point, the bar clock, no time advance that leaves a longer rest than max_rest_steps or fewer
+// than min_voices notes sounding (after the first note), parts, voices, the part's kind of
+// note, and no token into a state that needs a note where no note could start.
 MUSGEN_HD bool allows(const View& w, const State& s, const Tables& t, const Settings& c,
                       int next_state, bool can_end, int eos, int v) {
   if (v == eos) return can_end && w.eos_ok;
@@ -296,6 +317,10 @@ MUSGEN_HD bool allows(const View& w, const State& s, const Tables& t, const Sett
   if (adv > w.max_adv) return false;
   if (with_bars(t) && s.in_bar && t.clock_steps[v] > 0 && s.bar_pos + t.clock_steps[v] >= s.bar_len)
     return false;
+  if (adv > 0 && c.max_rest_steps >= 0 && s.sound_end >= 0 &&
+      s.clock + adv - s.sound_end > c.max_rest_steps)
+    return false;
+  if (adv > 0 && s.clock + adv > w.held_until) return false;
   const int p = t.part[v];
   if (p >= 0 && (p >= s.n_parts || p == s.cur_part || (s.onset_notes > 0 && p < s.cur_part)))
     return false;
@@ -314,6 +339,18 @@ MUSGEN_HD bool allows(const View& w, const State& s, const Tables& t, const Sett
     }
   }
   return true;
+}
+
+// min_voices makes time wait for notes only while a note can come: where it blocks every time
+// advance (held_until at the clock) and the grammar and the other rules leave no note here
+// (a chord already at the top of the pitch range, a full voice count), time may go on, so the
+// rule never leaves a stream without a token. Called once per stream and step, after view().
+MUSGEN_HD void settle_view(View& w, const State& s, const Tables& t, const Settings& c,
+                           const std::int32_t* row, bool can_end, int eos) {
+  if (w.held_until > s.clock) return;
+  for (int v = 0; v < t.V; ++v)
+    if (t.is_note[v] && row[v] >= 0 && allows(w, s, t, c, row[v], can_end, eos, v)) return;
+  w.held_until = kNoLimit;
 }
 
 // The logit bias of token v (added to its float32 logit): the static bias, plus, for tokens

@@ -53,10 +53,13 @@ void check_rules(const GenerateRequest& r, int V) {
     throw std::invalid_argument("LstmEngine::generate: ending " + std::to_string(c.ending) +
                                 " is not one this codec has");
   if (c.grace_steps < 0 || c.max_voices < 0 || c.max_voices > rules::kMaxVoices ||
-      c.density_milli < 0 || !(c.density_strength >= 0.0))
-    throw std::invalid_argument("LstmEngine::generate: grace_steps, max_voices (0.." +
-                                std::to_string(rules::kMaxVoices) + "), density and its "
-                                "strength must be >= 0");
+      c.min_voices < 0 || c.min_voices > rules::kMaxVoices ||
+      (c.max_voices > 0 && c.min_voices > c.max_voices) ||
+      c.density_milli < 0 || !(c.density_strength >= 0.0) || c.max_rest_steps < -1)
+    throw std::invalid_argument("LstmEngine::generate: grace_steps, max_voices and min_voices "
+                                "(0.." + std::to_string(rules::kMaxVoices) + ", min_voices <= "
+                                "max_voices), density and its strength must be >= 0, "
+                                "max_rest_steps >= -1");
   for (int v = 0; v < V; ++v)
     if (t.clock_steps[v] < 0 || t.duration[v] < 0 || t.bar_steps[v] < 0)
       throw std::invalid_argument("LstmEngine::generate: token " + std::to_string(v) +

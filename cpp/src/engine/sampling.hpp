@@ -183,7 +183,8 @@ struct Stream {
   const float* apply_rules(const GenerateRequest& r, const rules::Settings& rc, int V,
                            Sampler& sampler, const std::int32_t* row, bool can_end,
                            const float* logits) const {
-    const rules::View w = rules::view(rs, r.tables, rc);
+    rules::View w = rules::view(rs, r.tables, rc);
+    rules::settle_view(w, rs, r.tables, rc, row, can_end, r.eos_id);
     sampler.ok.resize(V);
     for (int v = 0; v < V; ++v)
       sampler.ok[v] = row[v] >= 0 && rules::allows(w, rs, r.tables, rc, row[v], can_end,

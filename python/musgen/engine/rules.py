@@ -5,14 +5,17 @@ operation, so every backend samples the same tokens.
 What the rules read: per-token tables of the codec (:class:`TokenTables`). What they track per
 stream, from the primer on (:class:`RuleState`): the clock in grid steps, the position in the bar
 and its length (codecs with bars), the current part and the number of declared parts, the notes
-sounding (for ``max_voices``), the length budget's count and the notes and steps generated (for
+sounding (for ``max_voices``), the latest end of any note (for ``max_rest_steps``), the length
+budget's count and the notes and steps generated (for
 the density rule).
 
 One sampling step of a stream with rules (:func:`step_mask_bias`):
 
 1. ``allowed(v)`` = the grammar allows ``v`` and :func:`allows` (EOS only where the rules and the
    grammar allow it; the static mask; no clock advance past the closing point; the bar clock:
-   no TimeShift reaching the bar line; parts: ``Part_i`` below the declared count, not the
+   no TimeShift reaching the bar line; no clock advance, after the first note, that leaves a
+   rest (no note sounding) longer than ``max_rest_steps`` or fewer than ``min_voices`` notes
+   sounding (the latter only while a note can still come at this point); parts: ``Part_i`` below the declared count, not the
    current part, not below it at an onset that has notes; voices: no note while
    ``max_voices`` notes sound; a note of the kind its part plays; no token into a grammar state
    that needs a note where no note could start).
@@ -66,6 +69,12 @@ class Rules:
         Static logit bias (key strictness).
     max_voices : int
         0: off; 1..32: most notes sounding at once.
+    min_voices : int
+        0: off; 1..32: no clock advance, after the first note, past the point where fewer
+        notes would sound (with ``max_voices`` of the same value: exactly that many voices).
+    max_rest_steps : int
+        -1: off; else the longest rest (no note sounding) a clock advance may leave after the
+        first note, in grid steps (0: none at all).
     density : float
         0: off; else target notes per beat (rounded to 1/1000).
     density_strength : float
@@ -79,6 +88,8 @@ class Rules:
     allowed: np.ndarray | None = None
     bias: np.ndarray | None = None
     max_voices: int = 0
+    min_voices: int = 0
+    max_rest_steps: int = -1
     density: float = 0.0
     density_strength: float = 1.0
     derived: dict = field(default_factory=dict, compare=False, repr=False)
@@ -94,6 +105,15 @@ class Rules:
         if not 0 <= int(self.max_voices) <= MAX_VOICES:
             raise ValueError(f"max_voices: {self.max_voices}, expected 1..{MAX_VOICES} "
                              "(0 or None: off)")
+        if not 0 <= int(self.min_voices) <= MAX_VOICES:
+            raise ValueError(f"min_voices: {self.min_voices}, expected 1..{MAX_VOICES} "
+                             "(0 or None: off)")
+        if int(self.max_voices) and int(self.min_voices) > int(self.max_voices):
+            raise ValueError(f"min_voices: {self.min_voices} is more than max_voices="
+                             f"{self.max_voices}")
+        if isinstance(self.max_rest_steps, bool) or int(self.max_rest_steps) < -1:
+            raise ValueError(f"max_rest_steps: {self.max_rest_steps}, expected grid steps >= 0 "
+                             "(-1: off)")
         if not (np.isfinite(self.density) and self.density >= 0):
             raise ValueError(f"density: {self.density}, expected notes per beat > 0")
         if not (np.isfinite(self.density_strength) and self.density_strength >= 0):
@@ -121,7 +141,8 @@ class Rules:
                  allow_early_end=bool(self.allow_early_end),
                  ending=ENDINGS.index(self.ending), grace_steps=int(self.grace_steps),
                  allowed=self.allowed, bias=self.bias, max_voices=int(self.max_voices),
-                 density_milli=self.density_milli,
+                 min_voices=int(self.min_voices),
+                 max_rest_steps=int(self.max_rest_steps), density_milli=self.density_milli,
                  density_strength=float(self.density_strength))
         return d
 
@@ -131,7 +152,8 @@ class RuleState:
 
     __slots__ = ("clock", "gen_steps", "count", "notes_gen", "met_clock", "end_clock",
                  "close_after", "bar_pos", "bar_len", "in_bar", "cur_part", "n_parts",
-                 "onset_notes", "open_voice", "ended", "drum_parts", "voice_end", "voice_key")
+                 "onset_notes", "open_voice", "ended", "drum_parts", "voice_end", "voice_key",
+                 "note_end", "sound_end")
 
     def __init__(self, t: TokenTables):
         self.clock = self.gen_steps = self.count = self.notes_gen = 0
@@ -145,6 +167,7 @@ class RuleState:
         self.drum_parts = 0
         self.voice_end: list = []
         self.voice_key: list = []
+        self.note_end = self.sound_end = -1  # the note being written ends / the latest end
 
 
 def _advance(s: RuleState, t: TokenTables, v: int) -> int:
@@ -200,10 +223,16 @@ def record(s: RuleState, t: TokenTables, r: Rules, unit: int, length: int, v: in
         s.onset_notes += 1
         if generated:
             s.notes_gen += 1
-        if r.max_voices > 0:
+        if r.max_voices > 0 or r.min_voices > 0:
             _start_voice(s, s.cur_part * 65536 + v)
-    elif t.duration[v] > 0 and s.open_voice >= 0 and r.max_voices > 0:
-        s.voice_end[s.open_voice] += int(t.duration[v])
+        s.note_end = s.clock
+        s.sound_end = max(s.sound_end, s.clock)
+    elif t.duration[v] > 0:
+        if s.open_voice >= 0 and (r.max_voices > 0 or r.min_voices > 0):
+            s.voice_end[s.open_voice] += int(t.duration[v])
+        if s.note_end >= 0:
+            s.note_end += int(t.duration[v])
+            s.sound_end = max(s.sound_end, s.note_end)
     if adv > 0:
         s.clock += adv
         s.onset_notes = 0
@@ -252,6 +281,16 @@ def _free_at(s: RuleState, r: Rules) -> int:
     if r.max_voices <= 0 or len(s.voice_end) < r.max_voices:
         return -NO_LIMIT
     return sorted(s.voice_end, reverse=True)[r.max_voices - 1]
+
+
+def _held_until(s: RuleState, r: Rules) -> int:
+    """min_voices notes sound up to this clock: the min_voices-th largest end of the tracked
+    notes (the clock itself with fewer tracked; NO_LIMIT when off or before the first note)."""
+    if r.min_voices <= 0 or s.sound_end < 0:
+        return NO_LIMIT
+    if len(s.voice_end) < r.min_voices:
+        return s.clock
+    return sorted(s.voice_end, reverse=True)[r.min_voices - 1]
 
 
 def derive_state_flags(table: np.ndarray, t: TokenTables, allowed, eos_id: int = -1) -> tuple:
@@ -313,6 +352,8 @@ def step_mask_bias(s: RuleState, t: TokenTables, r: Rules, row: np.ndarray, can_
     ok &= adv <= max_adv
     if t.has_bars and s.in_bar:
         ok &= ~((t.clock_steps > 0) & (s.bar_pos + t.clock_steps.astype(np.int64) >= s.bar_len))
+    if r.max_rest_steps >= 0 and s.sound_end >= 0:
+        ok &= ~((adv > 0) & (s.clock + adv - s.sound_end > int(r.max_rest_steps)))
     p = t.part.astype(np.int64)
     bad_part = (p >= 0) & ((p >= s.n_parts) | (p == s.cur_part)
                            | ((s.onset_notes > 0) & (p < s.cur_part)))
@@ -331,6 +372,10 @@ def step_mask_bias(s: RuleState, t: TokenTables, r: Rules, row: np.ndarray, can_
     part_after = np.where(p >= 0, p, s.cur_part)
     fail = check & (~_kind_ok(s, part_after, kinds[nxt]) | (s.clock + adv < free_at))
     ok &= ~fail
+    held = _held_until(s, r)
+    # time waits for notes only while a note can come (rules.hpp settle_view)
+    if held != NO_LIMIT and (held > s.clock or (ok & note).any()):
+        ok &= ~((adv > 0) & (s.clock + adv > held))
     if 0 <= eos_id < V:
         ok[eos_id] = bool(row[eos_id] >= 0) and bool(can_end) and eos_ok
     bias = None
