@@ -290,6 +290,8 @@ def test_generate_parse_pitch_range(text, expected):
     (dict(instruments=[0]), "no instrument tokens"), (dict(bpm=90), "no tempo tokens"),
     (dict(style="jazz"), "no style tokens"), (dict(max_primer_tokens=0), "max_primer_tokens"),
     (dict(key="C", pitch_range=(61, 61)), "no pitch of this codec is left"),
+    (dict(max_rest=-1), "max_rest: -1"), (dict(max_rest="later"), "max_rest: 'later'"),
+    (dict(max_rest=float("nan")), "max_rest: nan"),
 ])
 def test_generate_rejects_bad_settings_before_any_work(model, call, match):
     with pytest.raises(ValueError, match=match):
@@ -323,3 +325,91 @@ def test_generate_conditions_of_a_codec_with_header_blocks():
         _static_arrays(fake, tables, key=None, scale_strictness=1.0, pitch_range=None,
                        style=None, density=None, bpm=None, instruments=[41],
                        allowed_instruments=None)
+
+
+def _rests(score) -> float:
+    """The longest span, in beats, with no note sounding after the first note."""
+    n = score.notes[np.argsort(score.notes["start"], kind="stable")]
+    reach = np.maximum.accumulate(n["end"])
+    gaps = np.r_[n["start"][1:] - reach[:-1], int(score.notes["end"].max()) - reach[-1]]
+    return max(0, int(gaps.max())) / score.ticks_per_beat
+
+
+def test_generate_max_rest_auto_keeps_to_the_corpus_rests(model, tmp_path, backend):
+    """``max_rest="auto"`` (the default) is the model's default, off without one; a number
+    holds; None turns it off."""
+    kw = dict(n=6, length="24 beats", seed=3, backend=backend)
+    free = generate_with_report(model, max_rest=None, **kw)
+    longest = max(_rests(s) for s in free.scores)
+    assert longest > 1.0 and "max_rest" not in free.settings
+    plain = generate_with_report(model, **kw)  # no default: "auto" is off
+    assert all(a.equals(b) for a, b in zip(plain.scores, free.scores))
+    cfg, t = load_model_dir(model)
+    cfg["generation"] = {"max_rest": 0.0}
+    recorded = save_model_dir(tmp_path / "rests", cfg, t)
+    auto = generate_with_report(recorded, **kw)
+    assert auto.settings["max_rest"] == '"0 (the model\'s)"'
+    assert max(_rests(s) for s in auto.scores) == 0.0
+    half = generate_with_report(recorded, max_rest=0.5, **kw)
+    assert half.settings["max_rest"] == 0.5
+    assert 0 < max(_rests(s) for s in half.scores) <= 0.5
+    off = generate_with_report(recorded, max_rest=None, **kw)
+    assert all(a.equals(b) for a, b in zip(off.scores, free.scores))
+
+
+def _sounding(score, tick) -> int:
+    n = score.notes
+    return int(np.count_nonzero((n["start"] <= tick) & (n["end"] > tick)))
+
+
+def test_generate_voice_defaults_of_the_model(model, tmp_path, backend):
+    """A model's generation defaults hold for "auto" (min_voices = max_voices: exactly that
+    many notes sound at every grid step after the first note), a value given overrides them,
+    None turns them off."""
+    cfg, t = load_model_dir(model)
+    cfg["generation"] = {"max_voices": 3, "min_voices": 3}
+    three = save_model_dir(tmp_path / "three", cfg, t)
+    kw = dict(n=4, length="16 beats", seed=5, backend=backend)
+    got = generate_with_report(three, **kw)
+    assert got.settings["max_voices"] == got.settings["min_voices"] == '"3 (the model\'s)"'
+    for s in got.scores:
+        first, end = int(s.notes["start"].min()), int(s.notes["end"].max())
+        step = s.ticks_per_beat // 12
+        assert {_sounding(s, k) for k in range(first, end, step)} == {3}
+    two = generate_with_report(three, max_voices=2, min_voices=None, **kw)
+    assert two.settings["max_voices"] == 2 and "min_voices" not in two.settings
+    for s in two.scores:
+        assert max(_sounding(s, int(k)) for k in s.notes["start"]) <= 2
+    off = generate_with_report(three, max_voices=None, min_voices=None, **kw)
+    assert max(_sounding(s, int(k)) for s in off.scores for k in s.notes["start"]) > 3
+    with pytest.raises(ValueError, match="min_voices: 3 is more than max_voices=2"):
+        generate(three, max_voices=2, length="4 beats")
+
+
+@pytest.mark.parametrize("section, match", [
+    ([], "'generation' must be an object"),
+    ({"temperature": 0.5}, "generation.temperature: not a setting a model may set"),
+    ({"max_voices": 0}, r"generation.max_voices: 0, expected 1..32"),
+    ({"max_rest": -1}, "generation.max_rest: -1, expected beats >= 0"),
+    ({"max_voices": 2, "min_voices": 3}, "generation.min_voices 3 is more than max_voices 2"),
+])
+def test_generate_damaged_generation_defaults_name_the_file(model, tmp_path, section, match):
+    cfg, t = load_model_dir(model)
+    cfg["generation"] = section
+    bad = save_model_dir(tmp_path / "bad", cfg, t)
+    with pytest.raises(ModelFormatError, match=match) as info:
+        generate(bad, length="4 beats")
+    assert str(bad / "config.json") in str(info.value)
+
+
+def test_generate_cli_max_rest(model, tmp_path, capsys):
+    from musgen.cli import main
+    from musgen import midi
+
+    assert main(["generate", str(model), "-o", str(tmp_path / "a.mid"), "--length", "16 beats",
+                 "--seed", "3", "--max-rest", "0", "-q"]) == 0
+    assert _rests(midi.read(tmp_path / "a.mid")) == 0.0
+    for bad in ("-1", "soon"):
+        assert main(["generate", str(model), "-o", str(tmp_path / "b.mid"), "--max-rest",
+                     bad]) == 2
+        assert "expected beats >= 0, 'auto' (the model's) or 'off'" in capsys.readouterr().err

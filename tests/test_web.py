@@ -28,8 +28,8 @@ from musgen.web import CONTROLS, Limits, create_app, offered_controls  # noqa: E
 
 SMALL = {"n": "2", "length": "8", "length_unit": "beats", "seed": "3"}
 #: What generate gets for the musical controls left blank on the form.
-UNSET = {"key": None, "scale_strictness": None, "pitch_range": None, "max_voices": None,
-         "density": None, "style": None, "bpm": None, "instruments": None, "ending": "auto",
+UNSET = {"key": None, "scale_strictness": None, "pitch_range": None, "max_voices": "auto",
+         "min_voices": "auto", "max_rest": "auto", "density": None, "style": None, "bpm": None, "instruments": None, "ending": "auto",
          "allow_early_end": False}
 
 
@@ -85,8 +85,8 @@ def test_options_offer_exactly_the_parameters_of_generate(client):
     assert set(names) <= set(params)
     assert names == [c["name"] for c in CONTROLS if c["name"] in params]
     assert names == ["n", "length", "temperature", "top_k", "top_p", "seed", "primer", "key",
-                     "scale_strictness", "pitch_range", "max_voices", "density", "style", "bpm",
-                     "instruments", "ending", "allow_early_end"]
+                     "scale_strictness", "pitch_range", "max_voices", "min_voices", "max_rest",
+                     "density", "style", "bpm", "instruments", "ending", "allow_early_end"]
     # the musical controls that need a version-2 codec say so
     assert {c["name"]: c.get("needs") for c in body["controls"] if c.get("needs")} == {
         "style": "styles", "bpm": "tempo", "instruments": "instruments"}
@@ -159,16 +159,16 @@ def test_musical_controls_reach_generate_and_shape_the_pieces():
     rec = Recorder()
     fields = {"n": "2", "length": "16", "seed": "5", "key": " D minor ",
               "scale_strictness": "1", "pitch_range": "C3-C6", "max_voices": "3",
-              "density": "2.5", "ending": "beat", "allow_early_end": "on"}
+              "density": "2.5", "ending": "beat", "allow_early_end": "on", "max_rest": "0.5"}
     with TestClient(create_app(generate=rec)) as c:
         r = c.post("/api/generate", data=fields)
         assert r.status_code == 200, r.text
         scores = [midi.read_bytes(c.get(p["midi_url"]).content) for p in r.json()["pieces"]]
     (_, kwargs), = rec.calls
     assert {k: kwargs[k] for k in ("key", "scale_strictness", "pitch_range", "max_voices",
-                                   "density", "ending", "allow_early_end")} == {
+                                   "density", "ending", "allow_early_end", "max_rest")} == {
         "key": "D minor", "scale_strictness": 1.0, "pitch_range": "C3-C6", "max_voices": 3,
-        "density": 2.5, "ending": "beat", "allow_early_end": True}
+        "density": 2.5, "ending": "beat", "allow_early_end": True, "max_rest": 0.5}
     for score in scores:
         assert set((score.notes["pitch"] % 12).tolist()) <= set(scale)
         assert 48 <= score.notes["pitch"].min() and score.notes["pitch"].max() <= 84
@@ -253,9 +253,11 @@ def test_primer_is_continued(client):
     ({"model": "nope"}, f"model: unknown model 'nope'; choose one of {DEFAULT_MODEL}"),
     ({"colour": "blue"}, "colour: not an option of this server's generate(); the options are "
                          "allow_early_end, bpm, density, ending, instruments, key, length, "
-                         "length_unit, max_voices, model, n, pitch_range, primer, "
-                         "scale_strictness, seed, style, temperature, top_k, top_p"),
+                         "length_unit, max_rest, max_voices, min_voices, model, n, pitch_range, "
+                         "primer, scale_strictness, seed, style, temperature, top_k, top_p"),
     ({"key": "H major"}, "key: 'H major'"),
+    ({"max_rest": "-1"}, "max_rest: -1.0 is outside the allowed range [0.0, 64.0]"),
+    ({"max_rest": "soon"}, "max_rest: 'soon' is not a number"),
     ({"key": "C" * 201}, "key: 201 characters, more than the 200 allowed"),
     ({"scale_strictness": "2"}, "scale_strictness: 2.0 is outside the allowed range [0.0, 1.0]"),
     ({"pitch_range": "84-48"}, "pitch_range:"),

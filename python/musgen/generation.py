@@ -355,6 +355,73 @@ def _static_arrays(codec, tables, *, key, scale_strictness, pitch_range, style, 
     return static.arrays(), prefix
 
 
+#: The generate() rules a model directory may set defaults for (config.json "generation"),
+#: with their checks: max_rest in beats >= 0, the voice counts 1..32.
+GENERATION_DEFAULTS = ("max_rest", "max_voices", "min_voices")
+
+
+def _is_number(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer,
+                                                               np.floating))
+
+
+def generation_defaults(config: dict, where=None) -> dict:
+    """The defaults a model ships for generate()'s rules (``config.json`` "generation":
+    ``max_rest`` in beats, ``max_voices``, ``min_voices``), checked; {} when it has none.
+
+    ``musgen train`` writes ``max_rest`` (the rest its corpus keeps to); a model recipe may add
+    the voice counts its music keeps (the default model: four voices). A damaged entry is a
+    ModelFormatError naming it and ``where`` (the model folder)."""
+    section = config.get("generation")
+    if section is None:
+        return {}
+    place = f"{where}/config.json" if where is not None else "config.json"
+    if not isinstance(section, dict):
+        raise ModelFormatError(f"{place}: 'generation' must be an object of generate() "
+                               f"defaults, found {type(section).__name__}")
+    out = {}
+    for name, value in section.items():
+        if name not in GENERATION_DEFAULTS:
+            raise ModelFormatError(f"{place}: generation.{name}: not a setting a model may set "
+                                   f"(expected {', '.join(GENERATION_DEFAULTS)})")
+        if name == "max_rest":
+            ok = _is_number(value) and np.isfinite(value) and value >= 0
+        else:
+            ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool) \
+                and 1 <= value <= 32
+        if not ok:
+            raise ModelFormatError(f"{place}: generation.{name}: {value!r}, expected "
+                                   + ("beats >= 0" if name == "max_rest" else "1..32"))
+        out[name] = float(value) if name == "max_rest" else int(value)
+    if "min_voices" in out and "max_voices" in out and out["min_voices"] > out["max_voices"]:
+        raise ModelFormatError(f"{place}: generation.min_voices {out['min_voices']} is more "
+                               f"than max_voices {out['max_voices']}")
+    return out
+
+
+def _is_auto(value) -> bool:
+    return isinstance(value, str) and value.strip().lower() == "auto"
+
+
+def _voices(value, name: str, defaults: dict) -> int | None:
+    """``max_voices`` / ``min_voices``: the model's default for "auto", None off, else 1..32."""
+    if _is_auto(value):
+        return defaults.get(name)
+    return _optional_int(value, name, 1, 32)
+
+
+def _max_rest_beats(value, defaults: dict) -> float | None:
+    """``max_rest`` in beats, or None (off)."""
+    if _is_auto(value):
+        return defaults.get("max_rest")
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("off", "none")):
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value) or value < 0:
+        raise ValueError(f"max_rest: {value!r}, expected beats >= 0, 'auto' or None (off)")
+    return float(value)
+
+
 def _shifted_range(pitch_range, semitones: int):
     """A pitch range request moved by ``semitones`` into the key the engine generates in
     (``keyplan``), clipped to MIDI's 0..127; None stays None."""
@@ -530,7 +597,8 @@ def generate(model=None, *, n: int = 1, length=DEFAULT_LENGTH, temperature=1.0, 
              threads: int | None = None, progress=None, precision: str | None = None,
              allow_early_end: bool = False, ending: str = "auto", grace: float = 4.0,
              key=None, scale_strictness: float | None = None, pitch_range=None,
-             max_voices: int | None = None, density: float | None = None, style=None,
+             max_voices="auto", min_voices="auto", max_rest="auto",
+             density: float | None = None, style=None,
              bpm: float | None = None, instruments=None, allowed_instruments=None,
              max_primer_tokens: int | None = DEFAULT_MAX_PRIMER_TOKENS, render=False) -> list:
     """Generate ``n`` pieces.
@@ -589,8 +657,22 @@ def generate(model=None, *, n: int = 1, length=DEFAULT_LENGTH, temperature=1.0, 
         are only made less likely (a logit bias of 2 ln(1 - s): odds times (1 - s)^2).
     pitch_range : (low, high), "48-84", "C3-C6" or None
         Inclusive MIDI pitch range of pitched notes (drums are not affected).
-    max_voices : int or None
-        Most notes sounding at once (1..32).
+    max_rest : float, "auto" or None
+        The longest rest (beats with no note sounding) after the first note: no time step
+        leaves a longer one, the closing point included. None: off. "auto" (the default): the
+        model's default (see below); ``musgen train`` records the rest its corpus keeps to,
+        the 95th percentile over the pieces of the longest rest in each (0 for the JSB
+        Chorales, whose pieces almost never rest).
+    max_voices : int, "auto" or None
+        Most notes sounding at once (1..32); None: off; "auto": the model's default.
+    min_voices : int, "auto" or None
+        Fewest notes sounding from the first note on (1..32): no time step passes the point
+        where fewer would sound, so the model adds notes first (with ``max_voices`` of the same
+        value, a texture of exactly that many voices). None: off; "auto": the model's default.
+
+    A model directory may carry defaults for ``max_rest``, ``max_voices`` and ``min_voices``
+    (``config.json`` "generation"; :func:`generation_defaults`): "auto" takes them, a value
+    given overrides them, None turns the rule off.
     density : float or None
         Target notes per beat: a logit bias on time steps pushes the running count toward it
         (and, with a codec that has density conditions, its Density token is set).
@@ -624,7 +706,8 @@ def generate(model=None, *, n: int = 1, length=DEFAULT_LENGTH, temperature=1.0, 
         seed=seed, primer=primer, backend=backend, threads=threads, progress=progress,
         precision=precision, allow_early_end=allow_early_end, ending=ending, grace=grace,
         key=key, scale_strictness=scale_strictness, pitch_range=pitch_range,
-        max_voices=max_voices, density=density, style=style, bpm=bpm, instruments=instruments,
+        max_voices=max_voices, min_voices=min_voices, max_rest=max_rest, density=density,
+        style=style, bpm=bpm, instruments=instruments,
         allowed_instruments=allowed_instruments, max_primer_tokens=max_primer_tokens)
     cut = [p.index for p in result.pieces if p.ended == "cut"]
     if cut:
@@ -665,7 +748,12 @@ def generate_with_report(model=None, **kwargs) -> Generation:
         else opts["scale_strictness"]
     if opts["scale_strictness"] is not None and opts["key"] is None:
         raise ValueError("scale_strictness: give a key too (e.g. key='D minor')")
-    max_voices = _optional_int(opts["max_voices"], "max_voices", 1, 32)
+    defaults = generation_defaults(engine.config, engine.path)
+    max_voices = _voices(opts["max_voices"], "max_voices", defaults)
+    min_voices = _voices(opts["min_voices"], "min_voices", defaults)
+    if max_voices and min_voices and min_voices > max_voices:
+        raise ValueError(f"min_voices: {min_voices} is more than max_voices={max_voices}")
+    max_rest = _max_rest_beats(opts["max_rest"], defaults)
     density = _optional_float(opts["density"], "density")
     bpm = _optional_float(opts["bpm"], "bpm")
     if opts["instruments"] is not None and opts["allowed_instruments"] is not None:
@@ -682,7 +770,10 @@ def generate_with_report(model=None, **kwargs) -> Generation:
                                                    opts["max_primer_tokens"])
     rules = Rules(tables, allow_early_end=bool(opts["allow_early_end"]), ending=ending,
                   grace_steps=grace_steps, allowed=allowed, bias=bias,
-                  max_voices=max_voices or 0, density=density or 0.0)
+                  max_voices=max_voices or 0, min_voices=min_voices or 0,
+                  density=density or 0.0,
+                  max_rest_steps=-1 if max_rest is None
+                  else int(round(max_rest * tables.steps_per_beat)))
     budget, engine_unit, cap = length_budget(amount, unit, tables, grace_steps)
     seed = _draw_seed(opts["seed"])
     streams = engine.generate_tokens(
@@ -697,6 +788,12 @@ def generate_with_report(model=None, **kwargs) -> Generation:
                                    primer_skipped=skipped)
     scores = [transpose_notes(score, plan.shift) for score in scores]
     settings = _settings_text(opts, ending, strictness)
+    for name, value in (("max_voices", max_voices), ("min_voices", min_voices),
+                        ("max_rest", max_rest)):
+        if value is not None and _is_auto(opts[name]):
+            settings[name] = f'"{value:g} (the model\'s)"'
+        elif value is not None:
+            settings[name] = value
     if plan.describe():
         settings["key_plan"] = f'"{plan.describe()}"'
     return Generation(scores=scores, pieces=pieces,
@@ -709,7 +806,8 @@ def generate_with_report(model=None, **kwargs) -> Generation:
 _DEFAULTS = dict(n=1, length=DEFAULT_LENGTH, temperature=1.0, top_k=None, top_p=None, seed=None,
                  primer=None, backend=None, threads=None, progress=None, precision=None,
                  allow_early_end=False, ending="auto", grace=4.0, key=None,
-                 scale_strictness=None, pitch_range=None, max_voices=None, density=None,
+                 scale_strictness=None, pitch_range=None, max_voices="auto",
+                 min_voices="auto", max_rest="auto", density=None,
                  style=None, bpm=None, instruments=None, allowed_instruments=None,
                  max_primer_tokens=DEFAULT_MAX_PRIMER_TOKENS)
 
@@ -802,7 +900,7 @@ def _settings_text(opts, ending, strictness) -> dict:
         out["grace"] = opts["grace"]
     if opts["allow_early_end"]:
         out["allow_early_end"] = True
-    for name in ("key", "pitch_range", "max_voices", "density", "style", "bpm", "instruments",
+    for name in ("key", "pitch_range", "density", "style", "bpm", "instruments",
                  "allowed_instruments"):
         if opts[name] is not None:
             value = opts[name]

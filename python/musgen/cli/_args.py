@@ -146,6 +146,32 @@ def positive_float(text: str) -> float:
     return value
 
 
+@_named("voices")
+def voices(text: str):
+    """``generate --max-voices/--min-voices``: 1..32, ``auto`` (the model's) or ``off``."""
+    word = str(text).strip().lower()
+    if word in ("auto", "off"):
+        return "auto" if word == "auto" else None
+    expected = "an integer from 1 to 32, 'auto' (the model's) or 'off'"
+    value = _int(text, expected)
+    if not 1 <= value <= 32:
+        _fail(text, expected)
+    return value
+
+
+@_named("rest")
+def rest(text: str):
+    """``generate --max-rest``: beats >= 0, ``auto`` (the model's) or ``off``."""
+    word = str(text).strip().lower()
+    if word in ("auto", "off"):
+        return "auto" if word == "auto" else None
+    expected = "beats >= 0, 'auto' (the model's) or 'off'"
+    value = _float(text, expected)
+    if value < 0.0:
+        _fail(text, expected)
+    return value
+
+
 @_named("length")
 def length(text: str) -> str:
     """A generation length: ``N``, ``N tokens``, ``N notes`` or ``N beats`` with N >= 1.

@@ -140,8 +140,16 @@ def _constraint_arguments(p: argparse.ArgumentParser) -> None:
                         "values make other pitches less likely instead")
     g.add_argument("--pitch-range", type=_checked(_pitch_range, "range"), default=None,
                    help="lowest and highest pitch, e.g. 48-84 or C3-C6")
-    g.add_argument("--max-voices", type=_args.int_range(1, 32), default=None,
-                   help="most notes sounding at once (1..32)")
+    g.add_argument("--max-voices", type=_args.voices, default="auto",
+                   help="most notes sounding at once (1..32); 'auto' (default): the model's "
+                        "default, where it has one; 'off'")
+    g.add_argument("--min-voices", type=_args.voices, default="auto",
+                   help="fewest notes sounding from the first note on (1..32): time waits "
+                        "for the notes; 'auto' (default): the model's default; 'off'")
+    g.add_argument("--max-rest", type=_args.rest, default="auto", metavar="BEATS",
+                   help="longest rest (no note sounding) after the first note, in beats; "
+                        "'auto' (default): the rest the model's corpus keeps to, where the "
+                        "model records it; 'off': none")
     g.add_argument("--density", type=_args.positive_float, default=None,
                    help="target notes per beat")
     g.add_argument("--style", default=None, help="style label (models with conditions)")
@@ -258,9 +266,10 @@ def run(args: argparse.Namespace) -> int:
             threads=args.threads, progress=bar.update, precision=args.precision,
             allow_early_end=args.allow_early_end, ending=args.ending, grace=args.grace,
             key=args.key, scale_strictness=args.scale_strictness, pitch_range=args.pitch_range,
-            max_voices=args.max_voices, density=args.density, style=args.style, bpm=args.bpm,
-            instruments=args.instruments, allowed_instruments=args.allowed_instruments,
-            max_primer_tokens=args.max_primer_tokens)
+            max_voices=args.max_voices, min_voices=args.min_voices, max_rest=args.max_rest,
+            density=args.density,
+            style=args.style, bpm=args.bpm, instruments=args.instruments,
+            allowed_instruments=args.allowed_instruments, max_primer_tokens=args.max_primer_tokens)
     scores = result.scores
     _write_all(scores, paths, [result.text(i) for i in range(len(scores))],
                args.threads)

@@ -255,6 +255,37 @@ class Dataset:
                 counts[key] = counts.get(key, 0) + 1
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
+    def rest_profile(self, split: str = "train") -> dict:
+        """How the pieces of ``split`` rest (no note sounding between their first and last
+        note), in beats: ``{"pieces", "with_rests", "longest_beats", "longest_p95_beats"}``,
+        the last the 95th percentile over pieces of each piece's longest rest. A trained model
+        records it, and ``generate`` keeps its rests no longer by default (``max_rest``).
+        Empty for a codec on a grid of seconds (no beats)."""
+        codec = self.codec
+        if codec.timing != "beats":
+            return {}
+        from ..codec import decode
+
+        longest = []
+        for i in self.split_indices(split).tolist():
+            score = decode(np.asarray(self.piece_tokens(i)), codec)
+            notes = score.notes
+            if notes.size < 2:
+                longest.append(0.0)
+                continue
+            order = np.argsort(notes["start"], kind="stable")
+            start = notes["start"][order]
+            reach = np.maximum.accumulate(notes["end"][order])
+            gaps = start[1:] - reach[:-1]
+            longest.append(max(0, int(gaps.max())) / score.ticks_per_beat)
+        if not longest:
+            return {}
+        arr = np.asarray(longest)
+        step = 1.0 / codec.steps_per_beat
+        p95 = max(0.0, float(np.ceil(np.percentile(arr, 95) / step - 1e-9) * step))
+        return {"pieces": int(arr.size), "with_rests": int(np.count_nonzero(arr > 0)),
+                "longest_beats": float(arr.max()), "longest_p95_beats": round(p95, 6)}
+
     def __len__(self) -> int:
         return len(self.pieces)
 

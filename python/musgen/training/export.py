@@ -39,6 +39,10 @@ def export(checkpoint, output) -> Path:
     try:
         config = {"model": state["model"], "codec": state["codec"],
                   "training": _provenance(state, npz)}
+        rests = (config["training"]["dataset"] or {}).get("rests") or {}
+        if config["model"]["kind"] == "lstm_lm" and "longest_p95_beats" in rests:
+            # generate's max_rest="auto": the rest the corpus keeps to
+            config["generation"] = {"max_rest": float(rests["longest_p95_beats"])}
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise ModelFormatError(f"{ckpt_dir / STATE_NAME}: damaged checkpoint state "
                                f"({type(exc).__name__}: {exc})") from None

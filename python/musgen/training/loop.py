@@ -56,6 +56,10 @@ def _dataset_provenance(dataset) -> dict:
     keys = counts("train") if counts is not None else {}
     if keys:  # codec version 2: the Key conditions the model learns from (generation's key plan)
         out["keys"] = keys
+    profile = getattr(dataset, "rest_profile", None)
+    rests = profile("train") if profile is not None else {}
+    if rests:  # how the corpus rests: generate's max_rest="auto" keeps to it
+        out["rests"] = rests
     return out
 
 

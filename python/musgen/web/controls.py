@@ -75,7 +75,14 @@ CONTROLS = (
     {"name": "pitch_range", "label": "Pitch range", "type": "text", "default": None,
      "placeholder": "any", "help": "lowest-highest pitch, e.g. 48-84 or C3-C6"},
     {"name": "max_voices", "label": "Most voices", "type": "int", "default": None, "min": 1,
-     "max": 32, "placeholder": "any", "help": "most notes sounding at once"},
+     "max": 32, "placeholder": "model's", "help": "most notes sounding at once"},
+    {"name": "min_voices", "label": "Fewest voices", "type": "int", "default": None, "min": 1,
+     "max": 32, "placeholder": "model's",
+     "help": "fewest notes sounding from the first note on: time waits for the notes"},
+    {"name": "max_rest", "label": "Longest rest", "type": "text", "default": "auto",
+     "placeholder": "auto",
+     "help": "longest silence after the first note, in beats: auto keeps to the rests of the "
+             "model's corpus, off allows any"},
     {"name": "density", "label": "Density", "type": "float", "default": None, "min": 0.0,
      "max": 32.0, "step": 0.25, "placeholder": "model's",
      "help": "target notes per beat"},
@@ -224,7 +231,9 @@ def parse_form(fields: dict, limits: Limits, generate_fn=None) -> dict:
         "key": lambda: _text(fields, "key"),
         "scale_strictness": lambda: _number(fields, "scale_strictness", float, lo=0.0, hi=1.0),
         "pitch_range": lambda: _text(fields, "pitch_range"),
-        "max_voices": lambda: _number(fields, "max_voices", int, lo=1, hi=32),
+        "max_voices": lambda: _number(fields, "max_voices", int, lo=1, hi=32, empty="auto"),
+        "min_voices": lambda: _number(fields, "min_voices", int, lo=1, hi=32, empty="auto"),
+        "max_rest": lambda: _rest(fields),
         "density": lambda: _positive(fields, "density", hi=32.0),
         "style": lambda: _text(fields, "style"),
         "bpm": lambda: _number(fields, "bpm", float, lo=20.0, hi=400.0),
@@ -233,6 +242,14 @@ def parse_form(fields: dict, limits: Limits, generate_fn=None) -> dict:
         "allow_early_end": lambda: _flag(fields, "allow_early_end"),
     }
     return {name: parse() for name, parse in parsers.items() if name in offered}
+
+
+def _rest(fields: dict):
+    """``max_rest``: beats in [0, 64], "auto" (also when blank) or "off"."""
+    text = (_text(fields, "max_rest") or "auto").lower()
+    if text in ("auto", "off"):
+        return "auto" if text == "auto" else None
+    return _number(fields, "max_rest", float, lo=0.0, hi=64.0)
 
 
 def _positive(fields: dict, name: str, *, hi: float):
