@@ -16,9 +16,10 @@ from musgen import _backend
 
 TESTS = Path(__file__).resolve().parent
 DATA = TESTS / "data"
-#: The shipped default model, a codec-version-1 model (JSB Chorales on a quarter-note grid): the
-#: regression sample was made with it, and tests on version-1 datasets use it.
-V1_MODEL = TESTS.parent / "python" / "musgen" / "models" / "default"
+#: The shipped version-1 model ``jsb-v1`` (JSB Chorales on a quarter-note grid; the default model
+#: before codec version 2): the regression sample was made with it, and tests on version-1
+#: datasets use it.
+V1_MODEL = TESTS.parent / "python" / "musgen" / "models" / "jsb-v1"
 #: The wheels are tested with musgen's run-time dependencies only; matplotlib is the plot extra.
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 needs_matplotlib = pytest.mark.skipif(not HAS_MATPLOTLIB,

@@ -1,9 +1,10 @@
-"""Make the stored regression sample of the shipped default model (codec version 1).
+"""Make the stored regression sample of the shipped version-1 model ``jsb-v1`` (the default model
+before codec version 2).
 
     python tools/make_regression_sample.py [--check]
 
 For a few fixed settings (seeds, lengths, sampling filters, a token primer) it records the
-token ids that ``musgen.generate`` samples with the default model, in
+token ids that ``musgen.generate`` samples with that model, in
 ``tests/data/regression/default_v1_tokens.json``. ``tests/test_regression.py`` then asserts that
 every backend still generates exactly those tokens: a version-1 model must keep generating what
 it generated when the sample was made, whatever the later codec versions add.
@@ -23,6 +24,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
+#: The shipped version-1 model the sample is made with.
+V1_NAME = "jsb-v1"
 OUT = REPO / "tests" / "data" / "regression" / "default_v1_tokens.json"
 
 #: The settings sampled: keyword arguments of ``musgen.generate`` (JSON-serializable).
@@ -49,9 +52,10 @@ def sample_case(case: dict, backend: str) -> list[list[int]]:
     """The token streams (primer included) that ``generate(**case)`` decodes on ``backend``."""
     from musgen import codec as codec_mod
     from musgen import engine, generate
-    from musgen.generation import default_model_dir, parse_length
+    from musgen.generation import parse_length
+    from musgen.modelzoo import resolve_model
 
-    eng = engine.load(default_model_dir(), backend=backend)
+    eng = engine.load(resolve_model(V1_NAME), backend=backend)
     codec = eng.codec
     kwargs = dict(case)
     primer = None
@@ -79,7 +83,8 @@ def sample_case(case: dict, backend: str) -> list[list[int]]:
         if tokens[-1] != codec.eos_id and grammar.can_end[grammar.walk(tokens)]:
             tokens = np.concatenate([tokens, [codec.eos_id]]).astype(np.int32)
         out.append(tokens)
-    scores = generate(primer=primer, backend=backend, **{k: v for k, v in kwargs.items()})
+    scores = generate(resolve_model(V1_NAME), primer=primer, backend=backend,
+                      **{k: v for k, v in kwargs.items()})
     for tokens, score in zip(out, scores):
         want = codec_mod.decode(tokens, codec, backend="python").notes
         if not np.array_equal(want, score.notes):
@@ -97,11 +102,11 @@ def main() -> int:
         if per_backend["python"] != per_backend["cpp"]:
             sys.exit(f"{case}: the python and cpp engines disagree")
         results.append({"generate": case, "tokens": per_backend["python"]})
-    doc = {"model": "python/musgen/models/default", "codec_version": 1, "cases": results}
+    doc = {"model": "python/musgen/models/jsb-v1", "codec_version": 1, "cases": results}
     if args.check:
         stored = json.loads(OUT.read_text())
         if stored != doc:
-            print("the default model no longer generates the stored tokens", file=sys.stderr)
+            print(f"{V1_NAME} no longer generates the stored tokens", file=sys.stderr)
             return 1
         print(f"{OUT.relative_to(REPO)}: the same tokens")
         return 0

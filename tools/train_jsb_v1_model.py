@@ -1,4 +1,7 @@
-"""Reproduce the default model shipped inside the package (``python/musgen/models/default``).
+"""Reproduce the version-1 model shipped inside the package as ``jsb-v1``
+(``python/musgen/models/jsb-v1``): the default model before codec version 2, kept so that scripts
+written for it make the very same pieces (``generate(model="jsb-v1")``; the regression sample in
+``tests/data/regression`` is its tokens).
 
 Data: the JSB Chorales in the standard Boulanger-Lewandowski (2012) split (229/76/77 pieces),
 quarter-note grid, from ``corpora/jsb_chorales/quarter`` of the data folder (``--data`` or
@@ -12,12 +15,12 @@ the n-gram baseline, and ``musgen evaluate --music`` (200 pieces of "64 beats" a
 seed 0, against the test split, with the n-gram's pieces and training pieces as baseline rows)
 -> ``metrics.json`` and ``MODEL_CARD.md`` beside the weights.
 
-    python tools/train_default_model.py --data ../shared/data [--work build/default_model]
+    python tools/train_jsb_v1_model.py --data ../shared/data [--work build/jsb_v1_model]
 
 ``--check`` retrains and compares with the shipped weights instead of replacing them.
 ``--music-only`` keeps the shipped weights and their NLL figures and measures the music again
 (after a change to generation); ``--report DIR`` also writes the full report there
-(``bench/results/music_default_model`` is the committed one).
+(``bench/results/music_jsb_v1`` is the committed one).
 """
 
 from __future__ import annotations
@@ -33,10 +36,10 @@ from pathlib import Path
 import numpy as np
 
 import model_card
-from model_card import cell, music_command
+from model_card import cell, copies_line, music_command
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGE_MODEL = REPO / "python" / "musgen" / "models" / "default"
+PACKAGE_MODEL = REPO / "python" / "musgen" / "models" / "jsb-v1"
 SOURCE = "corpora/jsb_chorales/quarter"
 DATA_README = REPO / "tests" / "data" / "corpus_small" / "README_source.md"
 EPOCHS = 28  # where the validation loss stopped improving meaningfully in a 60-epoch budget
@@ -80,8 +83,6 @@ def _music_section(music: dict) -> str:
         for row in (f, b["ngram"]["features"], b["markov"]["features"], b["train"]["features"]):
             cells.append(f"{cell(row[name]['mean'])} ({cell(row[name]['overlap_area'], '.2f')})")
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
-    mem, ref = music["memorization"], music["memorization"]["reference"]
-    ngram_mem = b["ngram"]["memorization"]
     early = f["ended_early"]["mean"]
     split = music["settings"]["split"]
     return f"""## Music (`{music_command(split)}`)
@@ -97,14 +98,10 @@ note released (the generation rules).
 
 - Ended before the asked 64 beats: {early:.0%} of the model's pieces
   ({b['ngram']['features']['ended_early']['mean']:.0%} of the 5-gram's).
-- Copies from the training split: the model's 16-note n-grams {mem['copy_rate_16']:.2%} (12:
-  {mem['copy_rate_12']:.2%}, 8: {mem['copy_rate_8']:.2%}), longest copied run median
-  {mem['longest_run_median']:g} / max {mem['longest_run_max']} notes; the 5-gram's
-  {ngram_mem['copy_rate_16']:.2%}; the test split's own {ref['copy_rate_16']:.2%} (median
-  {ref['longest_run_median']:g} / max {ref['longest_run_max']}), the honest level.
+{copies_line(music, "5-gram")}
 
 Every figure is in `metrics.json` (`music`); the full report is
-`bench/results/music_default_model/` in the source tree.
+`bench/results/music_jsb_v1/` in the source tree.
 """
 
 
@@ -113,9 +110,12 @@ def write_card(model_dir: Path, config: dict, result: dict) -> None:
     t = config["training"]
     hp = t["hyperparameters"]
     splits = t["dataset"]["splits"]
-    card = f"""# musgen default model: JSB Chorales LSTM
+    card = f"""# jsb-v1: JSB Chorales LSTM, codec version 1 (the default model before version 2)
 
-The model `musgen generate` and `musgen.generate()` use when no model is given.
+The default model of musgen before codec version 2, kept under its name so that scripts written
+for it make the very same pieces: `generate(model="jsb-v1")`, `musgen generate --model jsb-v1`.
+One stream of notes on one piano part, no conditions (key, style, tempo); the default model now
+is a version-2 model (`musgen info --model default`).
 
 - **Data**: the JSB Chorales (J. S. Bach, public domain), standard Boulanger-Lewandowski (2012)
   split: {splits['train']['pieces']} train / {splits['valid']['pieces']} valid /
@@ -145,7 +145,7 @@ the test suite (`tests/test_default_model.py`) from `metrics.json`.
 
 ```bash
 pip install ".[train]"
-python tools/train_default_model.py --data PATH/TO/data   # the folder holding corpora/
+python tools/train_jsb_v1_model.py --data PATH/TO/data   # the folder holding corpora/
 ```
 
 It prepares the dataset (seed {SEED}), trains for {EPOCHS} epochs with seed {SEED}, and
@@ -159,7 +159,7 @@ writes this folder. `--check` retrains and compares with the shipped weights ins
 def measure_music(model_dir: Path, ds_dir: Path, report) -> dict:
     """The card's music on the test split (see ``model_card.measure_music``)."""
     return model_card.measure_music(model_dir, ds_dir, report, split="test",
-                                    model="musgen's default model",
+                                    model="musgen's jsb-v1 model",
                                     dataset=f"{SOURCE}, prepared with seed {SEED}")
 
 
@@ -167,7 +167,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=os.environ.get("MUSGEN_DATA",
                                                      str(REPO.parent / "shared" / "data")))
-    ap.add_argument("--work", default=str(REPO / "build" / "default_model"))
+    ap.add_argument("--work", default=str(REPO / "build" / "jsb_v1_model"))
     ap.add_argument("--epochs", type=int, default=EPOCHS)
     ap.add_argument("--check", action="store_true", help="compare with the shipped weights")
     ap.add_argument("--music-only", action="store_true",
