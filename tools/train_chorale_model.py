@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import model_card
-from model_card import cell, music_command
+from model_card import copies_line, metrics_table, music_command, music_rows
 
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,61 +69,9 @@ CARD_FEATURES = ("key_normalized_pitch_class_histogram", "scale_consistency",
 DATA_README = REPO / "tests" / "data" / "corpus_small" / "README_source.md"
 
 
-def _per_type(row: dict) -> str:
-    types = row.get("nll_per_token_type") or {}
-    return ", ".join(f"{t} {v:.3f}" for t, v in sorted(types.items()))
-
-
-def _metrics_table(result: dict, config: dict) -> str:
-    m, g = result["model"], result["ngram"]
-    units = "x".join(str(u) for u in config["model"]["lstm_units"])
-    rows = [
-        "| model | NLL/token | NLL/note | NLL/pitch token | perplexity | accuracy |",
-        "|---|---:|---:|---:|---:|---:|",
-        f"| this model (LSTM {units}, embedding {config['model']['embedding_dim']}) | "
-        f"{m['nll_per_token']:.4f} | {m['nll_per_note']:.3f} | "
-        f"{m['nll_per_token_type'].get('pitch', float('nan')):.3f} | {m['perplexity']:.3f} | "
-        f"{m['accuracy']:.3f} |",
-        f"| best n-gram (order {g['order']}, interpolated Kneser-Ney) | "
-        f"{g['nll_per_token']:.4f} | {g['nll_per_note']:.3f} | "
-        f"{g['nll_per_token_type'].get('pitch', float('nan')):.3f} | {g['perplexity']:.3f} | - |",
-    ]
-    gain = 1 - m["nll_per_token"] / g["nll_per_token"]
-    return "\n".join(rows) + f"""
-
-The LSTM's NLL per token is {gain:.1%} lower than the n-gram's. NLL per token type (nats per
-token of that type), this model: {_per_type(m)}; the n-gram: {_per_type(g)}. The chorales have
-one velocity, so velocity tokens cost almost nothing and flatter the per-token figure: per note
-and per pitch token are the honest ones."""
-
-
-def _music_rows(music: dict, previous: dict | None) -> list:
-    f, b = music["features"], music["baselines"]
-    columns = [f, b["ngram"]["features"], b["markov"]["features"], b["train"]["features"]]
-    rows = ["| feature | test split | this model (OA) | "
-            + ("previous model (OA) | " if previous else "")
-            + f"{music['sets']['ngram']['label']} (OA) | order-3 Markov (OA) | train pieces (OA) |",
-            "|---|---:|---:|" + ("---:|" if previous else "") + "---:|---:|---:|"]
-    for name in CARD_FEATURES:
-        cells = [cell(f[name]["reference_mean"])]
-        cols = list(columns)
-        if previous:
-            cols.insert(1, previous["features"].get(name))
-        for row in cols:
-            if row is None or (row is not previous and name not in row):
-                cells.append("-")
-                continue
-            r = row if "mean" in row else row[name]
-            cells.append(f"{cell(r['mean'])} ({cell(r['overlap_area'], '.2f')})")
-        rows.append(f"| {name} | " + " | ".join(cells) + " |")
-    return rows
-
-
 def _music_section(music: dict, previous: dict | None) -> str:
     f, b = music["features"], music["baselines"]
-    rows = _music_rows(music, previous)
-    mem, ref = music["memorization"], music["memorization"]["reference"]
-    ngram_mem = b["ngram"]["memorization"]
+    rows = music_rows(music, previous, CARD_FEATURES)
     early = f["ended_early"]["mean"]
     worst = min((f[n]["overlap_area"], n) for n in CARD_FEATURES
                 if f[n].get("overlap_area") is not None)
@@ -140,11 +88,7 @@ training pieces (the ceiling).
 
 - Lowest overlap area: {worst[1]} ({worst[0]:.2f}).
 - Ended before the asked 64 beats: {early:.0%} of the model's pieces.
-- Copies from the training split: the model's 16-note n-grams {mem['copy_rate_16']:.2%} (12:
-  {mem['copy_rate_12']:.2%}, 8: {mem['copy_rate_8']:.2%}), longest copied run median
-  {mem['longest_run_median']:g} / max {mem['longest_run_max']} notes; the n-gram's
-  {ngram_mem['copy_rate_16']:.2%}; the test split's own {ref['copy_rate_16']:.2%} (median
-  {ref['longest_run_median']:g} / max {ref['longest_run_max']}), the honest level.
+{copies_line(music)}
 
 Every figure is in `metrics.json` (`music`); the full report is
 `bench/results/chorale_candidate/` in the source tree.
@@ -176,7 +120,7 @@ def write_card(model_dir: Path, config: dict, result: dict) -> None:
 
 ## Validation-split metrics (`musgen evaluate MODEL DATASET --split valid`)
 
-{_metrics_table(result, config)}
+{metrics_table(result, config)}
 
 {music.replace("test split", "validation split").replace(" test pieces", " validation pieces")}
 """
