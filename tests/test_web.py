@@ -250,7 +250,7 @@ def test_primer_is_continued(client):
     ({"top_p": "1.5"}, "top_p: 1.5 is outside the allowed range [0.0, 1.0]"),
     ({"seed": "-1"}, "seed: -1 is outside the allowed range [0, 9007199254740991]"),
     ({"seed": str(2**60)}, f"seed: {2**60} is outside the allowed range [0, 9007199254740991]"),
-    ({"model": "nope"}, f"model: unknown model 'nope'; choose one of {DEFAULT_MODEL}"),
+    ({"model": "nope"}, f"model: unknown model 'nope'; choose one of {DEFAULT_MODEL}, jsb-v1"),
     ({"colour": "blue"}, "colour: not an option of this server's generate(); the options are "
                          "allow_early_end, bpm, density, ending, instruments, key, length, "
                          "length_unit, max_rest, max_voices, min_voices, model, n, pitch_range, "
@@ -444,7 +444,8 @@ def test_models_folder_adds_models_by_name(tmp_path):
     with TestClient(create_app(tmp_path / "models")) as c:
         models = c.get("/api/options").json()["models"]
         assert [(m["name"], m["shipped"]) for m in models] == [
-            (DEFAULT_MODEL, True), (f"{DEFAULT_MODEL}-1", False), ("tiny", False)]
+            (DEFAULT_MODEL, True), ("jsb-v1", True), (f"{DEFAULT_MODEL}-2", False),
+            ("tiny", False)]
         r = c.post("/api/generate", data={**SMALL, "model": "tiny"})
         assert r.status_code == 200, r.text
         expected = musgen.generate(tmp_path / "models" / "tiny", n=2, length="8 beats", seed=3)
