@@ -128,3 +128,127 @@ def test_training_records_the_key_counts_of_a_version_2_dataset(tmp_path, data_d
     assert plan.frame.tonic == parse_key(next(k for k in keys if not k.endswith("m"))).tonic
     prepare([small], tmp_path / "v1", quiet=True, codec_version=1)
     assert "keys" not in _dataset_provenance(Dataset.open(tmp_path / "v1"))
+
+
+# ------------------------------------------------------------------ key normalization
+V2 = codec.default_config(version=2, styles=("chorale",))
+
+
+def _piece(key_name, pitches):
+    """Version-2 tokens of a one-part piece whose Key condition is ``key_name``, one note per
+    beat on ``pitches``."""
+    names = V2.token_names
+    toks = [V2.bos_id, names.index("Program_0"), names.index(f"Key_{key_name}"),
+            names.index("Style_chorale"), names.index("Density_2"), names.index("Tempo_16"),
+            names.index("TimeSig_4_4"), names.index("Bar")]
+    for i, p in enumerate(pitches):
+        if i:
+            toks.append(names.index("TimeShift_12"))
+        toks += [names.index(f"Pitch_{p}"), names.index("Velocity_20"),
+                 names.index("Duration_12")]
+    return np.array(toks + [V2.eos_id], np.int32)
+
+
+@pytest.mark.parametrize("key, shift, moved_to", [
+    ("D", -2, "C"), ("F#", -6, "C"), ("G", 5, "C"), ("Dm", -5, "Am"), ("Cm", -3, "Am"),
+    ("Am", 0, "Am"), ("Ebm", -6, "Am"),
+])
+def test_codec_normalize_key_moves_notes_and_condition(key, shift, moved_to):
+    tokens = _piece(key, [60, 64, 67])
+    assert V2.key_normalizing_shift(tokens) == shift
+    out, s = V2.normalize_key(tokens)
+    assert s == shift
+    names = [V2.token_names[t] for t in out]
+    assert f"Key_{moved_to}" in names and names.count("Bar") == 1
+    assert [n for n in names if n.startswith("Pitch_")] == [
+        f"Pitch_{p + shift}" for p in (60, 64, 67)]
+    codec.grammar(V2).walk(out)  # still a valid piece
+
+
+def test_codec_normalize_key_takes_the_other_octave_at_the_range_edge():
+    out, s = V2.normalize_key(_piece("Dm", [2, 10]))  # -5 would leave 0..127: +7 instead
+    assert s == 7 and V2.token_names[int(out[2])] == "Key_Am"
+    assert V2.normalize_key(_piece("C", [60]))[1] == 0
+    v1 = codec.default_config()
+    assert v1.key_normalizing_shift(np.array([1, 60, 2])) == 0
+
+
+@pytest.fixture(scope="module")
+def small_v2(tmp_path_factory, data_dir):
+    from musgen.data import prepare
+
+    out = tmp_path_factory.mktemp("kn") / "ds"
+    prepare([data_dir / "corpus_small"], out, quiet=True)
+    return out
+
+
+def test_pipeline_key_normalize_moves_every_window_to_c_or_a_minor(small_v2):
+    from musgen.data import Dataset, pipeline
+
+    ds = Dataset.open(small_v2)
+    names = ds.codec.token_names
+    shifts = pipeline.piece_key_shifts(ds)
+    assert shifts.shape == (len(ds),) and (shifts != 0).any()
+    for split in ("train", "valid"):
+        for x, _ in pipeline.numpy_batches(ds, split, window=48, stride=24, batch_size=8,
+                                           header_prefix=True, key_normalize=True, seed=2):
+            keys = {names[t] for t in x.ravel().tolist() if names[t].startswith("Key_")}
+            assert keys and keys <= {"Key_C", "Key_Am"}
+    plain = pipeline.plan_epoch(ds, "train", window=48, stride=24, seed=2)
+    moved = pipeline.plan_epoch(ds, "train", window=48, stride=24, seed=2, key_normalize=True)
+    assert np.array_equal(plain.starts, moved.starts)  # the same windows and order
+    with pytest.raises(ValueError, match="key_normalize and transpose: give one"):
+        pipeline.plan_epoch(ds, "train", window=48, transpose=2, key_normalize=True)
+    assert ds.key_counts(normalized=True) == {
+        "C": sum(n for k, n in ds.key_counts().items() if not k.endswith("m")),
+        **({"Am": n} if (n := sum(v for k, v in ds.key_counts().items() if k.endswith("m")))
+           else {})}
+
+
+def test_generate_key_normalized_model_continues_a_primer_in_its_own_key(tmp_path, backend):
+    """A primer in D is continued moved to C (as the model was trained), then moved back: the
+    primer's notes are the piece's, unchanged."""
+    cfg = V2
+    d = random_model_dir(tmp_path / "kn", vocab_size=cfg.vocab_size, embedding_dim=12,
+                         lstm_units=[24, 24], scale=1.0, seed=5, codec=cfg.to_dict())
+    config = json.loads((d / "config.json").read_text())
+    config["training"].update({"dataset": {"keys": {"C": 10, "Am": 6}},
+                               "hyperparameters": {"key_normalize": True}})
+    (d / "config.json").write_text(json.dumps(config))
+    primer = codec.decode(_piece("D", [62, 66, 69, 74]), cfg)
+    got = generation.generate_with_report(d, n=3, length="8 beats", seed=4, primer=primer,
+                                          backend=backend, pitch_range=(42, 92))
+    # the model saw the primer moved to C: the same continuation as a C primer, moved up 2
+    in_c = codec.decode(_piece("C", [60, 64, 67, 72]), cfg)
+    ref = generation.generate_with_report(d, n=3, length="8 beats", seed=4, primer=in_c,
+                                          backend=backend, pitch_range=(40, 90))
+    for a, b in zip(got.scores, ref.scores):
+        first = primer.notes.size
+        assert np.array_equal(a.notes[:first], primer.notes)  # the primer, as it was
+        assert a.notes.size > first
+        pitched = a.notes["pitch"][first:][a.notes["channel"][first:] != 9]
+        assert pitched.min() >= 42 and pitched.max() <= 92  # the range, in the piece's key
+        moved = sorted((int(n["start"]), int(n["pitch"]) - 2 * (n["channel"] != 9))
+                       for n in a.notes[first:])
+        assert moved == sorted((int(n["start"]), int(n["pitch"])) for n in b.notes[first:])
+
+
+@pytest.mark.tf
+def test_train_key_normalize_records_its_keys_and_evaluate_moves_the_pieces(small_v2, tmp_path):
+    from musgen import training
+    from musgen.eval import evaluate
+
+    out = training.train(small_v2, tmp_path / "m", epochs=2, seed=1, units=16, layers=1,
+                         embedding_dim=8, window=48, stride=24, batch_size=8,
+                         max_minutes=None, quiet=True, key_normalize=True)
+    config = json.loads((out / "config.json").read_text())
+    assert config["training"]["hyperparameters"]["key_normalize"] is True
+    assert set(config["training"]["dataset"]["keys"]) <= {"C", "Am"}
+    plan = key_plan(config, "F# major")
+    assert plan.frame == parse_key("C major") and plan.shift == -6
+    result = evaluate(out, small_v2, split="test", baselines=True)
+    assert "moved to C major or A minor" in result["method"]
+    assert result["model"]["nll_per_token"] > 0 and result["ngram"]["nll_per_token"] > 0
+    with pytest.raises(ValueError, match="key_normalize and transpose: give one"):
+        training.train(small_v2, tmp_path / "bad", epochs=1, transpose=3, key_normalize=True,
+                       max_minutes=None, quiet=True)

@@ -16,6 +16,7 @@ parts (``continue_primer``).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import re
@@ -422,6 +423,27 @@ def _max_rest_beats(value, defaults: dict) -> float | None:
     return float(value)
 
 
+def _normalized_primer(primer, codec, config: dict) -> tuple:
+    """A key-normalized model (``train --key-normalize``) continues a primer moved to C major or
+    A minor, as it was trained: (the primer to use, the semitones to move the pieces back).
+    Other models, or a primer that would leave MIDI's range, get the primer as it is."""
+    from .keyplan import key_normalized
+
+    if primer is None or codec.version != 2 or not key_normalized(config):
+        return primer, 0
+    if not isinstance(primer, Score):
+        tokens, shift = codec.normalize_key(_primer_tokens(primer, codec))
+        return tokens, -shift
+    from . import codec as codec_mod
+    from .keyplan import transpose_notes
+
+    shift = codec.key_normalizing_shift(codec_mod.encode(primer, codec))
+    pitched = primer.notes["pitch"][primer.notes["channel"] != 9].astype(np.int64)
+    if not shift or (pitched.size and (pitched.min() + shift < 0 or pitched.max() + shift > 127)):
+        return primer, 0
+    return transpose_notes(copy.copy(primer), shift), -shift
+
+
 def _shifted_range(pitch_range, semitones: int):
     """A pitch range request moved by ``semitones`` into the key the engine generates in
     (``keyplan``), clipped to MIDI's 0..127; None stays None."""
@@ -726,7 +748,7 @@ def generate_with_report(model=None, **kwargs) -> Generation:
     """:func:`generate` (same arguments), returning the pieces with the seed used, the settings
     and how each piece ended (:class:`Generation`)."""
     from . import codec as codec_mod
-    from .engine.constraints import SCALE_STRICTNESS
+    from .engine.constraints import SCALE_STRICTNESS, Scale
     from .engine.rules import Rules
     from .keyplan import key_plan, transpose_notes
 
@@ -760,12 +782,16 @@ def generate_with_report(model=None, **kwargs) -> Generation:
         raise ValueError("instruments and allowed_instruments: give one (an exact list, or the "
                          "set the model chooses from)")
     plan = key_plan(engine.config, opts["key"], primer=opts["primer"] is not None)
+    # A key-normalized model continues its primer moved to C major / A minor: the pieces move
+    # back by `back`, so the asked key and range move into that frame as well.
+    primer, back = _normalized_primer(_load_primer(opts["primer"]), codec, engine.config)
+    frame = plan.frame if plan.frame is None or not back else \
+        Scale((plan.frame.tonic - back) % 12, plan.frame.mode)
     (allowed, bias), prefix = _static_arrays(
-        codec, tables, key=plan.frame, scale_strictness=strictness,
-        pitch_range=_shifted_range(opts["pitch_range"], -plan.shift), style=opts["style"],
-        density=density, bpm=bpm, instruments=opts["instruments"],
+        codec, tables, key=frame, scale_strictness=strictness,
+        pitch_range=_shifted_range(opts["pitch_range"], -(plan.shift + back)),
+        style=opts["style"], density=density, bpm=bpm, instruments=opts["instruments"],
         allowed_instruments=opts["allowed_instruments"])
-    primer = _load_primer(opts["primer"])
     prime, primer_note, skipped = _prepared_primer(primer, codec, tables, grammar, prefix,
                                                    opts["max_primer_tokens"])
     rules = Rules(tables, allow_early_end=bool(opts["allow_early_end"]), ending=ending,
@@ -786,7 +812,7 @@ def generate_with_report(model=None, **kwargs) -> Generation:
     scores, pieces = decode_pieces(streams, prime, codec, backend=opts["backend"],
                                    primer_score=primer if isinstance(primer, Score) else None,
                                    primer_skipped=skipped)
-    scores = [transpose_notes(score, plan.shift) for score in scores]
+    scores = [transpose_notes(score, plan.shift + back) for score in scores]
     settings = _settings_text(opts, ending, strictness)
     for name, value in (("max_voices", max_voices), ("min_voices", min_voices),
                         ("max_rest", max_rest)):

@@ -14,7 +14,9 @@ most common key of its mode is asked for directly; any other is generated in tha
 key (same mode, so "A harmonic minor" becomes "C harmonic minor" for a corpus in C minor) and
 every pitched note is moved by the shift from it to the asked tonic, -6..+5 semitones (the
 nearest, so the register stays where the corpus has it). Drums never move. A primer keeps its
-own key: it is continued as it is, never transposed.
+own key: it is continued as it is, never transposed (a model trained with ``--key-normalize``,
+on every piece moved to C major or A minor, continues it moved there, and the piece is moved
+back).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 
 from .engine.constraints import Scale, parse_key
 
-__all__ = ["KNOWN_KEY_SHARE", "KeyPlan", "key_plan", "transpose_notes"]
+__all__ = ["KNOWN_KEY_SHARE", "KeyPlan", "key_plan", "key_normalized", "transpose_notes"]
 
 #: A key the model saw in at least this share of the pieces of its mode's most common key is
 #: asked for through the condition; a rarer one is reached by transposition.
@@ -56,6 +58,13 @@ class KeyPlan:
         if not self.transposed:
             return None
         return f"generated in {self.frame.name}, transposed {self.shift:+d}"
+
+
+def key_normalized(config: dict) -> bool:
+    """Was the model trained on its pieces moved to C major or A minor (``musgen train
+    --key-normalize``)? Its primers are moved the same way before they are continued."""
+    hp = (config.get("training") or {}).get("hyperparameters") or {}
+    return bool(hp.get("key_normalize"))
 
 
 def _known_counts(config: dict) -> dict:

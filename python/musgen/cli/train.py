@@ -65,6 +65,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--transpose", type=_args.int_range(0, 127), default=None,
                    help="random transposition by up to +-N semitones (0); codec version 2 "
                         "moves the key condition with the notes")
+    p.add_argument("--key-normalize", action="store_true", default=None,
+                   help="codec version 2: train on every piece moved to C major or A minor; "
+                        "generate --key reaches the other keys by transposition (excludes "
+                        "--transpose)")
     p.add_argument("--tempo-shift", type=_args.int_range(0, 255), default=None,
                    help="codec version 2: random tempo change by up to +-N tempo bins of about "
                         "6%% each (0)")
@@ -103,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
                 transpose=args.transpose, tempo_shift=args.tempo_shift,
                 validation_batch_size=args.validation_batch_size,
                 weight_decay=args.weight_decay, init_from=args.init_from,
-                header_prefix=args.header_prefix)
+                header_prefix=args.header_prefix, key_normalize=args.key_normalize)
     if not args.quiet:
         print(f"model directory: {out}")
     return 0

@@ -432,6 +432,32 @@ class CodecConfig(Vocabulary):
             out[is_key] = first + (k // 12) * 12 + (k % 12 + semitones) % 12
         return out
 
+    def key_normalizing_shift(self, tokens) -> int:
+        """Version 2: the semitones (-6..+5, the nearest way) that move a piece's key, its
+        first Key token, to C major or A minor (same mode); 0 without a Key token (version 1,
+        or a piece without a header)."""
+        if self.version != 2:
+            return 0
+        first, stop = self.block("Key")
+        tok = np.asarray(tokens)
+        keys = tok[(tok >= first) & (tok < stop)]
+        if not keys.size:
+            return 0
+        k = int(keys[0]) - first  # tonic + 12 x minor
+        target = 9 if k >= 12 else 0
+        return (target - k % 12 + 6) % 12 - 6
+
+    def normalize_key(self, tokens) -> tuple:
+        """Version 2: ``(tokens in C major or A minor, semitones moved)``: the piece moved by
+        ``key_normalizing_shift`` (notes and Key token, ``transpose``), or by an octave less or
+        more when that would leave ``pitch_range``; as it is (0) when no such shift fits."""
+        shift = self.key_normalizing_shift(tokens)
+        for s in (shift, shift - 12, shift + 12):
+            out = self.transpose(tokens, s)
+            if out is not None:
+                return out, s
+        return np.asarray(tokens).astype(np.int32, copy=True), 0
+
     def shift_tempo(self, tokens, bins: int) -> np.ndarray | None:
         """Version 2: move every Tempo token by ``bins`` bins (a tempo change of about
         ``bins`` x 6 % with the default 32 bins), for tempo augmentation. Returns a new int32

@@ -242,15 +242,18 @@ class Dataset:
             self._headers = _header_lengths(self)
         return self._headers
 
-    def key_counts(self, split: str = "train") -> dict:
+    def key_counts(self, split: str = "train", *, normalized: bool = False) -> dict:
         """Codec version 2: how many pieces of ``split`` have each Key condition, as
         ``{"C": 171, "Cm": 133, ...}`` (key names as in the vocabulary, most common first);
         ``{}`` for version 1. A trained model records its training split's counts, and
         ``generate(key=...)`` uses them to tell the keys the model knows from those it hardly
-        saw (``musgen.keyplan``)."""
+        saw (``musgen.keyplan``). ``normalized``: the keys after key normalization (C for a
+        major key, Am for a minor one), as a ``key_normalize`` model sees them."""
         counts: dict = {}
         for i in self.split_indices(split).tolist():
             key = self.pieces[i].key
+            if key is not None and normalized:
+                key = "Am" if key.endswith("m") else "C"
             if key is not None:
                 counts[key] = counts.get(key, 0) + 1
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))

@@ -20,6 +20,13 @@ from ``-k..k`` (``CodecConfig.transpose`` semantics, applied through per-shift l
 built from it); a window that would leave the codec's pitch range is kept untransposed. With
 codec version 2 the Key token moves with the notes, so the key condition stays true.
 
+Key normalization. With ``key_normalize=True`` (codec version 2) every window, of every split,
+is moved by its piece's ``CodecConfig.key_normalizing_shift`` (-6..+5 semitones), so the model
+learns every piece in C major or A minor, its Key condition moved with it (a window that would
+leave the pitch range keeps its key). ``generate(key=...)`` then reaches any other key by
+transposition (``musgen.keyplan``). It replaces random transposition (the two exclude each
+other).
+
 Tempo. With ``tempo_shift=k`` (codec version 2; off by default) each window's Tempo tokens are
 moved by a bin count drawn uniformly from ``-k..k`` (``CodecConfig.shift_tempo``: about 6 %
 per bin with the default bins), so the tempo condition follows; a window that would leave the
@@ -66,6 +73,8 @@ __all__ = [
 
 #: The padding token (the codec's ``pad_id``); targets equal to it carry no loss.
 PAD_ID = 0
+#: The largest key-normalizing shift, in semitones (the shifts are -6..+5).
+KEY_SHIFT = 6
 
 
 def _as_dataset(dataset) -> Dataset:
@@ -127,6 +136,16 @@ def _headers(ds: Dataset, idx: np.ndarray, header_prefix: bool) -> np.ndarray | 
         raise DatasetError(f"{ds.path}: header_prefix needs codec version 2 (a header of "
                            f"conditions); this dataset is version {ds.codec.version}")
     return ds.header_lengths[idx]
+
+
+def piece_key_shifts(dataset) -> np.ndarray:
+    """int64 [n_pieces]: each piece's key-normalizing shift (``key_normalize``)."""
+    ds = _as_dataset(dataset)
+    if ds.codec.version != 2:
+        raise DatasetError(f"{ds.path}: key_normalize needs codec version 2 (a Key condition); "
+                           f"this dataset is version {ds.codec.version}")
+    return np.array([ds.codec.key_normalizing_shift(ds.piece_tokens(i)[:int(h)])
+                     for i, h in enumerate(ds.header_lengths.tolist())], dtype=np.int64)
 
 
 def count_windows(dataset, split: str, *, window: int, stride: int | None = None,
@@ -204,12 +223,16 @@ class EpochPlan:
 def plan_epoch(dataset, split: str, *, window: int = 256, stride: int | None = None,
                batch_size: int = 32, shuffle: bool = True, seed: int = 0, epoch: int = 0,
                transpose: int = 0, drop_remainder: bool = False,
-               tempo_shift: int = 0, header_prefix: bool = False) -> EpochPlan:
+               tempo_shift: int = 0, header_prefix: bool = False,
+               key_normalize: bool = False) -> EpochPlan:
     """The order and augmentation of one epoch (a pure function of its arguments)."""
     ds = _as_dataset(dataset)
     stride = _check(window, stride, batch_size)
     if int(transpose) < 0:
         raise ValueError(f"transpose={transpose!r}: expected a non-negative semitone count")
+    if key_normalize and int(transpose):
+        raise ValueError("key_normalize and transpose: give one (key normalization moves every "
+                         "piece to C major or A minor; transposition moves them at random)")
     if int(tempo_shift) < 0:
         raise ValueError(f"tempo_shift={tempo_shift!r}: expected a non-negative bin count")
     idx = ds.split_indices(split)
@@ -227,10 +250,12 @@ def plan_epoch(dataset, split: str, *, window: int = 256, stride: int | None = N
     rng = np.random.default_rng([int(seed), int(epoch)])
     if shuffle:
         order = rng.permutation(starts.shape[0])
-        starts, valid = starts[order], valid[order]
+        starts, valid, piece = starts[order], valid[order], piece[order]
         if prefix is not None:
             prefix, piece_starts = prefix[order], piece_starts[order]
-    if transpose:
+    if key_normalize:  # rows of the -KEY_SHIFT..KEY_SHIFT table
+        shift_rows = piece_key_shifts(ds)[idx][piece] + KEY_SHIFT
+    elif transpose:
         shift_rows = rng.integers(0, 2 * int(transpose) + 1, size=starts.shape[0])
     else:
         shift_rows = np.zeros(starts.shape[0], dtype=np.int64)
@@ -244,9 +269,11 @@ def plan_epoch(dataset, split: str, *, window: int = 256, stride: int | None = N
 class _BatchMaker:
     """Builds batch ``b`` of a plan: the one function both the NumPy and tf.data paths call."""
 
-    def __init__(self, ds: Dataset, transpose: int, tempo_shift: int = 0):
+    def __init__(self, ds: Dataset, transpose: int, tempo_shift: int = 0,
+                 key_normalize: bool = False):
         self.tokens = ds.tokens
-        self.tables = _TokenMaps(ds.codec, int(transpose)) if transpose else None
+        shift = KEY_SHIFT if key_normalize else int(transpose)
+        self.tables = _TokenMaps(ds.codec, shift) if shift else None
         if tempo_shift and ds.codec.version != 2:
             raise DatasetError(f"{ds.path}: tempo_shift needs codec version 2 (Tempo tokens); "
                                f"this dataset is version {ds.codec.version}")
@@ -289,7 +316,8 @@ def numpy_batches(dataset, split: str = "train", *, window: int = 256, stride: i
                   batch_size: int = 32, shuffle: bool = True, seed: int = 0, epoch: int = 0,
                   transpose: int = 0, drop_remainder: bool = False, epochs: int | None = 1,
                   start_batch: int = 0, weights: bool = False,
-                  tempo_shift: int = 0, header_prefix: bool = False) -> Iterator[tuple]:
+                  tempo_shift: int = 0, header_prefix: bool = False,
+                  key_normalize: bool = False) -> Iterator[tuple]:
     """Batches ``(inputs int32 [B, window], targets int32 [B, window])`` of ``split``
     (``weights=True`` adds ``target_weights(targets)``, float32 [B, window], for Keras).
 
@@ -310,6 +338,9 @@ def numpy_batches(dataset, split: str = "train", *, window: int = 256, stride: i
     header_prefix : bool
         Codec version 2: windows that start inside a piece begin with its header (the
         conditions), as context without loss (see the module's notes).
+    key_normalize : bool
+        Codec version 2: every window moved to C major or A minor with its piece (see the
+        module's notes).
     epochs : int or None
         Epochs ``epoch, epoch + 1, ...`` in a row (None: forever).
     start_batch : int
@@ -318,14 +349,14 @@ def numpy_batches(dataset, split: str = "train", *, window: int = 256, stride: i
         Also yield the loss weights (0 on PAD targets).
     """
     ds = _as_dataset(dataset)
-    make = _BatchMaker(ds, transpose, tempo_shift)
+    make = _BatchMaker(ds, transpose, tempo_shift, key_normalize)
     e = int(epoch)
     first = int(start_batch)
     while epochs is None or e < int(epoch) + int(epochs):
         plan = plan_epoch(ds, split, window=window, stride=stride, batch_size=batch_size,
                           shuffle=shuffle, seed=seed, epoch=e, transpose=transpose,
                           drop_remainder=drop_remainder, tempo_shift=tempo_shift,
-                          header_prefix=header_prefix)
+                          header_prefix=header_prefix, key_normalize=key_normalize)
         if plan.n_batches == 0:
             raise _no_windows(ds, split, batch_size, drop_remainder)
         for b in range(first, plan.n_batches):
@@ -339,7 +370,7 @@ def tf_dataset(dataset, split: str = "train", *, window: int = 256, stride: int 
                batch_size: int = 32, shuffle: bool = True, seed: int = 0, epoch: int = 0,
                transpose: int = 0, drop_remainder: bool = False, epochs: int | None = 1,
                start_batch: int = 0, weights: bool = False, parallel: int | None = None,
-               tempo_shift: int = 0, header_prefix: bool = False):
+               tempo_shift: int = 0, header_prefix: bool = False, key_normalize: bool = False):
     """The batches of ``numpy_batches`` (same arguments, identical values) as a ``tf.data.Dataset``
     of ``(inputs, targets)`` int32 tensors (``weights=True``: and float32 loss weights), built in
     parallel and prefetched; ``model.fit`` takes it as is.
@@ -349,7 +380,7 @@ def tf_dataset(dataset, split: str = "train", *, window: int = 256, stride: int 
     import tensorflow as tf
 
     ds = _as_dataset(dataset)
-    make = _BatchMaker(ds, transpose, tempo_shift)
+    make = _BatchMaker(ds, transpose, tempo_shift, key_normalize)
     plans: dict[int, EpochPlan] = {}
     lock = threading.Lock()
 
@@ -362,7 +393,8 @@ def tf_dataset(dataset, split: str = "train", *, window: int = 256, stride: int 
                 plans[e] = plan_epoch(ds, split, window=window, stride=stride,
                                       batch_size=batch_size, shuffle=shuffle, seed=seed, epoch=e,
                                       transpose=transpose, drop_remainder=drop_remainder,
-                                      tempo_shift=tempo_shift, header_prefix=header_prefix)
+                                      tempo_shift=tempo_shift, header_prefix=header_prefix,
+                                      key_normalize=key_normalize)
             return plans[e]
 
     # Batch numbers are laid out epoch after epoch; epochs are enumerated here, in Python, so

@@ -150,13 +150,23 @@ def count_notes(dataset, idx: list) -> int:
     return int(sum(int(piece_field(dataset.pieces[i], "n_notes")) for i in idx))
 
 
-def ngram_baseline(dataset, split: str, max_order: int = 5) -> dict:
-    """Interpolated Kneser-Ney n-gram trained on ``train``, order chosen on ``valid``."""
+def _piece_tokens(dataset, i: int, normalize: bool, dtype) -> np.ndarray:
+    """Piece ``i``'s tokens, moved to C major / A minor with ``normalize`` (as a
+    ``key_normalize`` model was trained on them)."""
+    tokens = np.asarray(dataset.piece_tokens(i))
+    if normalize:
+        tokens = dataset.codec.normalize_key(tokens)[0]
+    return tokens.astype(dtype)
+
+
+def ngram_baseline(dataset, split: str, max_order: int = 5, *, normalize: bool = False) -> dict:
+    """Interpolated Kneser-Ney n-gram trained on ``train``, order chosen on ``valid``
+    (``normalize``: on every piece moved to C major / A minor, as a key-normalized model)."""
     from .ngram import KneserNey, best_order
 
     codec = dataset.codec
-    seqs = {s: [np.asarray(dataset.piece_tokens(i), np.int64) for i in split_pieces(dataset, s)]
-            for s in ("train", "valid", split)}
+    seqs = {s: [_piece_tokens(dataset, i, normalize, np.int64)
+                for i in split_pieces(dataset, s)] for s in ("train", "valid", split)}
     model = KneserNey(seqs["train"], codec.vocab_size, codec.bos_id, max_order=max_order)
     order, valid_scores = best_order(model, seqs["valid"])
     types = np.asarray(codec.token_types)
@@ -202,18 +212,25 @@ def evaluate(model_dir, dataset, *, split: str = "test", backend: str | None = N
                                f"(fields {diff}); evaluate on a dataset prepared with the "
                                "model's codec")
     types = np.asarray(codec.token_types)
-    pieces = [np.asarray(dataset.piece_tokens(i), np.int32) for i in idx]
+    # A key-normalized model is scored on the pieces moved as it was trained on them (a
+    # one-to-one change of the notes given the piece's Key condition), and so is its n-gram.
+    from ..keyplan import key_normalized
+
+    normalize = key_normalized(eng.config)
+    pieces = [_piece_tokens(dataset, i, normalize, np.int32) for i in idx]
     pieces = [p for p in pieces if len(p) >= 2]
     n_notes = count_notes(dataset, idx)
     result = {"model_dir": str(model_dir), "dataset": str(getattr(dataset, "path", "")),
               "split": split, "n_pieces": len(pieces), "n_notes": n_notes,
-              "method": "whole pieces from BOS, teacher-forced, each target counted once",
+              "method": "whole pieces from BOS, teacher-forced, each target counted once"
+              + (", every piece moved to C major or A minor (the model is key-normalized)"
+                 if normalize else ""),
               "model": _lstm_scores(eng, pieces, int(codec.pad_id), types)
               .result(n_notes, with_accuracy=True)}
     if len(dataset.split_indices("train")):
         result["velocity"] = velocity_bins(dataset, "train")
     if baselines:
-        ng = ngram_baseline(dataset, split, max_order=max_order)
+        ng = ngram_baseline(dataset, split, max_order=max_order, normalize=normalize)
         result["ngram"] = ng
         result["improvement_over_ngram"] = 1.0 - (result["model"]["nll_per_token"]
                                                   / ng["nll_per_token"])

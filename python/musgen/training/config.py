@@ -43,6 +43,7 @@ class TrainConfig:
     min_learning_rate: float = 1e-5
     max_minutes: float | None = 25.0
     transpose: int = 0         # random transposition of each piece by up to +-N semitones
+    key_normalize: bool = False  # codec v2: every piece moved to C major / A minor (keyplan)
     tempo_shift: int = 0       # codec v2: random tempo change by up to +-N Tempo bins
     # codec v2: windows inside a piece start with its header of conditions (context, no loss);
     # ``train`` turns it on for version-2 datasets unless told otherwise. False here, so a run
@@ -64,5 +65,5 @@ PRESETS: dict = {
               "stride": 16, "batch_size": 32, "dropout": 0.2, "learning_rate": 1e-3,
               "weight_decay": 0.0,
               "embedding_dim": 0, "transpose": 0, "tempo_shift": 0, "validation_batch_size": None,
-              "header_prefix": False},
+              "header_prefix": False, "key_normalize": False},
 }

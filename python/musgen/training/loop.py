@@ -44,7 +44,7 @@ from .windows import epoch_windows, paper_normalization, paper_windows
 __all__ = ["train"]
 
 
-def _dataset_provenance(dataset) -> dict:
+def _dataset_provenance(dataset, key_normalize: bool = False) -> dict:
     info = dict(getattr(dataset, "info", {}) or {})
     path = getattr(dataset, "path", None)
     out = {"path": str(path) if path is not None else None,
@@ -53,7 +53,7 @@ def _dataset_provenance(dataset) -> dict:
            "splits": info.get("splits"),
            "format_version": info.get("format_version")}
     counts = getattr(dataset, "key_counts", None)
-    keys = counts("train") if counts is not None else {}
+    keys = counts("train", normalized=key_normalize) if counts is not None else {}
     if keys:  # codec version 2: the Key conditions the model learns from (generation's key plan)
         out["keys"] = keys
     profile = getattr(dataset, "rest_profile", None)
@@ -116,6 +116,9 @@ def _check_config(cfg: TrainConfig) -> None:
         raise ValueError(f"weight_decay={cfg.weight_decay!r}: expected a finite number >= 0")
     if not 0 <= int(cfg.transpose) <= 127:
         raise ValueError(f"transpose={cfg.transpose!r}: expected 0 to 127 semitones")
+    if cfg.key_normalize and int(cfg.transpose):
+        raise ValueError("key_normalize and transpose: give one (key normalization moves every "
+                         "piece to C major or A minor; transposition moves them at random)")
     vbs = cfg.validation_batch_size
     if vbs is not None and (not isinstance(vbs, (int, np.integer)) or isinstance(vbs, bool)
                             or vbs <= 0):
@@ -239,8 +242,8 @@ class _Run:
                      if self.distributed else None)
         self.callbacks = ([keras.callbacks.TensorBoard(log_dir=str(tensorboard))]
                           if tensorboard else [])
-        self.run_info = {"dataset": _dataset_provenance(dataset), "seed": cfg.seed,
-                         "preset": cfg.preset}
+        self.run_info = {"dataset": _dataset_provenance(dataset, cfg.key_normalize),
+                         "seed": cfg.seed, "preset": cfg.preset}
         self._start(state)
 
     def _build(self, keras) -> None:
@@ -319,7 +322,8 @@ class _Run:
                              seed=cfg.seed, epoch=epoch, shuffle=shuffle,
                              transpose=cfg.transpose if split == "train" else 0,
                              tempo_shift=cfg.tempo_shift if split == "train" else 0,
-                             header_prefix=cfg.header_prefix)
+                             header_prefix=cfg.header_prefix,
+                             key_normalize=bool(cfg.key_normalize))
         return x, y, None
 
     # ------------------------------------------------------------------ the epoch loop
@@ -429,7 +433,7 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
           dense_units: list | None = None, tempo_shift: int | None = None,
           validation_batch_size: int | None = None,
           weight_decay: float | None = None, init_from=None,
-          header_prefix: bool | None = None) -> Path:
+          header_prefix: bool | None = None, key_normalize: bool | None = None) -> Path:
     """Train a model on ``dataset`` and export the best epoch to the model directory ``output``.
 
     Parameters
@@ -463,6 +467,11 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
         style, density, instruments, tempo, meter) as context without loss, so the model learns
         to follow them past a piece's first window. Default: on for a codec-version-2 dataset
         with the default preset (``musgen.data.pipeline``); version 1 has no header.
+    key_normalize : bool or None
+        Codec version 2: every piece, of every split, is moved to C major or A minor (notes and
+        Key condition), so the model learns one key per mode; ``generate(key=...)`` reaches
+        the others by transposition (``musgen.keyplan``), and ``musgen evaluate`` scores the
+        pieces moved the same way. Excludes ``transpose``. Default: off.
 
     Other settings left as None take the preset's value (``TrainConfig``: learning rate 4e-3,
     ...; chosen by measurement, see ``bench/bench_train.py``), except that the default preset
@@ -490,7 +499,7 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
                  "learning_rate": learning_rate, "patience": patience, "transpose": transpose,
                  "dense_units": dense_units, "tempo_shift": tempo_shift,
                  "validation_batch_size": validation_batch_size, "weight_decay": weight_decay,
-                 "header_prefix": header_prefix}
+                 "header_prefix": header_prefix, "key_normalize": key_normalize}
     cfg, state = _run_config(ckpt_dir, resume=resume, preset=preset, overrides=overrides,
                              seed=seed, max_minutes=max_minutes, epochs=epochs)
     _check_splits(dataset)
@@ -498,7 +507,11 @@ def train(dataset, output, *, preset: str = "default", epochs: int | None = None
     if state is None:
         if header_prefix is None:
             cfg.header_prefix = cfg.preset != "paper" and dataset.codec.version == 2
-        elif header_prefix and dataset.codec.version != 2:
+        if cfg.key_normalize and dataset.codec.version != 2:
+            raise ValueError(f"key_normalize=True: the dataset is codec version "
+                             f"{dataset.codec.version}, whose pieces have no key condition "
+                             "(version 2 has)")
+        if header_prefix and dataset.codec.version != 2:
             raise ValueError(f"header_prefix=True: the dataset is codec version "
                              f"{dataset.codec.version}, whose pieces have no header of "
                              "conditions (version 2 has)")

@@ -13,7 +13,8 @@ __all__ = ["epoch_windows", "paper_windows", "paper_normalization"]
 
 def epoch_windows(dataset, split: str, *, window: int, stride: int, seed: int, epoch: int,
                   shuffle: bool = True, transpose: int = 0, tempo_shift: int = 0,
-                  header_prefix: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                  header_prefix: bool = False,
+                  key_normalize: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """All windows of one epoch, in training order -> ``(inputs, targets)`` int32 ``[N, window]``.
 
     The batches of ``musgen.pipeline.numpy_batches`` concatenated (PAD-filled tails; the loss
@@ -21,14 +22,16 @@ def epoch_windows(dataset, split: str, *, window: int, stride: int, seed: int, e
     resumed epoch sees exactly the data the uninterrupted run saw. ``transpose`` moves notes
     (and a version-2 Key token) by up to that many semitones, ``tempo_shift`` a version-2
     piece's Tempo tokens by up to that many bins; ``header_prefix`` starts a version-2 window
-    inside a piece with the piece's header of conditions (context without loss).
+    inside a piece with the piece's header of conditions (context without loss);
+    ``key_normalize`` moves every version-2 window to C major or A minor with its piece.
     """
     from ..data.pipeline import numpy_batches
 
     xs, ys = [], []
     for x, y in numpy_batches(dataset, split, window=window, stride=stride, batch_size=4096,
                               shuffle=shuffle, seed=seed, epoch=epoch, transpose=transpose,
-                              tempo_shift=tempo_shift, header_prefix=header_prefix):
+                              tempo_shift=tempo_shift, header_prefix=header_prefix,
+                              key_normalize=key_normalize):
         xs.append(x)
         ys.append(y)
     return np.concatenate(xs), np.concatenate(ys)
