@@ -5,7 +5,8 @@ multi-instrument corpus, then generates 50 pieces per condition and measures:
   the asked parts that hold notes, and the share of notes in them (the rest would be in parts
   the model was not given; the engine masks those, so this share is 1 by construction) against
   pieces generated without the condition (how often the model picks those instruments itself);
-* key: with ``key=K`` and ``scale_strictness=0`` (the Key token only: no mask, no bias on
+* key: with ``key=K`` and ``scale_strictness=0`` (the Key condition, or for a key the model
+  hardly saw the transposition of ``musgen.keyplan``: no mask, no bias on
   pitches), the share of pitched notes inside K's scale (major, or natural + harmonic minor),
   against unconditioned pieces measured in the same key. The condition works if the first is
   clearly higher.
@@ -75,9 +76,12 @@ def run(args) -> dict:
     ds = data.Dataset.open(ds_dir)
     model = work / "model"
     t0 = time.perf_counter()
+    # key normalization (every piece in C major / A minor, other keys by transposition) or
+    # random transposition with the Key condition moved along
+    augment = {"key_normalize": True} if args.key_normalize else {"transpose": 6}
     training.train(ds, model, units=args.units, layers=2, embedding_dim=64, window=128,
-                   stride=64, max_minutes=args.minutes, seed=0, transpose=6, quiet=True,
-                   resume=(model / "checkpoints").exists())
+                   stride=64, max_minutes=args.minutes, seed=0, quiet=True,
+                   resume=(model / "checkpoints").exists(), **augment)
     # the run's own training time (a resumed, finished run does not train again)
     seconds = json.loads((model / "config.json").read_text())["training"].get("train_seconds")
     train_minutes = seconds / 60 if seconds else (time.perf_counter() - t0) / 60
@@ -85,6 +89,7 @@ def run(args) -> dict:
     prefix = json.loads((model / "config.json").read_text())["training"]["hyperparameters"].get(
         "header_prefix", False)
     out: dict = {"corpus": args.corpus, "pieces": len(ds), "header_prefix": prefix,
+                 "key_normalize": bool(args.key_normalize),
                  "train_minutes": round(train_minutes, 1),
                  "units": args.units, "n": args.n, "length": length, "instruments": [],
                  "keys": []}
@@ -142,26 +147,29 @@ def write(result: dict, stem: str = "v2_conditions") -> None:
              f"{result['train_minutes']} min"
              + (", training windows prefixed with the piece's conditions"
                 if result.get("header_prefix") else "")
+             + (", every piece moved to C major or A minor (`--key-normalize`; other keys by "
+                "transposition)" if result.get("key_normalize") else
+                ", transposition by up to +-6 semitones")
              + f"; {result['n']} pieces of {result['length']} per condition.", "",
              "| instruments (GM programs) | asked parts with notes | "
              "unconditioned pieces with these instruments |", "|---|---:|---:|"]
     for r in result["instruments"]:
         lines.append(f"| {r['programs']} | {r['parts_with_notes']:.2f} | "
                      f"{r['unconditioned_pieces_with_these_instruments']:.2f} |")
-    lines += ["", "| key (Key token only, no pitch mask) | notes in scale, conditioned | "
+    lines += ["", "| key (`key=K, scale_strictness=0`: no pitch mask) | notes in scale, conditioned | "
               "unconditioned |", "|---|---:|---:|"]
     for r in result["keys"]:
         lines.append(f"| {r['key']} | {r['conditioned']:.3f} | {r['unconditioned']:.3f} |")
     if result.get("keys_of_keys_model"):
         lines += ["", f"The same key measurement on {result['keys_model']} (trained with key "
                       "conditions):", "",
-                  "| key (Key token only, no pitch mask) | notes in scale, conditioned | "
+                  "| key (`key=K, scale_strictness=0`: no pitch mask) | notes in scale, conditioned | "
                   "unconditioned |", "|---|---:|---:|"]
         for r in result["keys_of_keys_model"]:
             lines.append(f"| {r['key']} | {r['conditioned']:.3f} | {r['unconditioned']:.3f} |")
     gain = key_gain(result["keys"])
     lines += ["", "Instruments: the parts asked for are the piece's parts and hold notes, and "
-              "the model never picks these sets by itself. Key: the Key token alone moves the "
+              "the model never picks these sets by itself. Key: `key=` without a pitch mask moves the "
               f"share of notes in the asked scale by {gain:+.3f} on average over the keys "
               f"({'it follows the key' if gain >= 0.05 else 'it does not follow the key'}). "
               "`key=` with the default scale_strictness (1: out-of-scale pitches masked) "
@@ -177,6 +185,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=50, help="pieces per condition")
     ap.add_argument("--beats", type=int, default=32, help="length of each piece")
     ap.add_argument("--work", default=str(ROOT / "build" / "v2_conditions"))
+    ap.add_argument("--key-normalize", action="store_true",
+                    help="train with key normalization instead of random transposition")
     ap.add_argument("--results", default="v2_conditions",
                     help="name of the results files in bench/results (.json, .md)")
     ap.add_argument("--keys-model", default=None, metavar="MODEL",
