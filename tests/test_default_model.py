@@ -47,8 +47,8 @@ def test_default_model_card_carries_the_music_figures(name):
     metrics = json.loads((model / "metrics.json").read_text())
     card = (model / "MODEL_CARD.md").read_text()
     music = metrics["music"]
-    for name, row in music["features"].items():
-        assert {"mean", "reference_mean", "overlap_area", "kl"} <= set(row), name
+    for feature, row in music["features"].items():
+        assert {"mean", "reference_mean", "overlap_area", "kl"} <= set(row), feature
     mem = music["memorization"]
     for key in ("copy_rate_8", "copy_rate_12", "copy_rate_16", "longest_run_median",
                 "longest_run_max"):
@@ -217,20 +217,20 @@ def test_default_model_card_music_reproduced(corpus_root, tmp_path, name):
                                  length=s["length"], temperature=s["temperature"],
                                  top_k=s["top_k"], top_p=s["top_p"], seed=s["seed"]).result)
     assert got["memorization"] == want["memorization"]
-    for name, info in want["sets"].items():  # the same pieces: the same note counts
-        assert got["sets"][name]["n_notes"] == info["n_notes"], name
+    for piece_set, info in want["sets"].items():  # the same pieces: the same note counts
+        assert got["sets"][piece_set]["n_notes"] == info["n_notes"], piece_set
     for part in [("features",), ("baselines", "ngram", "features"),
                  ("baselines", "markov", "features"), ("baselines", "train", "features")]:
         g, w = got, want
         for key in part:
             g, w = g[key], w[key]
-        for name, row in w.items():
+        for feature, row in w.items():
             for key, value in row.items():
                 if value is None:
-                    assert g[name][key] is None, (part, name, key)
+                    assert g[feature][key] is None, (part, feature, key)
                 else:
-                    assert g[name][key] == pytest.approx(value, rel=1e-6, abs=1e-9), \
-                        (part, name, key)
-    for name in ("ngram", "markov"):
-        assert got["baselines"][name]["memorization"] == \
-            want["baselines"][name]["memorization"]
+                    assert g[feature][key] == pytest.approx(value, rel=1e-6, abs=1e-9), \
+                        (part, feature, key)
+    for baseline in ("ngram", "markov"):
+        assert got["baselines"][baseline]["memorization"] == \
+            want["baselines"][baseline]["memorization"]

@@ -93,7 +93,7 @@ def _notes(score):
 
 
 def test_generate_transposes_a_key_the_model_hardly_saw(v2_model, backend):
-    kw = dict(n=4, length="16 beats", seed=11, backend=backend)
+    kw = {"n": 4, "length": "16 beats", "seed": 11, "backend": backend}
     # the same pieces, two semitones up (the ranges keep the random model off MIDI's edges)
     home = generation.generate_with_report(v2_model, key="C minor", pitch_range=(30, 90), **kw)
     asked = generation.generate_with_report(v2_model, key="D minor", pitch_range=(32, 92), **kw)

@@ -32,7 +32,6 @@ from pathlib import Path
 import model_card
 from model_card import copies_line, metrics_table, music_command, music_rows
 
-
 REPO = Path(__file__).resolve().parent.parent
 NAME = "chorale"
 OUT = REPO / "build" / "chorale_model"
@@ -70,7 +69,7 @@ DATA_README = REPO / "tests" / "data" / "corpus_small" / "README_source.md"
 
 
 def _music_section(music: dict, previous: dict | None) -> str:
-    f, b = music["features"], music["baselines"]
+    f = music["features"]
     rows = music_rows(music, previous, CARD_FEATURES)
     early = f["ended_early"]["mean"]
     worst = min((f[n]["overlap_area"], n) for n in CARD_FEATURES

@@ -27,7 +27,7 @@ import numpy as np
 
 from .engine.constraints import Scale, parse_key
 
-__all__ = ["KNOWN_KEY_SHARE", "KeyPlan", "key_plan", "key_normalized", "transpose_notes"]
+__all__ = ["KNOWN_KEY_SHARE", "KeyPlan", "key_normalized", "key_plan", "transpose_notes"]
 
 #: A key the model saw in at least this share of the pieces of its mode's most common key is
 #: asked for through the condition; a rarer one is reached by transposition.
