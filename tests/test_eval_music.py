@@ -175,6 +175,49 @@ def test_evaluate_music_cli_with_baselines(dataset, tmp_path, capsys):
               str(tmp_path / "r")])
 
 
+def _longest_rest(score) -> float:
+    n = score.notes[np.argsort(score.notes["start"], kind="stable")]
+    reach = np.maximum.accumulate(n["end"])
+    return max(0, int((n["start"][1:] - reach[:-1]).max(initial=0))) / score.ticks_per_beat
+
+
+def _most_sounding(score) -> int:
+    starts, ends = score.notes["start"], score.notes["end"]
+    return max(int(((starts <= t) & (ends > t)).sum()) for t in starts)
+
+
+def test_ngram_pieces_keep_the_models_generation_defaults(dataset):
+    """The baselines are held to the rules a model's generation defaults turn on (here: no
+    rests, at most two voices)."""
+    model, order = fit_ngram(dataset, max_order=4)
+    kw = dict(n=8, length="16 beats", seed=5)
+    free = ngram_pieces(model, order, dataset.codec, **kw)
+    held = ngram_pieces(model, order, dataset.codec, defaults={"max_rest": 0.0,
+                                                               "max_voices": 2}, **kw)
+    assert max(_most_sounding(s) for s in free) > 2
+    assert max(_most_sounding(s) for s in held) <= 2
+    assert max(_longest_rest(s) for s in held) == 0
+
+
+def test_evaluate_music_baselines_follow_the_models_defaults(dataset, tmp_path, monkeypatch):
+    from musgen.eval import baselines, music
+    from musgen.modeldir import load_model_dir, save_model_dir
+
+    config, tensors = load_model_dir(V1_MODEL)
+    config["generation"] = {"max_rest": 0.0, "max_voices": 4}
+    model = save_model_dir(tmp_path / "m", config, tensors)
+    seen = []
+    original = baselines.ngram_pieces
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("defaults"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(baselines, "ngram_pieces", spy)
+    music.evaluate_music(model, dataset, split="valid", n=2, length="4 beats", seed=1)
+    assert seen == [{"max_rest": 0.0, "max_voices": 4}] * 2  # the n-gram and the Markov chain
+
+
 def test_evaluate_music_without_baselines(dataset):
     from musgen.eval.music import evaluate_music
 

@@ -52,10 +52,11 @@ def fit_ngram(dataset, max_order: int = 5):
 
 
 def ngram_pieces(model, order: int, codec, *, n: int, length, temperature=1.0, top_k=None,
-                 top_p=None, seed=None, progress=None) -> list:
+                 top_p=None, seed=None, progress=None, defaults: dict | None = None) -> list:
     """Sample ``n`` pieces from an n-gram model through the codec's grammar and the generation
-    rules of :func:`musgen.generate` (the length asked at least, the same ending) -> list of
-    Score."""
+    rules of :func:`musgen.generate` (the length asked at least, the same ending, and the
+    rules a model's generation ``defaults`` turn on: ``max_rest``, ``max_voices``,
+    ``min_voices``, so a baseline is held to what the model is held to) -> list of Score."""
     from .. import codec as codec_mod
     from ..engine._engine import LENGTH_UNITS, TokenStreams, _sampling_settings, stream_seeds
     from ..engine.rules import Rules
@@ -65,7 +66,12 @@ def ngram_pieces(model, order: int, codec, *, n: int, length, temperature=1.0, t
     grammar = codec_mod.grammar(codec)
     tables = token_tables(codec)
     budget, unit, cap = length_budget(*parse_length(length), tables)
-    rules = Rules(tables, ending="bar" if tables.has_bars else "beat")
+    defaults = defaults or {}
+    rest = defaults.get("max_rest")
+    rules = Rules(tables, ending="bar" if tables.has_bars else "beat",
+                  max_voices=defaults.get("max_voices", 0),
+                  min_voices=defaults.get("min_voices", 0),
+                  max_rest_steps=-1 if rest is None else int(round(rest * tables.steps_per_beat)))
     temps, ks, ps = _sampling_settings(n, temperature, top_k, top_p, codec.vocab_size)
     primer = np.full((n, 1), codec.bos_id, np.int32)
     streams, reasons = numpy_generate(

@@ -269,6 +269,18 @@ def _nll_summary(nll: dict) -> dict:
     return out
 
 
+def _generation_defaults(model) -> dict:
+    """The generation defaults of ``model`` (a loaded Engine, a folder or a shipped name)."""
+    from ..generation import generation_defaults
+    from ..modeldir import load_config
+    from ..modelzoo import resolve_model
+
+    if hasattr(model, "config"):
+        return generation_defaults(model.config, getattr(model, "path", None))
+    path = resolve_model(model)
+    return generation_defaults(load_config(path), path)
+
+
 def evaluate_music(model, dataset, *, split: str = "test", n: int = 200, length="64 beats",
                    temperature=1.0, top_k=None, top_p=None, seed: int = 0,
                    backend: str | None = None, baselines: bool = True, intervals: bool = False,
@@ -278,8 +290,9 @@ def evaluate_music(model, dataset, *, split: str = "test", n: int = 200, length=
 
     The reference and training pieces are the dataset's, decoded from their tokens (on the
     codec's grid, as generated pieces are). With ``baselines``: ``n`` pieces sampled from the
-    dataset's Kneser-Ney n-gram with the same sampling settings and seed (the floor), as many
-    from its order-3 Markov chain (``markov``), and up to
+    dataset's Kneser-Ney n-gram with the same sampling settings and seed and the rules the
+    model's generation defaults turn on (the floor), as many from its order-3 Markov chain
+    (``markov``), and up to
     ``n`` training pieces (the ceiling), each compared with the split the same way; and the
     held-out NLL of the model and of the n-gram (``nll``).
     """
@@ -309,11 +322,13 @@ def evaluate_music(model, dataset, *, split: str = "test", n: int = 200, length=
     generated = piece_set("generated", "model", scores, target_beats=target, quiet=quiet)
     rows = []
     if baselines:
+        # the baselines are held to the rules the model's own generation defaults turn on
+        defaults = _generation_defaults(model)
         ngram, order = fit_ngram(dataset, max_order=max_order)
         with progress_bar(None, f"sampling the {order}-gram", unit="tok", quiet=quiet) as bar:
             sampled = ngram_pieces(ngram, order, dataset.codec, n=n, length=length,
                                    temperature=temperature, top_k=top_k, top_p=top_p,
-                                   seed=seed, progress=bar.update)
+                                   seed=seed, progress=bar.update, defaults=defaults)
         rows.append(piece_set("ngram", f"{order}-gram", sampled,
                               target_beats=target, quiet=quiet))
         # The order-3 Markov chain (the next token from the last three: the same Kneser-Ney
@@ -323,7 +338,7 @@ def evaluate_music(model, dataset, *, split: str = "test", n: int = 200, length=
                           quiet=quiet) as bar:
             sampled = ngram_pieces(ngram, markov, dataset.codec, n=n, length=length,
                                    temperature=temperature, top_k=top_k, top_p=top_p,
-                                   seed=seed, progress=bar.update)
+                                   seed=seed, progress=bar.update, defaults=defaults)
         rows.append(piece_set("markov", f"order-{markov - 1} Markov", sampled,
                               target_beats=target, quiet=quiet))
         rows.append(piece_set("train", "train pieces", training_pieces(dataset, n, seed),
