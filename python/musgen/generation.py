@@ -361,9 +361,16 @@ def _static_arrays(codec, tables, *, key, scale_strictness, pitch_range, style, 
 GENERATION_DEFAULTS = ("max_rest", "max_voices", "min_voices")
 
 
-def _is_number(value) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer,
-                                                               np.floating))
+def _is_beats(value) -> bool:
+    """A finite number of beats >= 0 (not a bool)."""
+    return (not isinstance(value, bool)
+            and isinstance(value, (int, float, np.integer, np.floating))
+            and bool(np.isfinite(value)) and value >= 0)
+
+
+def rest_steps(max_rest: float | None, steps_per_beat: int) -> int:
+    """``max_rest`` in beats (None: off) as the engine rule's ``max_rest_steps`` (-1: off)."""
+    return -1 if max_rest is None else int(round(max_rest * steps_per_beat))
 
 
 def generation_defaults(config: dict, where=None) -> dict:
@@ -386,10 +393,12 @@ def generation_defaults(config: dict, where=None) -> dict:
             raise ModelFormatError(f"{place}: generation.{name}: not a setting a model may set "
                                    f"(expected {', '.join(GENERATION_DEFAULTS)})")
         if name == "max_rest":
-            ok = _is_number(value) and np.isfinite(value) and value >= 0
+            ok = _is_beats(value)
         else:
-            ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool) \
-                and 1 <= value <= 32
+            try:
+                ok = _optional_int(value, name, 1, 32) is not None
+            except ValueError:
+                ok = False
         if not ok:
             raise ModelFormatError(f"{place}: generation.{name}: {value!r}, expected "
                                    + ("beats >= 0" if name == "max_rest" else "1..32"))
@@ -417,8 +426,7 @@ def _max_rest_beats(value, defaults: dict) -> float | None:
         return defaults.get("max_rest")
     if value is None or (isinstance(value, str) and value.strip().lower() in ("off", "none")):
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(value) or value < 0:
+    if not _is_beats(value):
         raise ValueError(f"max_rest: {value!r}, expected beats >= 0, 'auto' or None (off)")
     return float(value)
 
@@ -798,8 +806,7 @@ def generate_with_report(model=None, **kwargs) -> Generation:
                   grace_steps=grace_steps, allowed=allowed, bias=bias,
                   max_voices=max_voices or 0, min_voices=min_voices or 0,
                   density=density or 0.0,
-                  max_rest_steps=-1 if max_rest is None
-                  else int(round(max_rest * tables.steps_per_beat)))
+                  max_rest_steps=rest_steps(max_rest, tables.steps_per_beat))
     budget, engine_unit, cap = length_budget(amount, unit, tables, grace_steps)
     seed = _draw_seed(opts["seed"])
     streams = engine.generate_tokens(

@@ -146,12 +146,18 @@ def positive_float(text: str) -> float:
     return value
 
 
+def _auto_or_off(text: str):
+    """``"auto"`` for auto, None for off (either case), else False: a value to parse."""
+    word = str(text).strip().lower()
+    return {"auto": "auto", "off": None}.get(word, False)
+
+
 @_named("voices")
 def voices(text: str):
     """``generate --max-voices/--min-voices``: 1..32, ``auto`` (the model's) or ``off``."""
-    word = str(text).strip().lower()
-    if word in ("auto", "off"):
-        return "auto" if word == "auto" else None
+    word = _auto_or_off(text)
+    if word is not False:
+        return word
     expected = "an integer from 1 to 32, 'auto' (the model's) or 'off'"
     value = _int(text, expected)
     if not 1 <= value <= 32:
@@ -162,9 +168,9 @@ def voices(text: str):
 @_named("rest")
 def rest(text: str):
     """``generate --max-rest``: beats >= 0, ``auto`` (the model's) or ``off``."""
-    word = str(text).strip().lower()
-    if word in ("auto", "off"):
-        return "auto" if word == "auto" else None
+    word = _auto_or_off(text)
+    if word is not False:
+        return word
     expected = "beats >= 0, 'auto' (the model's) or 'off'"
     value = _float(text, expected)
     if value < 0.0:

@@ -276,11 +276,17 @@ def start_state(t: TokenTables, r: Rules, unit: int, length: int, primer) -> Rul
     return s
 
 
+def _kth_end(s: RuleState, k: int) -> int:
+    """The k-th largest end clock of the tracked notes (k <= their count; rules.hpp
+    ``kth_end``): fewer than k notes sound at a clock iff the clock is >= it."""
+    return sorted(s.voice_end, reverse=True)[k - 1]
+
+
 def _free_at(s: RuleState, r: Rules) -> int:
     """Notes may start at clocks >= this: the max_voices-th largest end of the tracked notes."""
     if r.max_voices <= 0 or len(s.voice_end) < r.max_voices:
         return -NO_LIMIT
-    return sorted(s.voice_end, reverse=True)[r.max_voices - 1]
+    return _kth_end(s, r.max_voices)
 
 
 def _held_until(s: RuleState, r: Rules) -> int:
@@ -290,7 +296,7 @@ def _held_until(s: RuleState, r: Rules) -> int:
         return NO_LIMIT
     if len(s.voice_end) < r.min_voices:
         return s.clock
-    return sorted(s.voice_end, reverse=True)[r.min_voices - 1]
+    return _kth_end(s, r.min_voices)
 
 
 def derive_state_flags(table: np.ndarray, t: TokenTables, allowed, eos_id: int = -1) -> tuple:

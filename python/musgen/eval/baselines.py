@@ -61,17 +61,16 @@ def ngram_pieces(model, order: int, codec, *, n: int, length, temperature=1.0, t
     from ..engine._engine import LENGTH_UNITS, TokenStreams, _sampling_settings, stream_seeds
     from ..engine.rules import Rules
     from ..engine.sampling import numpy_generate
-    from ..generation import decode_pieces, length_budget, parse_length, token_tables
+    from ..generation import decode_pieces, length_budget, parse_length, rest_steps, token_tables
 
     grammar = codec_mod.grammar(codec)
     tables = token_tables(codec)
     budget, unit, cap = length_budget(*parse_length(length), tables)
     defaults = defaults or {}
-    rest = defaults.get("max_rest")
     rules = Rules(tables, ending="bar" if tables.has_bars else "beat",
                   max_voices=defaults.get("max_voices", 0),
                   min_voices=defaults.get("min_voices", 0),
-                  max_rest_steps=-1 if rest is None else int(round(rest * tables.steps_per_beat)))
+                  max_rest_steps=rest_steps(defaults.get("max_rest"), tables.steps_per_beat))
     temps, ks, ps = _sampling_settings(n, temperature, top_k, top_p, codec.vocab_size)
     primer = np.full((n, 1), codec.bos_id, np.int32)
     streams, reasons = numpy_generate(
