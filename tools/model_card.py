@@ -110,8 +110,22 @@ def copies_line(music: dict, ngram: str = "n-gram") -> str:
     mem, ref = music["memorization"], music["memorization"]["reference"]
     ngram_mem = music["baselines"]["ngram"]["memorization"]
     split = {"valid": "validation"}.get(music["settings"]["split"], music["settings"]["split"])
-    return f"""- Copies from the training split: the model's 16-note n-grams {mem['copy_rate_16']:.2%} (12:
+    rate16 = f"{mem['copy_rate_16']:.2%}"
+    return f"""- Copies from the training split: the model's 16-note n-grams {rate16} (12:
   {mem['copy_rate_12']:.2%}, 8: {mem['copy_rate_8']:.2%}), longest copied run median
   {mem['longest_run_median']:g} / max {mem['longest_run_max']} notes; the {ngram}'s
   {ngram_mem['copy_rate_16']:.2%}; the {split} split's own {ref['copy_rate_16']:.2%} (median
   {ref['longest_run_median']:g} / max {ref['longest_run_max']}), the honest level."""
+
+
+def check_against_shipped(shipped_dir: Path, tensors: dict) -> int:
+    """``--check``: print the largest weight difference between a retrained model's tensors
+    and the shipped model's; 0 (the exit status) when they are bit-identical, else 1."""
+    import numpy as np
+
+    from musgen.modeldir import load_model_dir
+
+    _, shipped = load_model_dir(shipped_dir)
+    worst = max(float(np.max(np.abs(shipped[k] - tensors[k]))) for k in shipped)
+    print(f"largest |weight difference| against the shipped model: {worst:.3g}")
+    return 0 if worst == 0.0 else 1

@@ -37,7 +37,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 import model_card
 from model_card import copies_line, metrics_table, music_command, music_rows
@@ -107,7 +106,8 @@ def write_card(model_dir: Path, config: dict, result: dict) -> None:
     t = config["training"]
     hp = t["hyperparameters"]
     splits = t["dataset"]["splits"]
-    keys = t["dataset"].get("keys") or {}
+    # most common first, whatever order the config was read back in (config.json sorts keys)
+    keys = dict(sorted((t["dataset"].get("keys") or {}).items(), key=lambda kv: (-kv[1], kv[0])))
     previous = result.get("previous_music")
     music = _music_section(result["music"], previous, "music") if result.get("music") else ""
     valid = (_music_section(result["music_valid"], result.get("previous_music_valid"),
@@ -257,11 +257,7 @@ def main(argv=None) -> int:
                        resume=(model_dir / "checkpoints").exists(), quiet=True, **TRAIN)
         print(f"trained in {time.perf_counter() - t0:.0f} s")
     if args.check:
-        _, shipped = load_model_dir(PACKAGE_MODEL)
-        _, tensors = load_model_dir(model_dir)
-        worst = max(float(np.max(np.abs(shipped[k] - tensors[k]))) for k in shipped)
-        print(f"largest |weight difference| against the shipped model: {worst:.3g}")
-        return 0 if worst == 0.0 else 1
+        return model_card.check_against_shipped(PACKAGE_MODEL, load_model_dir(model_dir)[1])
     out = package(model_dir, ds_dir, ds_dir_v1, work / "package_model", args.report)
     if PACKAGE_MODEL.exists():
         shutil.rmtree(PACKAGE_MODEL)
